@@ -9,7 +9,7 @@ APT_PACKAGES=(
     qemu-system-x86 qemu-utils e2fsprogs      # lab VMs: real IPVS under Debian's kernel
     busybox-static cpio kmod
     iproute2 nftables ipvsadm                 # kernel plumbing and independent observers
-    openssh-client sshpass curl openssl       # reaching lab hosts like a user would
+    openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
     hyperfine python3-venv
 )
 
