@@ -10,7 +10,7 @@ APT_PACKAGES=(
     busybox-static cpio kmod
     iproute2 nftables ipvsadm                 # kernel plumbing and independent observers
     openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
-    hyperfine python3-venv
+    iputils-ping hyperfine python3-venv
 )
 
 missing=()

@@ -41,7 +41,10 @@ def ensure_rootfs(quiet: bool = False) -> Path:
     tmp = CACHE / "rootfs.building"
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
-        print(f"lab: building the {SUITE} rootfs with debootstrap (once, about a minute)", file=sys.stderr)
+        print(
+            f"lab: building the {SUITE} rootfs with debootstrap (once, about a minute)",
+            file=sys.stderr,
+        )
     log = CACHE / "debootstrap.log"
     with log.open("w") as out:
         rc = subprocess.call(
