@@ -1,0 +1,346 @@
+"""QEMU (TCG) virtual machines with Debian's cloud kernel: the only place with real IPVS here.
+
+Two kinds:
+- `run(share, command)`: one throwaway VM, no network card, `share` mounted at /mnt/share, runs
+  one command as root (IPVS modules loaded) and reports its output and exit code. About 10 s.
+- `start_host(...)` / `stop_host(pid)`: a long-lived VM host booting systemd and sshd, on a tap in
+  a lab namespace, with its own files (hostname, keys, ...) copied over / at boot.
+
+Both boot the cached root image read-only (qemu `snapshot=on`, or a qcow2 overlay per host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from sealos_lab.kernel import ensure_kernel
+from sealos_lab.vmimage import ensure_initramfs, ensure_root_image, make_ext4
+
+QEMU = "qemu-system-x86_64"
+# Exit codes of `run` when the command did not finish (same meaning as timeout(1)'s 124).
+TIMEOUT_RC = 124
+VM_FAILED_RC = 125
+
+
+@dataclass
+class VmResult:
+    """What a `run` produced: the command's exit code and its stdout+stderr."""
+
+    returncode: int
+    output: str
+    timed_out: bool = False
+    seconds: float = 0.0
+
+
+def _qemu_base(memory_mb: int) -> list[str]:
+    """Flags every lab VM shares: software emulation with a small code cache, no default devices."""
+    return [
+        QEMU,
+        "-accel",
+        "tcg,tb-size=64",
+        "-cpu",
+        "max",
+        "-smp",
+        "1",
+        "-m",
+        str(memory_mb),
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-device",
+        "virtio-rng-pci",
+    ]
+
+
+def _kernel_args(kernel_path: Path, initrd: Path, append: str) -> list[str]:
+    return ["-kernel", str(kernel_path), "-initrd", str(initrd), "-append", append]
+
+
+def _disk(path: Path, serial: str, fmt: str = "raw", extra: str = "") -> list[str]:
+    spec = f"file={path},format={fmt},if=none,id={serial}" + (f",{extra}" if extra else "")
+    return ["-drive", spec, "-device", f"virtio-blk-pci,drive={serial},serial={serial}"]
+
+
+def _parse(raw: str, token: str) -> tuple[Optional[int], str]:
+    """The command's exit code (None if it never finished) and its output, from the serial log."""
+    text = raw.replace("\r\n", "\n")
+    begin = f"===SEALOS-LAB-BEGIN-{token}===\n"
+    end = f"\n===SEALOS-LAB-END-{token} rc="
+    start = text.find(begin)
+    if start < 0:
+        return None, ""
+    body = text[start + len(begin) :]
+    stop = body.find(end)
+    if stop < 0:
+        return None, body
+    tail = body[stop + len(end) :].split("===", 1)[0]
+    try:
+        return int(tail), body[:stop]
+    except ValueError:
+        return None, body[:stop]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run(share: Path, command: str, timeout: float = 300.0, memory_mb: int = 512) -> VmResult:
+    """Boot one VM with `share` at /mnt/share, run `command` there as root, return rc and output.
+
+    A command still running after `timeout` seconds is killed with its VM; the result then has
+    `timed_out=True` and returncode 124. A VM that fails to boot gives returncode 125.
+    """
+    share = Path(share)
+    if not share.is_dir():
+        raise ValueError(f"vm-run: {share} is not a folder; pass an existing directory to share")
+    started = time.monotonic()
+    kernel = ensure_kernel()
+    initrd = ensure_initramfs(kernel)
+    root = ensure_root_image(kernel)
+    token = secrets.token_hex(8)
+    with tempfile.TemporaryDirectory(prefix="sealos-vm-run-") as tmpdir:
+        tmp = Path(tmpdir)
+        share_img = make_ext4(share, tmp / "share.img", label="share")
+        cmd_file = tmp / "command"
+        cmd_file.write_text(command)
+        console, output = tmp / "console.log", tmp / "output.log"
+        argv = [
+            *_qemu_base(memory_mb),
+            "-no-reboot",
+            *_kernel_args(
+                kernel.vmlinuz,
+                initrd,
+                f"console=ttyS0 quiet loglevel=3 panic=-1 lab.mode=run lab.token={token}",
+            ),
+            *_disk(root, "lab-root", extra="snapshot=on"),
+            *_disk(share_img, "lab-share"),
+            "-fw_cfg",
+            f"name=opt/sealos-lab/command,file={cmd_file}",
+            "-serial",
+            f"file:{console}",
+            "-serial",
+            f"file:{output}",
+        ]
+        # The temporary overlay of snapshot=on goes to TMPDIR: keep it inside our folder.
+        env = {**os.environ, "TMPDIR": str(tmp)}
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        timed_out = False
+        try:
+            qemu_out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()
+            qemu_out, _ = proc.communicate()
+        rc, text = _parse(output.read_text(errors="replace") if output.exists() else "", token)
+        seconds = time.monotonic() - started
+        if timed_out:
+            note = f"vm-run: timed out after {timeout:g} s; the VM was killed\n"
+            sep = "\n" if text and not text.endswith("\n") else ""
+            return VmResult(TIMEOUT_RC, text + sep + note, True, seconds)
+        if rc is None:
+            note = (
+                f"vm-run: the VM stopped before the command finished (qemu exit "
+                f"{proc.returncode}).\n{qemu_out.decode(errors='replace')}"
+                f"--- console ---\n{_tail(console)}\n"
+            )
+            return VmResult(VM_FAILED_RC, text + note, False, seconds)
+        return VmResult(rc, text, False, seconds)
+
+
+def main_vm_run(dir: str, cmd: list[str], timeout: float = 300.0) -> int:
+    """CLI body of `sealos-lab vm-run DIR -- CMD`: print the output, return the exit code."""
+    share = Path(dir)
+    if not share.is_dir():
+        print(
+            f"vm-run: {dir} is not a folder; pass an existing directory to share", file=sys.stderr
+        )
+        return 2
+    if not cmd:
+        print("vm-run: no command given; write it after `--`", file=sys.stderr)
+        return 2
+    # One word is taken as a shell command line; several are quoted and joined.
+    command = cmd[0] if len(cmd) == 1 else shlex.join(cmd)
+    result = run(share, command, timeout=timeout)
+    sys.stdout.write(result.output)
+    sys.stdout.flush()
+    return result.returncode
+
+
+# --- VM hosts -------------------------------------------------------------------------------
+
+
+def start_host(
+    name: str,
+    files: Path,
+    ip_cidr: str,
+    mac: str,
+    netns: str,
+    tap: str,
+    workdir: Path,
+    memory_mb: int = 384,
+    gateway: Optional[str] = None,
+) -> int:
+    """Boot a VM host (systemd, sshd) on tap `tap` in namespace `netns`; return qemu's PID.
+
+    `files` is copied over / at boot (hostname, keys, ...); the NIC with `mac` gets `ip_cidr`.
+    Console log: workdir/console.log; disk: a qcow2 overlay in workdir over the shared image.
+    """
+    kernel = ensure_kernel()
+    initrd = ensure_initramfs(kernel)
+    root = ensure_root_image(kernel)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    disk = workdir / "disk.qcow2"
+    if not disk.exists():
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(root), "-F", "raw", str(disk)],
+            check=True,
+        )
+    files_img = make_ext4(Path(files), workdir / "files.img", free_bytes=4 << 20, label="files")
+    pidfile = workdir / "qemu.pid"
+    pidfile.unlink(missing_ok=True)
+    qmp = workdir / "qmp.sock"
+    append = f"console=ttyS0 quiet loglevel=3 lab.mode=host lab.mac={mac} lab.ip={ip_cidr}"
+    if gateway:
+        append += f" lab.gw={gateway}"
+    argv = [
+        *_qemu_base(memory_mb),
+        "-name",
+        name,
+        *_kernel_args(kernel.vmlinuz, initrd, append),
+        # The overlay is throwaway (the lab deletes it on `down`): skip host flushes.
+        *_disk(disk, "lab-root", fmt="qcow2", extra="cache=unsafe"),
+        *_disk(files_img, "lab-files", extra="readonly=on"),
+        "-netdev",
+        f"tap,id=net0,ifname={tap},script=no,downscript=no",
+        "-device",
+        f"virtio-net-pci,netdev=net0,mac={mac}",
+        "-serial",
+        f"file:{workdir / 'console.log'}",
+        "-qmp",
+        f"unix:{qmp},server=on,wait=off",
+        "-pidfile",
+        str(pidfile),
+        "-daemonize",
+    ]
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, cwd=workdir
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"VM host {name}: qemu did not start: {proc.stderr.strip()}")
+    return int(pidfile.read_text().strip())
+
+
+def _qemu_cmdline(pid: int) -> Optional[list[str]]:
+    """The argv of process `pid` if it is a qemu, else None (never signal a reused PID)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+    if not argv or not os.path.basename(argv[0]).startswith("qemu-system"):
+        return None
+    return argv
+
+
+def _alive(pid: int) -> bool:
+    return _qemu_cmdline(pid) is not None and not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _qmp_powerdown(sock_path: str) -> bool:
+    """Press the VM's ACPI power button through its QMP socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(3)
+            s.connect(sock_path)
+            reader = s.makefile("rb")
+            reader.readline()  # greeting
+            for command in ("qmp_capabilities", "system_powerdown"):
+                s.sendall(json.dumps({"execute": command}).encode() + b"\n")
+                while True:
+                    reply = json.loads(reader.readline() or b"{}")
+                    if "return" in reply or "error" in reply or not reply:
+                        break
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+def stop_host(pid: int, timeout: float = 20) -> None:
+    """Power a VM host off cleanly (ACPI button) within `timeout` s, else kill it by PID."""
+    argv = _qemu_cmdline(pid)
+    if argv is None:
+        return
+    qmp = None
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-qmp" and argv[i + 1].startswith("unix:"):
+            qmp = argv[i + 1][len("unix:") :].split(",")[0]
+    if qmp and _qmp_powerdown(qmp) and _wait_gone(pid, timeout):
+        return
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        if not _alive(pid):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if _wait_gone(pid, wait):
+            return
+
+
+def wait_ssh(ip: str, netns: str, timeout: float) -> None:
+    """Wait until sshd answers on `ip` (seen from `netns`); raise TimeoutError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    keyscan = shutil.which("ssh-keyscan") or "ssh-keyscan"
+    while True:
+        proc = subprocess.run(
+            ["ip", "netns", "exec", netns, keyscan, "-T", "2", ip],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{ip}: sshd did not answer within {timeout:g} s")
+        time.sleep(1)
