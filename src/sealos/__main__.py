@@ -1,0 +1,5 @@
+"""`python -m sealos` runs the command line."""
+
+from sealos.cli import main
+
+main()

@@ -1,0 +1,227 @@
+"""The `sealos` command line. Errors a user can cause end in one sentence and a non-zero exit."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+from click.core import ParameterSource
+
+from sealos import __version__
+from sealos import spec as spec_mod
+from sealos.errors import SealosError, SpecError, ValidationFailed
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# click parameter name -> cluster.yaml key
+_FILE_KEY = {
+    "master": "masters",
+    "node": "nodes",
+    "user": "user",
+    "port": "port",
+    "pk": "pk",
+    "version": "version",
+    "pkg": "pkg",
+    "pkg_url": "pkgUrl",
+    "pkg_sha256": "pkgSha256",
+    "vip": "vip",
+    "apiserver": "apiserver",
+    "kubeadm_config": "kubeadmConfig",
+    "podcidr": "podCIDR",
+    "svccidr": "serviceCIDR",
+    "cert_sans": "certSANs",
+    "repo": "repo",
+    "without_cni": "withoutCNI",
+    "lvscare_mode": "lvscareMode",
+    "lvscare_image": "lvscareImage",
+    "concurrency": "concurrency",
+}
+
+
+def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The SSH login flags every command shares."""
+    options = [
+        click.option("--user", default="root", show_default=True, help="SSH user (must be root)."),
+        click.option(
+            "--passwd",
+            default=None,
+            help=f"SSH password; '-' asks for it. Default: ${spec_mod.PASSWORD_ENV}, else keys.",
+        ),
+        click.option("--pk", default=None, help="SSH private key file."),
+        click.option("--pk-passwd", default=None, help="Passphrase of --pk; '-' asks for it."),
+        click.option(
+            "--port", default=22, show_default=True, type=int, help="SSH port (per host: IP:PORT)."
+        ),
+        click.option(
+            "--connect-timeout",
+            default=10.0,
+            show_default=True,
+            type=float,
+            help="Seconds to reach a host.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--sealos-version", prog_name="sealos")
+def cli() -> None:
+    """Install a highly available Kubernetes cluster over SSH (no haproxy, no keepalived)."""
+
+
+@cli.command("init")
+@click.option(
+    "--master",
+    multiple=True,
+    help="Master host: IP, IP:PORT, range A-B or name; repeat or comma-separate.",
+)
+@click.option("--node", multiple=True, help="Worker node, same forms as --master.")
+@ssh_options
+@click.option(
+    "--pkg", default=None, help="Offline package file, e.g. kube1.14.1.tar.gz (uploaded over SFTP)."
+)
+@click.option(
+    "--pkg-url", default=None, help="URL every host downloads the package from (curl or wget)."
+)
+@click.option(
+    "--pkg-sha256", default=None, help="SHA-256 of --pkg-url's file (default: read URL.sha256)."
+)
+@click.option("--version", "version", default=None, help="Kubernetes version, e.g. v1.14.1.")
+@click.option(
+    "--vip",
+    default=spec_mod.DEFAULT_VIP,
+    show_default=True,
+    help="Virtual IP nodes reach the masters by.",
+)
+@click.option(
+    "--apiserver", default=spec_mod.DEFAULT_APISERVER, show_default=True, help="Apiserver DNS name."
+)
+@click.option(
+    "--kubeadm-config", default=None, help="Use this kubeadm config as is instead of rendering one."
+)
+@click.option(
+    "--podcidr", default=spec_mod.DEFAULT_POD_CIDR, show_default=True, help="Pod network."
+)
+@click.option(
+    "--svccidr", default=spec_mod.DEFAULT_SVC_CIDR, show_default=True, help="Service network."
+)
+@click.option(
+    "--cert-sans", multiple=True, help="Extra apiserver certificate name or IP; repeatable."
+)
+@click.option(
+    "--repo", default=None, help="Image registry for Kubernetes' images (kubeadm imageRepository)."
+)
+@click.option(
+    "--without-cni",
+    is_flag=True,
+    default=False,
+    help="Do not apply the CNI manifest of the package.",
+)
+@click.option(
+    "--lvscare-mode",
+    type=click.Choice(spec_mod.LVSCARE_MODES),
+    default="systemd",
+    show_default=True,
+    help="Keep lvscare running as a systemd unit or a static pod.",
+)
+@click.option(
+    "--lvscare-image",
+    default=spec_mod.DEFAULT_LVSCARE_IMAGE,
+    show_default=True,
+    help="Static-pod image.",
+)
+@click.option(
+    "--concurrency",
+    default=spec_mod.DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=int,
+    help="Hosts at once.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Connect and gather facts, print what would be done, change nothing.",
+)
+@click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    default=None,
+    help="Read the settings from cluster.yaml (flags win).",
+)
+@click.option("--print-config", is_flag=True, help="Print the settings as cluster.yaml and exit.")
+@click.pass_context
+def init_command(ctx: click.Context, **kw: Any) -> None:
+    """Install the cluster: masters, nodes, lvscare on every node, CNI."""
+    values = _spec_values(ctx, kw)
+    if kw["print_config"]:
+        click.echo(spec_mod.to_yaml(values), nl=False)
+        return
+    _run(lambda: _init(values, kw))
+
+
+def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
+    credentials = spec_mod.credentials_from(
+        kw["user"], kw["passwd"], kw["pk"], kw["pk_passwd"], _prompt()
+    )
+    spec = spec_mod.build(values, credentials)
+    # Imported late: building the spec must fail fast and cheaply on bad input.
+    from sealos.actions import init as init_action
+    from sealos.ui import make_ui
+
+    spec.connect_timeout = kw["connect_timeout"]
+    ui = make_ui()
+    result = init_action.run(spec, ui, dry_run=kw["dry_run"])
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _spec_values(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
+    """Merge defaults, -f FILE and the flags the user typed (in that order of precedence)."""
+    file_values = spec_mod.load_file(Path(kw["spec_file"])) if kw.get("spec_file") else {}
+    typed: dict[str, Any] = {}
+    for param, key in _FILE_KEY.items():
+        source = ctx.get_parameter_source(param)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            value = kw[param]
+            typed[key] = list(value) if isinstance(value, tuple) else value
+    return spec_mod.merge(file_values, typed)
+
+
+def _prompt() -> Optional[Callable[[str], str]]:
+    if sys.stdin.isatty():
+        return getpass.getpass
+    # Not a terminal: read the secret as one line from stdin (`... | sealos init --passwd -`).
+    return lambda _label: sys.stdin.readline().rstrip("\n")
+
+
+def _run(body: Callable[[], int]) -> None:
+    try:
+        code = body()
+    except ValidationFailed as e:
+        for problem in e.problems:
+            click.echo(f"problem: {problem}", err=True)
+        click.echo(f"error: {e}", err=True)
+        code = EXIT_FAILED
+    except SpecError as e:
+        click.echo(f"error: {e}", err=True)
+        code = EXIT_USAGE
+    except SealosError as e:
+        click.echo(f"error: {e}", err=True)
+        code = EXIT_FAILED
+    except KeyboardInterrupt:
+        click.echo("interrupted; run the same command again to finish the job.", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
+
+
+def main() -> None:
+    """Entry point of the `sealos` console script."""
+    cli(prog_name="sealos")

@@ -1,0 +1,156 @@
+"""Facts about one host, gathered with a single remote shell script that prints `key=value` lines.
+
+Phases decide from these facts what is left to do, so a re-run does only the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sealos import remote_paths as rp
+from sealos.remote_paths import q
+
+TOOLS = ("curl", "wget", "tar", "gzip", "systemctl", "sha256sum", "python3", "kubeadm", "kubectl")
+
+
+@dataclass
+class HostFacts:
+    """What one host is and what sealos already did there."""
+
+    hostname: str = ""
+    arch: str = ""
+    os: str = ""
+    kernel: str = ""
+    uid: int = -1
+    time: float = 0.0
+    python3: Optional[tuple[int, int, int]] = None
+    disk_free: int = 0  # bytes free under /root
+    addresses: list[str] = field(default_factory=list)
+    tools: set[str] = field(default_factory=set)
+    package_sha256: Optional[str] = None  # of the package file on the host, if present
+    package_ready: Optional[str] = None  # SHA-256 of the package that was unpacked and init.sh'ed
+    init_done: bool = False  # our marker: kubeadm init finished here
+    join_done: bool = False  # our marker: kubeadm join finished here
+    kubeadm_leftovers: list[str] = field(default_factory=list)
+    hosts_lines: list[str] = field(default_factory=list)  # /etc/hosts lines naming the apiserver
+    lvscare_sha256: Optional[str] = None
+    lvscare_unit_sha256: Optional[str] = None
+    lvscare_active: bool = False
+    lvscare_manifest_sha256: Optional[str] = None
+    kubeadm_config_sha256: Optional[str] = None
+
+    @property
+    def python3_text(self) -> str:
+        """python3's version as text, or 'none'."""
+        return ".".join(map(str, self.python3)) if self.python3 else "none"
+
+
+def gather_script(package_name: str, apiserver: str, package_size: Optional[int] = None) -> str:
+    """The POSIX shell script that prints the facts; no secrets in it."""
+    pkg = rp.package_file(package_name)
+    # Hashing a 500 MB package costs seconds: skip it when the size already tells it differs.
+    size_check = (
+        f'[ "$(stat -c %s {q(pkg)})" = {q(package_size)} ] && ' if package_size is not None else ""
+    )
+    lines = [
+        'echo "hostname=$(hostname 2>/dev/null || uname -n)"',
+        'echo "arch=$(uname -m)"',
+        'echo "kernel=$(uname -r)"',
+        '( . /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}" )',
+        'echo "uid=$(id -u)"',
+        'echo "time=$(date +%s)"',
+        "command -v python3 >/dev/null 2>&1 && "
+        "v=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' 2>/dev/null)"
+        ' && echo "python3=$v"',
+        "echo \"disk_free_kb=$(df -Pk /root 2>/dev/null | awk 'NR==2 {print $4}')\"",
+        f"for t in {' '.join(TOOLS)}; do command -v $t >/dev/null 2>&1 && echo tool=$t; done",
+        'ip -o addr show 2>/dev/null | awk \'{split($4, a, "/"); print "address=" a[1]}\'',
+        size_check + _sha_fact("package_sha256", pkg),
+        f"[ -f {q(rp.MARK_PACKAGE)} ] && [ -f {q(rp.INIT_SCRIPT)} ] && "
+        f'echo "package_ready=$(cat {q(rp.MARK_PACKAGE)})"',
+        f"[ -f {q(rp.MARK_INIT)} ] && echo init_done=1",
+        f"[ -f {q(rp.MARK_JOIN)} ] && echo join_done=1",
+        f"for f in {' '.join(q(p) for p in rp.KUBEADM_LEFTOVERS)}; "
+        'do [ -e "$f" ] && echo leftover=$f; done',
+        f"grep -F -- {q(apiserver)} {q(rp.HOSTS_FILE)} 2>/dev/null | sed 's/^/hosts_line=/'",
+        _sha_fact("lvscare_sha256", rp.LVSCARE_BIN),
+        _sha_fact("lvscare_unit_sha256", rp.LVSCARE_UNIT),
+        "systemctl is-active --quiet lvscare.service 2>/dev/null && echo lvscare_active=1",
+        _sha_fact("lvscare_manifest_sha256", rp.LVSCARE_MANIFEST),
+        _sha_fact("kubeadm_config_sha256", rp.KUBEADM_CONFIG),
+        "true",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _sha_fact(key: str, path: str) -> str:
+    return f"[ -f {q(path)} ] && echo \"{key}=$(sha256sum {q(path)} 2>/dev/null | cut -d' ' -f1)\""
+
+
+def parse(output: str) -> HostFacts:
+    """Turn the script's `key=value` lines into HostFacts."""
+    f = HostFacts()
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip() if key != "hosts_line" else value
+        if key == "hostname":
+            f.hostname = value.lower()
+        elif key == "arch":
+            f.arch = value
+        elif key == "kernel":
+            f.kernel = value
+        elif key == "os":
+            f.os = value
+        elif key == "uid":
+            f.uid = _int(value, -1)
+        elif key == "time":
+            f.time = float(_int(value, 0))
+        elif key == "python3":
+            f.python3 = _version(value)
+        elif key == "disk_free_kb":
+            f.disk_free = _int(value, 0) * 1024
+        elif key == "tool":
+            f.tools.add(value)
+        elif key == "address":
+            if value and value not in f.addresses:
+                f.addresses.append(value)
+        elif key == "package_sha256":
+            f.package_sha256 = value or None
+        elif key == "package_ready":
+            f.package_ready = value or None
+        elif key == "init_done":
+            f.init_done = True
+        elif key == "join_done":
+            f.join_done = True
+        elif key == "leftover":
+            f.kubeadm_leftovers.append(value)
+        elif key == "hosts_line":
+            f.hosts_lines.append(value)
+        elif key == "lvscare_sha256":
+            f.lvscare_sha256 = value or None
+        elif key == "lvscare_unit_sha256":
+            f.lvscare_unit_sha256 = value or None
+        elif key == "lvscare_active":
+            f.lvscare_active = True
+        elif key == "lvscare_manifest_sha256":
+            f.lvscare_manifest_sha256 = value or None
+        elif key == "kubeadm_config_sha256":
+            f.kubeadm_config_sha256 = value or None
+    return f
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
+
+
+def _version(text: str) -> Optional[tuple[int, int, int]]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return (int(parts[0]), int(parts[1]), int(parts[2]))

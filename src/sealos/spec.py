@@ -1,0 +1,278 @@
+"""The cluster spec: what the user asked for, from flags or from cluster.yaml (flags win).
+
+Secrets (SSH password, key passphrase) live only in `Credentials`, which is never serialised.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from sealos.errors import SpecError
+from sealos.hosts import DEFAULT_SSH_PORT, HostAddress, parse_hosts
+from sealos.kubeversion import KubeVersion
+
+DEFAULT_VIP = "10.103.97.2"
+DEFAULT_APISERVER = "apiserver.cluster.local"
+DEFAULT_POD_CIDR = "100.64.0.0/10"
+# Not Kubernetes' usual 10.96.0.0/12: that range holds the default VIP 10.103.97.2, and a VIP inside
+# the service range can be handed to a Service as its ClusterIP. A /16 keeps 10.96.0.1 and .10.
+DEFAULT_SVC_CIDR = "10.96.0.0/16"
+DEFAULT_LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
+DEFAULT_CONCURRENCY = 20
+LVSCARE_MODES = ("systemd", "static-pod")
+PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
+ASK = "-"  # `--passwd -`: ask for it
+
+# cluster.yaml keys, in the order --print-config writes them.
+FILE_KEYS = (
+    "masters",
+    "nodes",
+    "user",
+    "port",
+    "pk",
+    "version",
+    "pkg",
+    "pkgUrl",
+    "pkgSha256",
+    "vip",
+    "apiserver",
+    "kubeadmConfig",
+    "podCIDR",
+    "serviceCIDR",
+    "certSANs",
+    "repo",
+    "withoutCNI",
+    "lvscareMode",
+    "lvscareImage",
+    "concurrency",
+)
+_SECRET_KEYS = {"passwd", "password", "pkPasswd", "pkPassword", "passphrase"}
+
+
+@dataclass
+class Credentials:
+    """How to log in over SSH. Never written to a file or a log."""
+
+    user: str = "root"
+    password: Optional[str] = field(default=None, repr=False)
+    key_path: Optional[Path] = None
+    key_passphrase: Optional[str] = field(default=None, repr=False)
+
+    def secrets(self) -> list[str]:
+        """The secret strings a log must never show."""
+        return [s for s in (self.password, self.key_passphrase) if s]
+
+
+@dataclass
+class ClusterSpec:
+    """Everything `sealos init` needs to know, already parsed and typed."""
+
+    masters: list[HostAddress]
+    nodes: list[HostAddress] = field(default_factory=list)
+    credentials: Credentials = field(default_factory=Credentials)
+    version: Optional[KubeVersion] = None
+    pkg: Optional[Path] = None
+    pkg_url: Optional[str] = None
+    pkg_sha256: Optional[str] = None
+    vip: str = DEFAULT_VIP
+    apiserver: str = DEFAULT_APISERVER
+    kubeadm_config: Optional[Path] = None
+    pod_cidr: str = DEFAULT_POD_CIDR
+    svc_cidr: str = DEFAULT_SVC_CIDR
+    cert_sans: list[str] = field(default_factory=list)
+    repo: Optional[str] = None
+    without_cni: bool = False
+    lvscare_mode: str = "systemd"
+    lvscare_image: str = DEFAULT_LVSCARE_IMAGE
+    concurrency: int = DEFAULT_CONCURRENCY
+    ssh_port: int = DEFAULT_SSH_PORT
+    connect_timeout: float = 10.0
+
+    @property
+    def all_hosts(self) -> list[HostAddress]:
+        """Masters first, then nodes."""
+        return [*self.masters, *self.nodes]
+
+    @property
+    def package_name(self) -> str:
+        """File name of the offline package, e.g. kube1.14.1.tar.gz (from --pkg or --pkg-url)."""
+        if self.pkg is not None:
+            return self.pkg.name
+        if self.pkg_url:
+            name = self.pkg_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+            return name or "kube.tar.gz"
+        return "kube.tar.gz"
+
+
+def defaults() -> dict[str, Any]:
+    """The file-form settings with every default filled in."""
+    return {
+        "masters": [],
+        "nodes": [],
+        "user": "root",
+        "port": DEFAULT_SSH_PORT,
+        "pk": None,
+        "version": None,
+        "pkg": None,
+        "pkgUrl": None,
+        "pkgSha256": None,
+        "vip": DEFAULT_VIP,
+        "apiserver": DEFAULT_APISERVER,
+        "kubeadmConfig": None,
+        "podCIDR": DEFAULT_POD_CIDR,
+        "serviceCIDR": DEFAULT_SVC_CIDR,
+        "certSANs": [],
+        "repo": None,
+        "withoutCNI": False,
+        "lvscareMode": "systemd",
+        "lvscareImage": DEFAULT_LVSCARE_IMAGE,
+        "concurrency": DEFAULT_CONCURRENCY,
+    }
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read cluster.yaml into the file-form settings; unknown keys and passwords are refused."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}; check the -f path.") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path} is not valid YAML ({_first_line(e)}); fix the file.") from None
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{path} must be a mapping of settings (as printed by `sealos init --print-config`)."
+        )
+    secret = sorted(set(data) & _SECRET_KEYS)
+    if secret:
+        raise SpecError(
+            f"{path} holds {secret[0]!r}: passwords are never read from files; "
+            f"use {PASSWORD_ENV}, --passwd - (prompt) or --pk."
+        )
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise SpecError(
+            f"{path}: unknown setting {unknown[0]!r}; the settings are: {', '.join(FILE_KEYS)}."
+        )
+    return data
+
+
+def merge(file_values: dict[str, Any], cli_values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, overlaid by the file, overlaid by the flags the user actually typed."""
+    merged = defaults()
+    merged.update({k: v for k, v in file_values.items() if v is not None})
+    merged.update(cli_values)
+    return merged
+
+
+def to_yaml(values: dict[str, Any]) -> str:
+    """The file form of the settings, with a header that explains it (for --print-config)."""
+    ordered = {k: _plain(values.get(k)) for k in FILE_KEYS}
+    header = (
+        "# sealos cluster spec: the settings of `sealos init` flags; use with -f FILE.\n"
+        "# Flags given on the command line win over this file.\n"
+        f"# The SSH password is never read from here: use {PASSWORD_ENV}, --passwd - or --pk.\n"
+    )
+    return header + yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def build(values: dict[str, Any], credentials: Credentials) -> ClusterSpec:
+    """Turn merged file-form settings into a typed spec; syntax errors raise SpecError."""
+    port = _int(values.get("port"), "--port", 1, 65535)
+    masters = parse_hosts(_list(values.get("masters")), port, "--master")
+    nodes = parse_hosts(_list(values.get("nodes")), port, "--node")
+    version = KubeVersion.parse(str(values["version"])) if values.get("version") else None
+    mode = str(values.get("lvscareMode") or "systemd")
+    if mode not in LVSCARE_MODES:
+        raise SpecError(f"--lvscare-mode {mode!r} is not one of {', '.join(LVSCARE_MODES)}.")
+    concurrency = _int(values.get("concurrency"), "--concurrency", 1, 1000)
+    sha = values.get("pkgSha256")
+    return ClusterSpec(
+        masters=masters,
+        nodes=nodes,
+        credentials=credentials,
+        version=version,
+        pkg=_path(values.get("pkg")),
+        pkg_url=values.get("pkgUrl") or None,
+        pkg_sha256=str(sha).lower() if sha else None,
+        vip=str(values.get("vip") or DEFAULT_VIP),
+        apiserver=str(values.get("apiserver") or DEFAULT_APISERVER),
+        kubeadm_config=_path(values.get("kubeadmConfig")),
+        pod_cidr=str(values.get("podCIDR") or DEFAULT_POD_CIDR),
+        svc_cidr=str(values.get("serviceCIDR") or DEFAULT_SVC_CIDR),
+        cert_sans=[str(s) for s in _list(values.get("certSANs"))],
+        repo=values.get("repo") or None,
+        without_cni=bool(values.get("withoutCNI")),
+        lvscare_mode=mode,
+        lvscare_image=str(values.get("lvscareImage") or DEFAULT_LVSCARE_IMAGE),
+        concurrency=concurrency,
+        ssh_port=port,
+    )
+
+
+def credentials_from(
+    user: str,
+    passwd: Optional[str],
+    pk: Optional[str],
+    pk_passwd: Optional[str],
+    prompt: Any = None,
+) -> Credentials:
+    """Credentials from flags, SEALOS_PASSWORD, or a prompt (`--passwd -`, no echo)."""
+    password = passwd
+    if password == ASK:
+        if prompt is None:
+            raise SpecError(
+                "--passwd - needs a terminal to ask for the password; use SEALOS_PASSWORD instead."
+            )
+        password = prompt(f"SSH password for {user}: ")
+    elif password is None:
+        password = os.environ.get(PASSWORD_ENV) or None
+    passphrase = pk_passwd
+    if passphrase == ASK:
+        if prompt is None:
+            raise SpecError("--pk-passwd - needs a terminal to ask for the passphrase.")
+        passphrase = prompt(f"Passphrase for {pk}: ")
+    key_path = Path(pk).expanduser() if pk else None
+    return Credentials(
+        user=user or "root", password=password, key_path=key_path, key_passphrase=passphrase
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _path(value: Any) -> Optional[Path]:
+    return Path(str(value)).expanduser() if value else None
+
+
+def _int(value: Any, flag: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{flag} {value!r} is not a whole number.") from None
+    if not low <= number <= high:
+        raise SpecError(f"{flag} {number} is out of range; give a number from {low} to {high}.")
+    return number
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
