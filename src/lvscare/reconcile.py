@@ -1,0 +1,208 @@
+"""The loop: probe, compute the desired state, read the kernel's actual state, apply the difference.
+
+Level-triggered: the kernel is read every tick, so rules deleted or added by someone else are
+repaired within one interval. One log line per change, with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from typing import Optional, Protocol
+
+from lvscare.backends.base import Backend, BackendError
+from lvscare.model import (
+    Change,
+    Endpoint,
+    Health,
+    HealthPolicy,
+    ProbeResult,
+    UserError,
+    VirtualServer,
+    desired_weights,
+    plan,
+)
+
+log = logging.getLogger("lvscare")
+
+
+class ProberLike(Protocol):
+    """What the loop needs from a prober (probe.Prober, or a test's fake)."""
+
+    async def probe_all(self, endpoints: Sequence[Endpoint]) -> dict[Endpoint, ProbeResult]: ...
+
+
+class ReachabilityLike(Protocol):
+    """What the loop needs from route.py: keep the VIP reachable, say what was repaired."""
+
+    def ensure(self) -> list[str]: ...
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class Reconciler:
+    """Holds the health of each real server and makes the backend match it, one tick at a time."""
+
+    def __init__(
+        self,
+        vs: VirtualServer,
+        real_servers: Sequence[Endpoint],
+        backend: Backend,
+        policy: Optional[HealthPolicy] = None,
+    ):
+        self.vs = vs
+        self.real_servers = list(dict.fromkeys(real_servers))
+        self.backend = backend
+        self.policy = policy or HealthPolicy()
+        self.health = {ep: Health() for ep in self.real_servers}
+        # What lvscare last wrote; None before the first successful write.
+        self.applied: Optional[dict[Endpoint, int]] = None
+
+    def step(self, results: Mapping[Endpoint, ProbeResult]) -> list[str]:
+        """Record probe results, then make the kernel match; returns the log lines it wrote."""
+        for ep, result in results.items():
+            if ep in self.health:
+                self.health[ep].record(result, self.policy)
+        desired = desired_weights(self.health)
+        observed = self.backend.read(self.vs)
+        changes = plan(self.vs, desired, observed)
+        if not changes:
+            self.applied = desired
+            return []
+        messages = [self._explain(change, desired) for change in changes]
+        self.backend.apply(self.vs, desired, observed, changes)
+        for message in messages:
+            log.info("%s", message)
+        self.applied = desired
+        return messages
+
+    def _explain(self, change: Change, desired: Mapping[Endpoint, int]) -> str:
+        """One log line for a change: what happened and why."""
+        vs, ep, applied = self.vs, change.endpoint, self.applied
+        first = applied is None
+        if change.action == "create-service":
+            if first:
+                return f"added virtual server {vs} (tcp, {vs.scheduler})"
+            return f"repaired virtual server {vs}: it was missing from the kernel"
+        if change.action == "set-scheduler":
+            return (
+                f"repaired virtual server {vs}: scheduler was {change.detail}, set {vs.scheduler}"
+            )
+        if change.action == "repair":
+            return f"repaired virtual server {vs}: {change.detail}"
+        assert ep is not None
+        health = self.health.get(ep)
+        if change.action == "remove":
+            if health is None:
+                return (
+                    f"removed foreign real server {ep} from {vs}: it is not one of lvscare's --rs"
+                )
+            if applied is not None and ep not in applied:
+                return f"repaired {vs}: removed {ep}, which someone re-added while it is down"
+            return (
+                f"removed {ep} from {vs}: {_plural(health.failures, 'consecutive failed probe')} "
+                f"({health.reason})"
+            )
+        assert health is not None and change.weight is not None
+        wanted = change.weight
+        if change.action == "set-weight" and applied is not None and applied.get(ep) == wanted:
+            return f"repaired {ep} in {vs}: its weight was {change.before}, set back to {wanted}"
+        if (
+            change.action == "add"
+            and applied is not None
+            and ep in applied
+            and applied[ep] == wanted
+        ):
+            return f"repaired {ep} in {vs}: it was missing, added back with weight {wanted}"
+        if wanted == 0:
+            return (
+                f"{ep} weight 0 in {vs}: probe failed ({health.reason}), "
+                f"removal after {_plural(self.policy.fall, 'consecutive failure')}"
+            )
+        if first or applied is None:
+            return f"added {ep} to {vs} with weight {wanted} ({health.reason})"
+        return (
+            f"restored {ep} in {vs} with weight {wanted}: "
+            f"{_plural(health.successes, 'consecutive successful probe')} ({health.reason})"
+        )
+
+
+class Stopper:
+    """A stop flag that SIGTERM/SIGINT set and that wakes the loop's sleep at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.event = loop.run_until_complete(self._new_event())
+        self.signal: Optional[str] = None
+
+    @staticmethod
+    async def _new_event() -> asyncio.Event:
+        return asyncio.Event()
+
+    def install(self) -> None:
+        """Stop on SIGTERM and SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.stop, sig.name)
+
+    def stop(self, name: str = "stop") -> None:
+        """Ask the loop to end after the current tick."""
+        self.signal = name
+        self.event.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True once stop was asked for."""
+        return self.event.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less when stopped."""
+        if seconds <= 0 or self.stopped:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            self.loop.run_until_complete(asyncio.wait_for(self.event.wait(), seconds))
+
+
+def run(
+    reconciler: Reconciler,
+    prober: ProberLike,
+    interval: float,
+    reachability: Optional[ReachabilityLike] = None,
+    once: bool = False,
+    loop: Optional[asyncio.AbstractEventLoop] = None,
+    stopper: Optional[Stopper] = None,
+) -> None:
+    """Tick every `interval` seconds until stopped (or once); errors of a tick are logged and the
+    next tick tries again."""
+    loop = loop or asyncio.new_event_loop()
+    stopper = stopper or Stopper(loop)
+    endpoints = reconciler.real_servers
+    next_tick = time.monotonic()
+    while not stopper.stopped:
+        results = loop.run_until_complete(prober.probe_all(endpoints))
+        if stopper.stopped:
+            break
+        try:
+            reconciler.step(results)
+        except BackendError as exc:
+            log.error("%s; trying again in %gs", exc, interval)
+        if reachability is not None:
+            try:
+                for message in reachability.ensure():
+                    log.info("%s", message)
+            except (OSError, UserError) as exc:
+                log.error("cannot keep %s reachable: %s; trying again", reconciler.vs, exc)
+        if once:
+            return
+        next_tick += interval
+        now = time.monotonic()
+        if next_tick < now:
+            # A slow tick (probe timeouts) pushes the schedule instead of bunching up ticks.
+            next_tick = now
+        stopper.sleep(next_tick - now)
+    log.info("stopping on %s; rules stay in place (use --clean to remove them)", stopper.signal)
