@@ -1,0 +1,406 @@
+"""One `Host` over asyncssh: run a command (timeout, stdin), upload with progress and SHA-256 skip,
+download. Host keys are trusted on first use and pinned; a changed key is refused before any
+password is sent. Every error names the host and says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import asyncssh
+
+from sealos.errors import CommandError, HostError, SpecError
+from sealos.hosts import HostAddress
+from sealos.logfile import CommandLog
+from sealos.redaction import Redactor
+from sealos.remote_paths import q
+from sealos.spec import PASSWORD_ENV, Credentials
+
+DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
+
+Progress = Callable[[int, int], None]
+_CIPHERS = [
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+]
+
+
+@dataclass
+class CommandResult:
+    """What a finished remote command gave back."""
+
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0."""
+        return self.exit_status == 0
+
+
+def load_client_keys(credentials: Credentials) -> Optional[list[asyncssh.SSHKey]]:
+    """The --pk key, decrypted with --pk-passwd; a bad file or passphrase is the user's to fix."""
+    path = credentials.key_path
+    if path is None:
+        return None
+    try:
+        return [asyncssh.read_private_key(str(path), credentials.key_passphrase)]
+    except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as e:
+        if credentials.key_passphrase is None and "passphrase" in str(e).lower():
+            raise SpecError(
+                f"the key {path} is encrypted; give its passphrase with --pk-passwd."
+            ) from None
+        raise SpecError(f"cannot read the key {path} ({e}); check --pk and --pk-passwd.") from None
+
+
+class _PinningClient(asyncssh.SSHClient):
+    """Trust on first use: accept an unknown host's key and remember it; refuse a different one."""
+
+    def __init__(self, pinned: Optional[asyncssh.SSHKey]) -> None:
+        self.pinned = pinned
+        self.accepted: Optional[asyncssh.SSHKey] = None
+        self.offered: Optional[asyncssh.SSHKey] = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        # Called only when the key is not the pinned one (asyncssh checks known_hosts first).
+        self.offered = key
+        if self.pinned is None:
+            self.accepted = key
+            return True
+        return False
+
+
+class Host:
+    """A connection to one host. Create, `await connect()`, use, `await close()`."""
+
+    def __init__(
+        self,
+        address: HostAddress,
+        credentials: Credentials,
+        *,
+        client_keys: Optional[list[asyncssh.SSHKey]] = None,
+        pinned_key: Optional[str] = None,
+        connect_timeout: float = 10.0,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        log: Optional[CommandLog] = None,
+    ) -> None:
+        self.address = address
+        self.credentials = credentials
+        self.client_keys = client_keys
+        self.pinned_key = pinned_key
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.redact = log.redact if log is not None else Redactor(*credentials.secrets())
+        self.log = log
+        self.host_key: Optional[str] = None  # OpenSSH form of the key the host showed
+        self.ip: str = address.host  # the address actually connected to (resolved)
+        self._conn: Optional[asyncssh.SSHClientConnection] = None
+        self._sftp: Optional[asyncssh.SFTPClient] = None
+
+    @property
+    def name(self) -> str:
+        """How messages name this host."""
+        return str(self.address)
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful connect() and close()."""
+        return self._conn is not None
+
+    # --- connection --------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the SSH connection; errors say whether it is the network, the login or the key."""
+        pinned = asyncssh.import_public_key(self.pinned_key) if self.pinned_key else None
+        client = _PinningClient(pinned)
+        creds = self.credentials
+        options: dict[str, Any] = {
+            "username": creds.user,
+            "known_hosts": ([pinned] if pinned else [], [], []),
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": 15,
+            "keepalive_count_max": 4,
+            # AES-GCM first: with hardware AES it moves packages faster than chacha20.
+            "encryption_algs": _CIPHERS,
+        }
+        if creds.password is not None:
+            options["password"] = creds.password
+        if self.client_keys is not None:
+            options["client_keys"] = self.client_keys
+        elif creds.password is not None:
+            # A password was given: do not offer this machine's own keys or agent first.
+            options["client_keys"] = None
+            options["agent_path"] = None
+        self._log("connect", f"ssh {creds.user}@{self.address.key}")
+        try:
+            self._conn = await asyncssh.connect(
+                self.address.host, self.address.port, client_factory=lambda: client, **options
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            raise self._host_key_error(client) from None
+        except asyncssh.PermissionDenied:
+            raise HostError(self.name, self._auth_advice(), kind="auth") from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise HostError(
+                self.name,
+                f"no SSH answer within {self.connect_timeout:g} s; "
+                "check the address, the port and that sshd runs there.",
+                kind="unreachable",
+            ) from None
+        except ConnectionRefusedError:
+            raise HostError(
+                self.name,
+                f"connection refused on port {self.address.port}; "
+                "check the SSH port and that sshd runs.",
+                kind="unreachable",
+            ) from None
+        except OSError as e:
+            reason = e.strerror or str(e) or type(e).__name__
+            raise HostError(
+                self.name, f"cannot connect ({reason}); check the address.", kind="unreachable"
+            ) from None
+        except asyncssh.Error as e:
+            raise HostError(
+                self.name, f"SSH failed ({e.reason}); check sshd there.", kind="ssh"
+            ) from None
+        key = self._conn.get_server_host_key()
+        self.host_key = key.export_public_key("openssh").decode().strip() if key else None
+        peer = self._conn.get_extra_info("peername")
+        if peer:
+            self.ip = str(peer[0])
+        self._log("connect", f"connected to {self.ip}, host key {_fingerprint(key)}")
+
+    def _host_key_error(self, client: _PinningClient) -> HostError:
+        return HostError(
+            self.name,
+            f"its SSH host key changed (pinned {_fingerprint(client.pinned)}, "
+            f"now {_fingerprint(client.offered)}); nothing was sent. "
+            "If the host was reinstalled on purpose, remove its line under hostKeys "
+            "in the sealos state file and run again.",
+            kind="hostkey",
+        )
+
+    def _auth_advice(self) -> str:
+        user = self.credentials.user
+        if self.credentials.password is not None:
+            return f"the password for {user!r} was refused; check --passwd (or {PASSWORD_ENV})."
+        if self.credentials.key_path is not None:
+            return f"the key {self.credentials.key_path} was refused for {user!r}; check --pk."
+        return f"login as {user!r} failed: no password given; use --passwd, {PASSWORD_ENV} or --pk."
+
+    async def close(self) -> None:
+        """Close SFTP and SSH (idempotent)."""
+        if self._sftp is not None:
+            self._sftp.exit()
+            self._sftp = None
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(self._conn.wait_closed(), 5)
+            self._conn = None
+
+    def _need(self) -> asyncssh.SSHClientConnection:
+        if self._conn is None:
+            raise HostError(self.name, "not connected (internal error: connect() first).")
+        return self._conn
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        command: str,
+        *,
+        input: Optional[str] = None,
+        timeout: Optional[float] = None,
+        check: bool = True,
+        hide_output: bool = False,
+    ) -> CommandResult:
+        """Run `command` in the remote shell; stdin gets `input` (never logged).
+
+        check=True raises CommandError (naming the host, command and stderr) on a non-zero exit.
+        """
+        conn = self._need()
+        limit = self.command_timeout if timeout is None else timeout
+        self._log("run", command)
+        if input is not None:
+            self._log("stdin", f"{len(input.encode())} bytes (not logged)")
+        try:
+            done = await conn.run(
+                command, input=input, timeout=limit, check=False, errors="replace"
+            )
+        except asyncssh.TimeoutError as e:
+            out, err = _text(e.stdout), _text(e.stderr)
+            self._log_output(out, err, hide_output)
+            self._log("exit", f"timed out after {limit:g} s")
+            raise CommandError(
+                self.name, self.redact(command), None, self.redact(err), self.redact(out)
+            ) from None
+        except (asyncssh.Error, OSError) as e:
+            self._log("exit", f"connection lost: {e}")
+            raise HostError(
+                self.name,
+                f"the SSH connection broke while running `{self.redact(command)[:80]}` ({e}); "
+                "run the same command again to continue.",
+                kind="ssh",
+            ) from None
+        status = done.exit_status if done.exit_status is not None else -1
+        result = CommandResult(status, _text(done.stdout), _text(done.stderr))
+        self._log_output(result.stdout, result.stderr, hide_output)
+        self._log("exit", str(status))
+        if check and not result.ok:
+            raise CommandError(
+                self.name,
+                self.redact(command),
+                status,
+                self.redact(result.stderr),
+                self.redact(result.stdout),
+            )
+        return result
+
+    def _log_output(self, stdout: str, stderr: str, hide: bool) -> None:
+        if hide:
+            self._log("stdout", f"{len(stdout)} characters (not logged)")
+            return
+        if stdout.strip():
+            self._log("stdout", stdout)
+        if stderr.strip():
+            self._log("stderr", stderr)
+
+    def _log(self, kind: str, text: str) -> None:
+        if self.log is not None:
+            self.log.write(self.name, kind, text)
+
+    # --- files -------------------------------------------------------------------------------
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        if self._sftp is None:
+            try:
+                self._sftp = await self._need().start_sftp_client()
+            except asyncssh.Error as e:
+                raise HostError(
+                    self.name,
+                    f"SFTP is not available ({e.reason}); enable the sftp subsystem in sshd.",
+                ) from None
+        return self._sftp
+
+    async def sha256(self, remote: str) -> Optional[str]:
+        """SHA-256 of a remote file, or None when it does not exist."""
+        result = await self.run(
+            f"sha256sum -- {q(remote)} 2>/dev/null | cut -d' ' -f1", check=False
+        )
+        value = result.stdout.strip()
+        return value if len(value) == 64 else None
+
+    async def upload(
+        self, local: Path, remote: str, *, mode: int = 0o644, progress: Optional[Progress] = None
+    ) -> None:
+        """Copy over SFTP to a temporary name, then rename: never a half file in place."""
+        sftp = await self._sftp_client()
+        tmp = f"{remote}.sealos-part"
+        self._log("upload", f"{local} -> {remote}")
+
+        def handler(_src: bytes, _dst: bytes, done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+
+        try:
+            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
+            # Block size left to asyncssh: it reads the server's limits (OpenSSH: 256 KiB).
+            await sftp.put(str(local), tmp, progress_handler=handler)
+            await sftp.chmod(tmp, mode)
+            await self._rename(sftp, tmp, remote)
+        except (asyncssh.SFTPError, OSError) as e:
+            raise HostError(
+                self.name,
+                f"uploading {local.name} to {remote} failed ({_reason(e)}); check free disk there.",
+            ) from None
+
+    async def upload_if_changed(
+        self,
+        local: Path,
+        remote: str,
+        local_sha256: str,
+        *,
+        mode: int = 0o644,
+        progress: Optional[Progress] = None,
+    ) -> bool:
+        """Upload unless the host already has a file with the same SHA-256; True when copied."""
+        if await self.sha256(remote) == local_sha256:
+            self._log("upload", f"{remote} already has SHA-256 {local_sha256[:12]}…, skipped")
+            return False
+        await self.upload(local, remote, mode=mode, progress=progress)
+        copied = await self.sha256(remote)
+        if copied != local_sha256:
+            raise HostError(
+                self.name,
+                f"{remote} has SHA-256 {copied} after upload, not {local_sha256}; "
+                "check the disk there and run again.",
+            )
+        return True
+
+    async def put_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
+        """Write small content (a unit, a manifest) to a remote path atomically. No secrets."""
+        sftp = await self._sftp_client()
+        tmp = f"{remote}.sealos-part"
+        self._log("write", f"{remote} ({len(data)} bytes, mode {mode:o})")
+        try:
+            await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
+            async with sftp.open(tmp, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as f:
+                await f.write(data)
+            await sftp.chmod(tmp, mode)
+            await self._rename(sftp, tmp, remote)
+        except (asyncssh.SFTPError, OSError) as e:
+            raise HostError(self.name, f"writing {remote} failed ({_reason(e)}).") from None
+
+    async def read_bytes(self, remote: str) -> bytes:
+        """Read a remote file whole (for small files such as manifests)."""
+        sftp = await self._sftp_client()
+        try:
+            async with sftp.open(remote, "rb") as f:
+                data = await f.read()
+        except (asyncssh.SFTPError, OSError) as e:
+            raise HostError(self.name, f"reading {remote} failed ({_reason(e)}).") from None
+        return data if isinstance(data, bytes) else str(data).encode()
+
+    async def download(self, remote: str, local: Path) -> None:
+        """Copy a remote file to the operator's machine."""
+        sftp = await self._sftp_client()
+        self._log("download", f"{remote} -> {local}")
+        try:
+            await sftp.get(remote, str(local))
+        except (asyncssh.SFTPError, OSError) as e:
+            raise HostError(self.name, f"downloading {remote} failed ({_reason(e)}).") from None
+
+    async def _rename(self, sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
+        try:
+            await sftp.posix_rename(src, dst)
+        except (asyncssh.SFTPOpUnsupported, asyncssh.SFTPError):
+            await self.run(f"mv -f -- {q(src)} {q(dst)}")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "reason", None) or getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _fingerprint(key: Optional[asyncssh.SSHKey]) -> str:
+    return key.get_fingerprint("sha256") if key is not None else "none"
