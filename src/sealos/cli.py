@@ -174,7 +174,7 @@ def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
     )
     spec = spec_mod.build(values, credentials)
     # Imported late: building the spec must fail fast and cheaply on bad input.
-    from sealos.actions import init as init_action
+    import sealos.actions.init as init_action
     from sealos.ui import make_ui
 
     spec.connect_timeout = kw["connect_timeout"]

@@ -171,6 +171,33 @@ def merge(file_values: dict[str, Any], cli_values: dict[str, Any]) -> dict[str, 
     return merged
 
 
+def to_values(spec: ClusterSpec) -> dict[str, Any]:
+    """The file-form settings of a spec (no secrets): what the state file keeps for join/clean."""
+    key = spec.credentials.key_path
+    return {
+        "masters": [str(h) for h in spec.masters],
+        "nodes": [str(h) for h in spec.nodes],
+        "user": spec.credentials.user,
+        "port": spec.ssh_port,
+        "pk": str(key) if key else None,
+        "version": str(spec.version) if spec.version else None,
+        "pkg": str(spec.pkg) if spec.pkg else None,
+        "pkgUrl": spec.pkg_url,
+        "pkgSha256": spec.pkg_sha256,
+        "vip": spec.vip,
+        "apiserver": spec.apiserver,
+        "kubeadmConfig": str(spec.kubeadm_config) if spec.kubeadm_config else None,
+        "podCIDR": spec.pod_cidr,
+        "serviceCIDR": spec.svc_cidr,
+        "certSANs": list(spec.cert_sans),
+        "repo": spec.repo,
+        "withoutCNI": spec.without_cni,
+        "lvscareMode": spec.lvscare_mode,
+        "lvscareImage": spec.lvscare_image,
+        "concurrency": spec.concurrency,
+    }
+
+
 def to_yaml(values: dict[str, Any]) -> str:
     """The file form of the settings, with a header that explains it (for --print-config)."""
     ordered = {k: _plain(values.get(k)) for k in FILE_KEYS}

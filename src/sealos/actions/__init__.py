@@ -1,0 +1,1 @@
+"""Actions (`init`, later `join` and `clean`): ordered lists of phases."""

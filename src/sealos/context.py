@@ -1,0 +1,179 @@
+"""What one run of an action knows: the spec, the hosts with their facts, join secrets (in memory
+only), the UI, the log and the state store. Phases read and extend it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from sealos import kubeadm
+from sealos.errors import HostError, SealosError
+from sealos.facts import HostFacts
+from sealos.hosts import HostAddress
+from sealos.hostsfile import resolves_to
+from sealos.kubeadm import ClusterSettings, JoinInfo
+from sealos.kubeversion import KubeVersion
+from sealos.logfile import CommandLog
+from sealos.lvscare_node import Bundle
+from sealos.package import PackageInfo
+from sealos.redaction import Redactor
+from sealos.remote_paths import KUBEADM_CONFIG
+from sealos.spec import ClusterSpec
+from sealos.ssh import Host
+from sealos.state import ClusterState, StateStore
+from sealos.ui import UI
+
+
+@dataclass
+class Node:
+    """One host taking part in the run, with its role, connection and facts."""
+
+    address: HostAddress
+    role: str  # master | node
+    host: Host
+    facts: Optional[HostFacts] = None
+    error: Optional[HostError] = None
+    outcome: list[str] = field(default_factory=list)  # what was done, for the summary
+
+    @property
+    def name(self) -> str:
+        """How messages name the host."""
+        return str(self.address)
+
+    @property
+    def ip(self) -> str:
+        """The address the cluster uses for this host (the one SSH reached)."""
+        return self.host.ip
+
+    @property
+    def usable(self) -> bool:
+        """Connected, facts gathered, no error."""
+        return self.error is None and self.facts is not None
+
+    def hosts_entry_is(self, ip: str, name: str) -> bool:
+        """True when /etc/hosts maps `name` to `ip` through sealos' own line only."""
+        if self.facts is None:
+            return False
+        return resolves_to(self.facts.hosts_lines, name) == [(ip, True)]
+
+
+class Context:
+    """The run's shared knowledge. Secrets in here never reach the log or the state file."""
+
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        ui: UI,
+        log: CommandLog,
+        store: StateStore,
+        state: Optional[ClusterState],
+        dry_run: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.ui = ui
+        self.log = log
+        self.redact: Redactor = log.redact
+        self.store = store
+        self.state = state or ClusterState()
+        self.dry_run = dry_run
+        self.nodes: list[Node] = []
+        self.package: Optional[PackageInfo] = None
+        self.package_sha256: Optional[str] = spec.pkg_sha256
+        self.bundle: Optional[Bundle] = None
+        self.client_keys: Optional[list[Any]] = None
+        self.operator_time = 0.0
+        self.plan: dict[str, list[str]] = {}
+        self._join: Optional[JoinInfo] = None
+        self._join_lock = asyncio.Lock()
+
+    # --- who is who ----------------------------------------------------------------------------
+
+    @property
+    def version(self) -> KubeVersion:
+        """The Kubernetes version (validated before any phase needs it)."""
+        if self.spec.version is None:
+            raise SealosError("no Kubernetes version given; add --version, e.g. --version v1.14.1.")
+        return self.spec.version
+
+    @property
+    def masters(self) -> list[Node]:
+        """Masters, the first master first."""
+        return [n for n in self.nodes if n.role == "master"]
+
+    @property
+    def workers(self) -> list[Node]:
+        """Worker nodes."""
+        return [n for n in self.nodes if n.role == "node"]
+
+    @property
+    def first_master(self) -> Node:
+        """The master `kubeadm init` runs on."""
+        return self.masters[0]
+
+    def settings(self) -> ClusterSettings:
+        """The data kubeadm configs are rendered from."""
+        s = self.spec
+        return ClusterSettings(
+            version=self.version,
+            apiserver=s.apiserver,
+            vip=s.vip,
+            masters=[m.ip for m in self.masters],
+            pod_cidr=s.pod_cidr,
+            svc_cidr=s.svc_cidr,
+            cert_sans=list(s.cert_sans),
+            repo=s.repo,
+        )
+
+    def would(self, node: Node, line: str) -> None:
+        """Dry run: remember that `line` would be done on `node`."""
+        self.plan.setdefault(node.name, []).append(line)
+
+    # --- join secrets --------------------------------------------------------------------------
+
+    def remember_join(self, info: JoinInfo) -> None:
+        """Keep join info from `kubeadm init` (its secrets are masked from now on)."""
+        self.redact.add(*info.secrets())
+        self._join = info
+
+    async def join_info(self, control_plane: bool) -> JoinInfo:
+        """Join info from this run's init, else a fresh token (and key) from the first master."""
+        async with self._join_lock:
+            info = self._join
+            if info is None:
+                info = await self._fresh_token()
+            if control_plane and not info.certificate_key:
+                info.certificate_key = await self._fresh_certificate_key()
+                self.redact.add(info.certificate_key)
+            self._join = info
+            return info
+
+    async def _fresh_token(self) -> JoinInfo:
+        m0 = self.first_master
+        self.ui.step(m0.name, "creating a join token")
+        result = await m0.host.run(kubeadm.token_create_command(), timeout=120)
+        info = kubeadm.parse_join_commands(result.stdout)
+        if info is None:
+            raise HostError(
+                m0.name,
+                "`kubeadm token create --print-join-command` printed no join command; "
+                "check the control plane there (kubectl get nodes) and run again.",
+            )
+        self.redact.add(*info.secrets())
+        return info
+
+    async def _fresh_certificate_key(self) -> str:
+        m0 = self.first_master
+        self.ui.step(m0.name, "uploading control-plane certificates")
+        has_config = m0.facts is not None and m0.facts.kubeadm_config_sha256 is not None
+        command = kubeadm.upload_certs_command(self.version, KUBEADM_CONFIG if has_config else None)
+        result = await m0.host.run(command, timeout=300)
+        key = kubeadm.parse_certificate_key(result.stdout)
+        if key is None:
+            raise HostError(
+                m0.name,
+                "`kubeadm init phase upload-certs` printed no certificate key; "
+                "check the control plane there and run again.",
+            )
+        return key

@@ -1,0 +1,114 @@
+"""lvscare on a node: the single-file bundle, its command line, and how it keeps running (a systemd
+unit ordered before kubelet, or a static pod). `join`/`clean` rewrite these when masters change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sealos.errors import SealosError
+from sealos.kubeadm import APISERVER_PORT
+from sealos.remote_paths import LVSCARE_BIN
+
+UNIT_NAME = "lvscare.service"
+STATIC_POD_NAME = "kube-sealyun-lvscare"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The lvscare zipapp built on the operator's machine, ready to upload."""
+
+    path: Path
+    sha256: str
+
+
+def build_bundle(workdir: Path | None = None) -> Bundle:
+    """Build the lvscare zipapp once per run (imported lazily: sealos never needs it otherwise)."""
+    try:
+        from lvscare.zipapp import build
+    except ImportError as e:
+        raise SealosError(
+            f"cannot build the lvscare bundle ({e}); install sealos together with lvscare "
+            "(pip install -e . in the project) and run again."
+        ) from None
+    folder = workdir or Path(tempfile.mkdtemp(prefix="sealos-lvscare-"))
+    path = build(folder / "lvscare.pyz")
+    return Bundle(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def care_args(vip: str, masters: list[str], run_once: bool = False) -> list[str]:
+    """`lvscare care` arguments: the VIP's virtual server over every master's apiserver."""
+    args = ["care", "--vs", _endpoint(vip), "--health-path", "/healthz", "--health-schem", "https"]
+    for m in masters:
+        args += ["--rs", _endpoint(m)]
+    if run_once:
+        args.append("--run-once")
+    return args
+
+
+def _endpoint(ip: str) -> str:
+    return f"[{ip}]:{APISERVER_PORT}" if ":" in ip else f"{ip}:{APISERVER_PORT}"
+
+
+def systemd_unit(vip: str, masters: list[str]) -> str:
+    """The unit that keeps the VIP rule before kubelet starts (also after a reboot)."""
+    exec_start = " ".join([LVSCARE_BIN, *care_args(vip, masters)])
+    return (
+        "# Written by sealos: keeps the apiserver VIP balanced over the masters on this node.\n"
+        "[Unit]\n"
+        "Description=lvscare: node-local load balancer for the Kubernetes apiserver VIP\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n"
+        "Before=kubelet.service\n"
+        "\n"
+        "[Service]\n"
+        f"ExecStart={exec_start}\n"
+        "Restart=always\n"
+        "RestartSec=2\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+
+
+def static_pod_manifest(vip: str, masters: list[str], image: str) -> str:
+    """The static pod `/etc/kubernetes/manifests/kube-sealyun-lvscare.yaml` (the original's way).
+
+    The image only provides python3; the bundle itself comes from the host.
+    """
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": STATIC_POD_NAME,
+            "namespace": "kube-system",
+            "labels": {"component": STATIC_POD_NAME, "tier": "control-plane"},
+        },
+        "spec": {
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+            "containers": [
+                {
+                    "name": STATIC_POD_NAME,
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["python3", LVSCARE_BIN, *care_args(vip, masters)],
+                    "securityContext": {"privileged": True},
+                    "volumeMounts": [
+                        {"name": "lvscare", "mountPath": LVSCARE_BIN, "readOnly": True},
+                        {"name": "lib-modules", "mountPath": "/lib/modules", "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "lvscare", "hostPath": {"path": LVSCARE_BIN, "type": "File"}},
+                {"name": "lib-modules", "hostPath": {"path": "/lib/modules"}},
+            ],
+        },
+    }
+    return yaml.safe_dump(pod, sort_keys=False, default_flow_style=False)

@@ -1,0 +1,1 @@
+"""The phases actions are made of; each module holds one phase."""

@@ -1,0 +1,35 @@
+"""Connect to every host in parallel. Failures are kept for validation, which lists them all."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sealos.context import Context, Node
+from sealos.errors import HostError
+from sealos.phases.base import Phase
+
+
+class Connect(Phase):
+    """Open SSH to all hosts (host keys: trust on first use, then pinned)."""
+
+    title = "Connect to the hosts"
+    in_dry_run = True
+
+    def hosts(self, ctx: Context) -> list[Node]:
+        return list(ctx.nodes)
+
+    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+        limit = asyncio.Semaphore(ctx.spec.concurrency)
+
+        async def one(node: Node) -> None:
+            async with limit:
+                ctx.ui.step(node.name, "connecting")
+                try:
+                    await node.host.connect()
+                except HostError as e:
+                    node.error = e
+                    ctx.ui.host_done(node.name, False, str(e))
+                    return
+                ctx.ui.host_done(node.name, True, f"connected ({node.ip})")
+
+        await asyncio.gather(*(one(n) for n in nodes))

@@ -1,0 +1,85 @@
+"""Put the offline package on every host: SFTP upload (skipped where the same SHA-256 is there)
+or, with --pkg-url, each host downloads it with curl or wget and the checksum is compared.
+"""
+
+from __future__ import annotations
+
+from sealos import remote_paths as rp
+from sealos.context import Context, Node
+from sealos.errors import HostError
+from sealos.phases.base import Phase
+from sealos.remote_paths import q
+
+
+class DistributePackage(Phase):
+    """Copy or download the package to /root/<name>."""
+
+    title = "Distribute the package"
+
+    def hosts(self, ctx: Context) -> list[Node]:
+        sha = ctx.package_sha256
+        return [
+            n
+            for n in ctx.nodes
+            if n.facts is not None and sha not in (n.facts.package_ready, n.facts.package_sha256)
+        ]
+
+    def skip_reason(self, ctx: Context) -> str:
+        return "every host has it already (same SHA-256)"
+
+    def describe(self, ctx: Context, node: Node) -> list[str]:
+        target = rp.package_file(ctx.spec.package_name)
+        if ctx.spec.pkg_url:
+            return [f"download {ctx.spec.pkg_url} to {target} and compare its SHA-256"]
+        size = f" ({ctx.package.size / 1024**2:.1f} MiB)" if ctx.package else ""
+        return [f"upload {ctx.spec.pkg} to {target}{size}"]
+
+    async def run_host(self, ctx: Context, node: Node) -> str:
+        target = rp.package_file(ctx.spec.package_name)
+        sha = ctx.package_sha256
+        assert sha is not None
+        if ctx.spec.pkg_url:
+            return await self._download(ctx, node, target, sha)
+        assert ctx.spec.pkg is not None
+        ctx.ui.step(node.name, f"uploading {ctx.spec.package_name}")
+        copied = await node.host.upload_if_changed(
+            ctx.spec.pkg,
+            target,
+            sha,
+            progress=lambda done, total: ctx.ui.progress(node.name, done, total),
+        )
+        return "package uploaded" if copied else "package already there"
+
+    async def _download(self, ctx: Context, node: Node, target: str, sha: str) -> str:
+        url = ctx.spec.pkg_url
+        assert url is not None
+        part = f"{target}.sealos-part"
+        ctx.ui.step(node.name, f"downloading {ctx.spec.package_name}")
+        tool = "curl" if node.facts and "curl" in node.facts.tools else "wget"
+        fetch = (
+            f"curl -fsSL -o {q(part)} {q(url)}"
+            if tool == "curl"
+            else f"wget -q -O {q(part)} {q(url)}"
+        )
+        result = await node.host.run(
+            f"{fetch} && mv -f {q(part)} {q(target)}", check=False, timeout=3600
+        )
+        if not result.ok:
+            await node.host.run(f"rm -f {q(part)}", check=False)
+            reason = (result.stderr or result.stdout).strip().splitlines()[-1:] or [
+                f"exit {result.exit_status}"
+            ]
+            raise HostError(
+                node.name,
+                f"{tool} could not download {url} ({reason[0]}); check the URL from that host.",
+            )
+        got = await node.host.sha256(target)
+        if got != sha:
+            # Remove it: a wrong file must not stay behind looking like the package.
+            await node.host.run(f"rm -f {q(target)}", check=False)
+            raise HostError(
+                node.name,
+                f"the package downloaded from {url} has SHA-256 {got}, expected {sha}; "
+                "check the URL and the checksum (--pkg-sha256 or URL.sha256).",
+            )
+        return "package downloaded"

@@ -1,0 +1,156 @@
+"""Join the worker nodes in parallel, each reaching the masters through its own lvscare:
+apiserver name -> VIP in /etc/hosts, lvscare bundle installed, VIP rule created once
+(`lvscare care --run-once`), `kubeadm join VIP:6443`, then lvscare kept running (systemd unit
+ordered before kubelet, or a static pod).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+
+from sealos import kubeadm, lvscare_node
+from sealos import remote_paths as rp
+from sealos.context import Context, Node
+from sealos.hostsfile import set_entry_command
+from sealos.phases.base import Phase
+from sealos.phases.commands import kubeadm_reset, mark
+from sealos.remote_paths import q
+
+JOIN_TIMEOUT = 900.0
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def desired_unit(ctx: Context) -> str:
+    """The systemd unit for this cluster's VIP and masters."""
+    return lvscare_node.systemd_unit(ctx.spec.vip, [m.ip for m in ctx.masters])
+
+
+def desired_manifest(ctx: Context) -> str:
+    """The static pod manifest for this cluster's VIP and masters."""
+    return lvscare_node.static_pod_manifest(
+        ctx.spec.vip, [m.ip for m in ctx.masters], ctx.spec.lvscare_image
+    )
+
+
+class JoinNodes(Phase):
+    """Nodes not joined yet, or whose hosts entry or lvscare is not as it should be."""
+
+    title = "Join the nodes"
+
+    def _lvscare_ok(self, ctx: Context, node: Node) -> bool:
+        f = node.facts
+        assert f is not None
+        bundle_ok = ctx.bundle is not None and f.lvscare_sha256 == ctx.bundle.sha256
+        if ctx.spec.lvscare_mode == "systemd":
+            keeper_ok = f.lvscare_unit_sha256 == _sha(desired_unit(ctx)) and f.lvscare_active
+            keeper_ok = keeper_ok and f.lvscare_manifest_sha256 is None
+        else:
+            keeper_ok = f.lvscare_manifest_sha256 == _sha(desired_manifest(ctx))
+            keeper_ok = keeper_ok and f.lvscare_unit_sha256 is None
+        return bundle_ok and keeper_ok
+
+    def hosts(self, ctx: Context) -> list[Node]:
+        return [
+            n
+            for n in ctx.workers
+            if n.facts is not None
+            and not (
+                n.facts.join_done
+                and n.hosts_entry_is(ctx.spec.vip, ctx.spec.apiserver)
+                and self._lvscare_ok(ctx, n)
+            )
+        ]
+
+    def describe(self, ctx: Context, node: Node) -> list[str]:
+        assert node.facts is not None
+        spec = ctx.spec
+        masters = [m.ip for m in ctx.masters]
+        lines = []
+        if not node.hosts_entry_is(spec.vip, spec.apiserver):
+            lines.append(f"/etc/hosts: map {spec.apiserver} to the VIP {spec.vip}")
+        if ctx.bundle is None or node.facts.lvscare_sha256 != ctx.bundle.sha256:
+            lines.append(f"install the lvscare bundle to {rp.LVSCARE_BIN}")
+        if not node.facts.join_done:
+            if node.facts.kubeadm_leftovers:
+                lines.append("kubeadm reset -f (an earlier join stopped halfway)")
+            run_once = " ".join(lvscare_node.care_args(spec.vip, masters, run_once=True))
+            lines.append(f"lvscare {run_once}")
+            lines.append(
+                f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT} (token via a 0600 file)"
+            )
+        if not self._lvscare_ok(ctx, node):
+            if spec.lvscare_mode == "systemd":
+                lines.append(f"keep lvscare running: {rp.LVSCARE_UNIT} (Before=kubelet.service)")
+            else:
+                lines.append(f"keep lvscare running: static pod {rp.LVSCARE_MANIFEST}")
+        return lines
+
+    async def prepare(self, ctx: Context, nodes: list[Node]) -> None:
+        if ctx.bundle is None:
+            ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
+        if any(n.facts is not None and not n.facts.join_done for n in nodes):
+            await ctx.join_info(control_plane=False)
+
+    async def run_host(self, ctx: Context, node: Node) -> str:
+        assert node.facts is not None and ctx.bundle is not None
+        spec = ctx.spec
+        host = node.host
+        masters = [m.ip for m in ctx.masters]
+        ctx.ui.step(node.name, f"/etc/hosts: {spec.apiserver} -> {spec.vip}")
+        await host.run(set_entry_command(spec.vip, spec.apiserver))
+        ctx.ui.step(node.name, "installing lvscare")
+        await host.upload_if_changed(ctx.bundle.path, rp.LVSCARE_BIN, ctx.bundle.sha256, mode=0o755)
+        note = "lvscare updated; joined before"
+        if not node.facts.join_done:
+            if node.facts.kubeadm_leftovers:
+                ctx.ui.step(node.name, "kubeadm reset -f (leftovers of an interrupted join)")
+                await host.run(kubeadm_reset(), timeout=300)
+            ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
+            once = lvscare_node.care_args(spec.vip, masters, run_once=True)
+            await host.run(shlex.join([rp.LVSCARE_BIN, *once]), timeout=120)
+            ctx.ui.step(node.name, f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT}")
+            info = await ctx.join_info(control_plane=False)
+            doc = kubeadm.join_document(ctx.version, info, f"{spec.vip}:{kubeadm.APISERVER_PORT}")
+            await host.run(
+                f"{kubeadm.join_with_config_command()} && {mark(rp.MARK_JOIN)}",
+                input=kubeadm.dump([doc]),
+                timeout=JOIN_TIMEOUT,
+            )
+            node.facts.join_done = True
+            note = "joined"
+        await self._keep_running(ctx, node)
+        return note
+
+    async def _keep_running(self, ctx: Context, node: Node) -> None:
+        """The systemd unit or the static pod; the other way goes if an earlier run used it."""
+        f = node.facts
+        assert f is not None
+        host = node.host
+        if ctx.spec.lvscare_mode == "systemd":
+            unit = desired_unit(ctx)
+            if f.lvscare_manifest_sha256 is not None:
+                await host.run(f"rm -f {q(rp.LVSCARE_MANIFEST)}")
+            ctx.ui.step(node.name, f"lvscare service ({lvscare_node.UNIT_NAME})")
+            if f.lvscare_unit_sha256 != _sha(unit):
+                await host.put_bytes(unit.encode(), rp.LVSCARE_UNIT, mode=0o644)
+                await host.run(
+                    f"systemctl daemon-reload && systemctl enable {lvscare_node.UNIT_NAME} "
+                    f"&& systemctl restart {lvscare_node.UNIT_NAME}"
+                )
+            elif not f.lvscare_active:
+                await host.run(f"systemctl enable --now {lvscare_node.UNIT_NAME}")
+        else:
+            if f.lvscare_unit_sha256 is not None:
+                await host.run(
+                    f"systemctl disable --now {lvscare_node.UNIT_NAME}; "
+                    f"rm -f {q(rp.LVSCARE_UNIT)}; "
+                    "systemctl daemon-reload"
+                )
+            ctx.ui.step(node.name, "lvscare static pod")
+            manifest = desired_manifest(ctx)
+            if f.lvscare_manifest_sha256 != _sha(manifest):
+                await host.put_bytes(manifest.encode(), rp.LVSCARE_MANIFEST, mode=0o644)

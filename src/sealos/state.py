@@ -1,0 +1,145 @@
+"""The cluster state: one YAML file, `$SEALOS_HOME/config.yaml` (default ~/.sealos), mode 0600.
+
+It holds the settings `init` used (never a password, token or certificate key), every member with
+its role, IP and hostname, and the pinned SSH host keys. `join` and `clean` start from it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from sealos.errors import SealosError
+
+HOME_ENV = "SEALOS_HOME"
+STATE_FILE = "config.yaml"
+FORMAT = 1
+
+
+def sealos_home() -> Path:
+    """$SEALOS_HOME, else ~/.sealos."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".sealos"
+
+
+@dataclass
+class Member:
+    """One host of the cluster as recorded."""
+
+    address: str  # as the user typed it, e.g. 10.0.0.2 or 10.0.0.2:2222
+    role: str  # master | node
+    ip: str = ""
+    hostname: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form for YAML."""
+        return {
+            "address": self.address,
+            "role": self.role,
+            "ip": self.ip,
+            "hostname": self.hostname,
+        }
+
+
+@dataclass
+class ClusterState:
+    """What is known about the cluster between runs."""
+
+    settings: dict[str, Any] = field(default_factory=dict)  # file-form spec settings, no secrets
+    members: list[Member] = field(default_factory=list)
+    host_keys: dict[str, str] = field(default_factory=dict)  # HostAddress.key -> OpenSSH key
+    status: str = "new"  # installing | ready
+    package_sha256: Optional[str] = None
+    created: str = ""
+    updated: str = ""
+
+    @property
+    def masters(self) -> list[Member]:
+        """Masters in order, the first master first."""
+        return [m for m in self.members if m.role == "master"]
+
+    @property
+    def nodes(self) -> list[Member]:
+        """Worker nodes."""
+        return [m for m in self.members if m.role == "node"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form for YAML."""
+        return {
+            "format": FORMAT,
+            "status": self.status,
+            "created": self.created,
+            "updated": self.updated,
+            "packageSha256": self.package_sha256,
+            "settings": self.settings,
+            "members": [m.to_dict() for m in self.members],
+            "hostKeys": dict(self.host_keys),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterState:
+        """Read the plain form back."""
+        members = [
+            Member(
+                str(m["address"]), str(m["role"]), str(m.get("ip", "")), str(m.get("hostname", ""))
+            )
+            for m in data.get("members") or []
+        ]
+        return cls(
+            settings=dict(data.get("settings") or {}),
+            members=members,
+            host_keys={str(k): str(v) for k, v in (data.get("hostKeys") or {}).items()},
+            status=str(data.get("status", "new")),
+            package_sha256=data.get("packageSha256"),
+            created=str(data.get("created", "")),
+            updated=str(data.get("updated", "")),
+        )
+
+
+class StateStore:
+    """Loads and saves the state file atomically with mode 0600."""
+
+    def __init__(self, home: Optional[Path] = None) -> None:
+        self.home = home or sealos_home()
+        self.path = self.home / STATE_FILE
+
+    def load(self) -> Optional[ClusterState]:
+        """The saved state, or None when there is none yet."""
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise SealosError(
+                f"cannot read {self.path} ({e.strerror}); check its permissions."
+            ) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise SealosError(
+                f"{self.path} is not valid YAML; fix or move it away and run again."
+            ) from None
+        if not isinstance(data, dict):
+            raise SealosError(
+                f"{self.path} is not a sealos state file; move it away and run again."
+            )
+        return ClusterState.from_dict(data)
+
+    def save(self, state: ClusterState) -> None:
+        """Write the state (0600, directory 0700), replacing the old file in one step."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        state.created = state.created or now
+        state.updated = now
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# sealos cluster state: written by sealos, holds no passwords or tokens.\n")
+            yaml.safe_dump(state.to_dict(), f, sort_keys=False, default_flow_style=False)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)
