@@ -774,12 +774,13 @@ def down(name: str = "default") -> None:
     crashed lab, and on a lab that is already gone (then it does nothing)."""
     _require_root()
     check_name(name)
+    d = lab_dir(name)
+    hosts: list[LabHost] = []
+    with contextlib.suppress(Exception):
+        hosts = Lab.load(name).hosts
+    # Stopping hosts takes seconds (VMs up to 20): other labs may come and go meanwhile.
+    _stop_hosts(hosts)
     with _global_lock():
-        d = lab_dir(name)
-        hosts: list[LabHost] = []
-        with contextlib.suppress(Exception):
-            hosts = Lab.load(name).hosts
-        _stop_hosts(hosts)
         namespaces = _lab_namespaces(name)
         _kill_inside(namespaces)
         _unmount_under(d)
@@ -790,8 +791,8 @@ def down(name: str = "default") -> None:
             with contextlib.suppress(OSError):
                 Path(f"/run/systemd/nspawn/propagate/{h.machine}").rmdir()
         shutil.rmtree(d, ignore_errors=True)
-        if d.exists():
-            raise LabError(f"could not remove {d}; remove it by hand")
+    if d.exists():
+        raise LabError(f"could not remove {d}; remove it by hand")
 
 
 def _kill_inside(namespaces: Sequence[str]) -> None:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Optional
 
+from sealos_lab import netns, nspawn
 from sealos_lab.lab import Lab, down, up
+from sealos_lab.paths import lab_dir
 
 
 @contextlib.contextmanager
@@ -49,3 +55,37 @@ def lab_fixture(
             yield lab
 
     return _lab
+
+
+def run_cli(
+    *args: str, env: Optional[Mapping[str, str]] = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run `sealos-lab ARGS` in a subprocess like a user would; text output captured."""
+    exe = shutil.which("sealos-lab") or str(Path(sys.executable).parent / "sealos-lab")
+    return subprocess.run(
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env) if env is not None else None,
+    )
+
+
+def recorded_pids(name: str) -> list[tuple[int, Optional[int]]]:
+    """(PID, start time) of every host process lab `name` recorded in its state file."""
+    return [(h.pid, h.pid_start) for h in Lab.load(name).hosts if h.pid]
+
+
+def leftovers(name: str, pids: Sequence[tuple[int, Optional[int]]] = ()) -> list[str]:
+    """What of lab `name` is still on this machine (namespaces, mounts under its folder, the
+    processes `pids` if alive, its folder), one phrase each; empty when it is all gone."""
+    found = [f"namespace {ns}" for ns in netns.list_netns() if ns.startswith(f"sl-{name}-")]
+    d = str(lab_dir(name))
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point == d or point.startswith(d + "/"):
+            found.append(f"mount {point}")
+    found += [f"process {pid}" for pid, st in pids if nspawn.alive(pid, st)]
+    if Path(d).exists():
+        found.append(f"folder {d}")
+    return found

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from sealos_lab import lab as labmod
-from sealos_lab import netns
 from sealos_lab.paths import lab_dir
+from sealos_lab.testing import leftovers, recorded_pids, run_cli
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -24,29 +21,7 @@ HOSTS = ["h1", "h2", "h3", "h4"]
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    exe = shutil.which("sealos-lab") or str(Path(sys.executable).parent / "sealos-lab")
-    return subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ)
-    )
-
-
-def leftovers(name: str, pids: list[tuple[int, int | None]]) -> list[str]:
-    """Everything of lab `name` still on this machine, described; empty when it is all gone."""
-    found = [f"namespace {ns}" for ns in netns.list_netns() if ns.startswith(f"sl-{name}-")]
-    d = str(lab_dir(name))
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4]
-        if point == d or point.startswith(d + "/"):
-            found.append(f"mount {point}")
-    found += [f"process {pid}" for pid, st in pids if labmod.nspawn.alive(pid, st)]
-    if Path(d).exists():
-        found.append(f"folder {d}")
-    return found
-
-
-def recorded_pids(name: str) -> list[tuple[int, int | None]]:
-    state = json.loads((lab_dir(name) / "state.json").read_text())
-    return [(h["pid"], h["pid_start"]) for h in state["hosts"] if h["pid"]]
+    return run_cli(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +154,23 @@ def test_up_again_keeps_the_running_lab(lab4):
     assert again.returncode == 0, again.stderr
     assert "already up" in again.stdout
     assert recorded_pids(NAME) == before
+
+
+def test_stopped_host_keeps_its_files_and_up_starts_it_again(lab4):
+    lab, _ = lab4
+    assert lab.exec("h2", ["sh", "-c", "echo kept > /root/kept.txt"]).returncode == 0
+    lab.stop_host("h2")
+    assert not labmod.Lab.load(NAME).is_running("h2")
+    refused = cli("exec", "--name", NAME, "h2", "--", "true")
+    assert refused.returncode != 0 and "h2" in refused.stderr and "not running" in refused.stderr
+    status = cli("status", "--name", NAME).stdout
+    assert any(line.split()[:1] == ["h2"] and " no " in line for line in status.splitlines())
+    again = cli("up", "--hosts", "4", "--name", NAME)
+    assert again.returncode == 0, again.stderr
+    assert "already up" not in again.stdout
+    lab = labmod.Lab.load(NAME)
+    assert lab.exec("h2", ["cat", "/root/kept.txt"]).stdout.strip() == "kept"
+    assert lab.exec("h2", ["systemctl", "is-active", "ssh"]).stdout.strip() == "active"
 
 
 def test_down_leaves_nothing_behind():
