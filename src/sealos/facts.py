@@ -51,7 +51,9 @@ def gather_script(package_name: str, apiserver: str, package_size: Optional[int]
     pkg = rp.package_file(package_name)
     # Hashing a 500 MB package costs seconds: skip it when the size already tells it differs.
     size_check = (
-        f'[ "$(stat -c %s {q(pkg)})" = {q(package_size)} ] && ' if package_size is not None else ""
+        f'[ "$(stat -c %s {q(pkg)} 2>/dev/null)" = {q(package_size)} ] && '
+        if package_size is not None
+        else ""
     )
     lines = [
         'echo "hostname=$(hostname 2>/dev/null || uname -n)"',

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import posixpath
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from sealos.redaction import Redactor
 from sealos.remote_paths import q
 from sealos.spec import PASSWORD_ENV, Credentials
 
+DEFAULT_LOGIN_TIMEOUT = 30.0
 DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
 
 Progress = Callable[[int, int], None]
@@ -93,6 +95,7 @@ class Host:
         client_keys: Optional[list[asyncssh.SSHKey]] = None,
         pinned_key: Optional[str] = None,
         connect_timeout: float = 10.0,
+        login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         log: Optional[CommandLog] = None,
     ) -> None:
@@ -101,6 +104,7 @@ class Host:
         self.client_keys = client_keys
         self.pinned_key = pinned_key
         self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
         self.command_timeout = command_timeout
         self.redact = log.redact if log is not None else Redactor(*credentials.secrets())
         self.log = log
@@ -122,14 +126,19 @@ class Host:
     # --- connection --------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Open the SSH connection; errors say whether it is the network, the login or the key."""
+        """Open the SSH connection; errors say whether it is the network, the login or the key.
+
+        Reaching the port must happen within `connect_timeout`; the SSH handshake and login then
+        get `login_timeout` (a refused password can take seconds: PAM delays failures).
+        """
+        sock = await self._tcp_connect()
         pinned = asyncssh.import_public_key(self.pinned_key) if self.pinned_key else None
         client = _PinningClient(pinned)
         creds = self.credentials
         options: dict[str, Any] = {
             "username": creds.user,
             "known_hosts": ([pinned] if pinned else [], [], []),
-            "connect_timeout": self.connect_timeout,
+            "connect_timeout": self.login_timeout,
             "keepalive_interval": 15,
             "keepalive_count_max": 4,
             # AES-GCM first: with hardware AES it moves packages faster than chacha20.
@@ -143,10 +152,13 @@ class Host:
             # A password was given: do not offer this machine's own keys or agent first.
             options["client_keys"] = None
             options["agent_path"] = None
-        self._log("connect", f"ssh {creds.user}@{self.address.key}")
         try:
             self._conn = await asyncssh.connect(
-                self.address.host, self.address.port, client_factory=lambda: client, **options
+                self.address.host,
+                self.address.port,
+                sock=sock,
+                client_factory=lambda: client,
+                **options,
             )
         except asyncssh.HostKeyNotVerifiable:
             raise self._host_key_error(client) from None
@@ -155,8 +167,51 @@ class Host:
         except (asyncio.TimeoutError, TimeoutError):
             raise HostError(
                 self.name,
-                f"no SSH answer within {self.connect_timeout:g} s; "
-                "check the address, the port and that sshd runs there.",
+                "the port answers but the SSH login did not finish within "
+                f"{self.login_timeout:g} s; check that sshd there works (it may be overloaded).",
+                kind="ssh",
+            ) from None
+        except (asyncssh.Error, OSError) as e:
+            raise HostError(
+                self.name, f"SSH failed ({_reason(e)}); check sshd there.", kind="ssh"
+            ) from None
+        finally:
+            if self._conn is None:
+                sock.close()
+        key = self._conn.get_server_host_key()
+        self.host_key = key.export_public_key("openssh").decode().strip() if key else None
+        self._log("connect", f"logged in at {self.ip}, host key {_fingerprint(key)}")
+
+    async def _tcp_connect(self) -> socket.socket:
+        """Reach host:port within connect_timeout; name lookups count as part of it."""
+        loop = asyncio.get_running_loop()
+        self._log("connect", f"ssh {self.credentials.user}@{self.address.key}")
+
+        async def attempt() -> socket.socket:
+            infos = await loop.getaddrinfo(
+                self.address.host, self.address.port, type=socket.SOCK_STREAM
+            )
+            last: Optional[OSError] = None
+            for family, kind, proto, _name, addr in infos:
+                sock = socket.socket(family, kind, proto)
+                sock.setblocking(False)
+                try:
+                    await loop.sock_connect(sock, addr)
+                except OSError as e:
+                    sock.close()
+                    last = e
+                    continue
+                self.ip = str(addr[0])
+                return sock
+            raise last or OSError("no address")
+
+        try:
+            return await asyncio.wait_for(attempt(), self.connect_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise HostError(
+                self.name,
+                f"no answer on port {self.address.port} within {self.connect_timeout:g} s; "
+                "check the address and that the host is up.",
                 kind="unreachable",
             ) from None
         except ConnectionRefusedError:
@@ -166,21 +221,17 @@ class Host:
                 "check the SSH port and that sshd runs.",
                 kind="unreachable",
             ) from None
+        except socket.gaierror:
+            raise HostError(
+                self.name,
+                "the host name does not resolve; check its spelling or use its IP.",
+                kind="unreachable",
+            ) from None
         except OSError as e:
             reason = e.strerror or str(e) or type(e).__name__
             raise HostError(
                 self.name, f"cannot connect ({reason}); check the address.", kind="unreachable"
             ) from None
-        except asyncssh.Error as e:
-            raise HostError(
-                self.name, f"SSH failed ({e.reason}); check sshd there.", kind="ssh"
-            ) from None
-        key = self._conn.get_server_host_key()
-        self.host_key = key.export_public_key("openssh").decode().strip() if key else None
-        peer = self._conn.get_extra_info("peername")
-        if peer:
-            self.ip = str(peer[0])
-        self._log("connect", f"connected to {self.ip}, host key {_fingerprint(key)}")
 
     def _host_key_error(self, client: _PinningClient) -> HostError:
         return HostError(

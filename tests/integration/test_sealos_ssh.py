@@ -196,11 +196,11 @@ def test_refused_port_and_silent_server_fail_fast_naming_the_host(sshd: Sshd):
         with pytest.raises(HostError) as e:
             await closed.connect()
         assert e.value.kind == "unreachable" and "refused" in str(e.value)
-        mute = Host(HostAddress("127.0.0.1", port), Credentials(password="x"), connect_timeout=1.0)
+        mute = Host(HostAddress("127.0.0.1", port), Credentials(password="x"), login_timeout=1.0)
         t0 = time.monotonic()
         with pytest.raises(HostError) as e:
             await mute.connect()
-        assert e.value.kind == "unreachable" and "within 1 s" in str(e.value)
+        assert e.value.kind == "ssh" and "login did not finish within 1 s" in str(e.value)
         assert time.monotonic() - t0 < 4
 
     try:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 
 from sealos.context import Context, Node
-from sealos.errors import HostError, SealosError
+from sealos.errors import HostError, SealosError, ValidationFailed
 
 
 class PhaseFailed(SealosError):
@@ -110,7 +110,7 @@ async def run_phases(ctx: Context, phases: Sequence[Phase]) -> None:
         started = time.monotonic()
         try:
             await phase.run(ctx, nodes)
-        except PhaseFailed:
+        except (PhaseFailed, ValidationFailed):
             ctx.ui.phase_end(phase.title, False, time.monotonic() - started)
             raise
         except HostError as e:

@@ -27,12 +27,10 @@ class Validate(Phase):
     async def run(self, ctx: Context, nodes: list[Node]) -> None:
         problems = list(self.spec_problems)
         problems += [str(n.error) for n in nodes if n.error is not None]
-        usable = [n for n in nodes if n.usable]
-        if len(usable) == len(nodes):
-            views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in usable if n.facts]
-            problems += rules.host_problems(ctx.spec, views, ctx.package)
-            for w in rules.warnings(views, ctx.operator_time):
-                ctx.ui.warn(w)
+        views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in nodes if n.facts]
+        problems += rules.host_problems(ctx.spec, views, ctx.package)
+        for w in rules.warnings(views, ctx.operator_time):
+            ctx.ui.warn(w)
         problems += self._state_problems(ctx)
         if not problems and ctx.spec.pkg_url and not ctx.package_sha256:
             problems += await self._published_checksum(ctx)
@@ -44,7 +42,8 @@ class Validate(Phase):
         for n in nodes:
             ctx.ui.host_done(n.name, n.usable, "" if n.usable else "see the problems below")
         if problems:
-            raise ValidationFailed(problems)
+            # A host listed twice (master and node) would repeat its connection problem.
+            raise ValidationFailed(list(dict.fromkeys(problems)))
 
     def _state_problems(self, ctx: Context) -> list[str]:
         recorded = ctx.state.masters
