@@ -85,6 +85,8 @@ class Context:
         self.client_keys: Optional[list[Any]] = None
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}
+        # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
+        self.phase_times: list[tuple[str, float, float, bool]] = []
         self._join: Optional[JoinInfo] = None
         self._join_lock = asyncio.Lock()
 

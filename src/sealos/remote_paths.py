@@ -17,6 +17,7 @@ MARK_PACKAGE = (
 )
 MARK_INIT = "/var/lib/sealos/init.done"  # `kubeadm init` finished on the first master
 MARK_JOIN = "/var/lib/sealos/join.done"  # `kubeadm join` finished on this master or node
+KUBEADM_LOCK = "/var/lib/sealos/kubeadm.lock"  # one kubeadm init/join/reset at a time per host
 
 LVSCARE_BIN = "/usr/local/bin/lvscare"
 LVSCARE_UNIT = "/etc/systemd/system/lvscare.service"

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import posixpath
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,15 @@ class CommandResult:
     def ok(self) -> bool:
         """True when the command exited 0."""
         return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class CommandTiming:
+    """When a remote command started (monotonic), how long it took, what it was (redacted)."""
+
+    started: float
+    seconds: float
+    command: str
 
 
 def load_client_keys(credentials: Credentials) -> Optional[list[asyncssh.SSHKey]]:
@@ -112,6 +122,7 @@ class Host:
         self.ip: str = address.host  # the address actually connected to (resolved)
         self._conn: Optional[asyncssh.SSHClientConnection] = None
         self._sftp: Optional[asyncssh.SFTPClient] = None
+        self.timings: list[CommandTiming] = []  # for benchmarks: where the time went
 
     @property
     def name(self) -> str:
@@ -287,6 +298,7 @@ class Host:
         self._log("run", command)
         if input is not None:
             self._log("stdin", f"{len(input.encode())} bytes (not logged)")
+        started = time.monotonic()
         try:
             done = await conn.run(
                 command, input=input, timeout=limit, check=False, errors="replace"
@@ -307,9 +319,11 @@ class Host:
                 kind="ssh",
             ) from None
         status = done.exit_status if done.exit_status is not None else -1
+        took = time.monotonic() - started
+        self.timings.append(CommandTiming(started, took, self.redact(command)))
         result = CommandResult(status, _text(done.stdout), _text(done.stderr))
         self._log_output(result.stdout, result.stderr, hide_output)
-        self._log("exit", str(status))
+        self._log("exit", f"{status} ({took:.2f} s)")
         if check and not result.ok:
             raise CommandError(
                 self.name,

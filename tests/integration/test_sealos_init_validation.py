@@ -189,3 +189,56 @@ def test_downloaded_package_with_wrong_checksum_is_refused_and_removed(lab, pack
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_kubeadm_steps_run_once_reset_leftovers_and_wait_for_a_running_one(lab):
+    """The host-side guard of kubeadm init/join, on a real lab host with a recording `kubeadm`."""
+    from sealos.phases.commands import EXIT_BUSY, once
+
+    h = lab.hosts[0].name
+    fake = (
+        "mkdir -p /tmp/fakebin && printf '#!/bin/sh\\necho \"$*\" >> /tmp/kubeadm.calls\\n' "
+        "> /tmp/fakebin/kubeadm && chmod +x /tmp/fakebin/kubeadm"
+    )
+    lab.exec(h, ["sh", "-c", fake], check=True)
+    marker = "/var/lib/sealos/test.done"
+
+    def step(wait: int = 900, body: str = "kubeadm join --config x") -> subprocess.CompletedProcess:
+        script = "PATH=/tmp/fakebin:$PATH; " + once(marker, body, wait=wait)
+        return lab.exec(h, ["sh", "-c", script], timeout=60)
+
+    def calls() -> list[str]:
+        return lab.exec(h, ["sh", "-c", "cat /tmp/kubeadm.calls 2>/dev/null"]).stdout.splitlines()
+
+    try:
+        assert step().returncode == 0 and calls() == ["join --config x"]
+        again = step()
+        assert again.returncode == 0 and "done before" in again.stdout and len(calls()) == 1
+        lab.exec(
+            h,
+            [
+                "sh",
+                "-c",
+                f"rm -f {marker}; mkdir -p /etc/kubernetes/pki && touch /etc/kubernetes/pki/ca.crt",
+            ],
+        )
+        assert step().returncode == 0
+        assert calls()[1:] == ["reset -f", "join --config x"]
+        holder = subprocess.Popen(
+            lab.exec_argv(h, ["flock", "/var/lib/sealos/kubeadm.lock", "sleep", "5"])
+        )
+        try:
+            time.sleep(1)
+            lab.exec(h, ["rm", "-f", marker])
+            busy = step(wait=1)
+            assert busy.returncode == EXIT_BUSY and "another run holds" in busy.stderr
+        finally:
+            holder.wait(20)
+        failing = step(body="false")
+        assert failing.returncode != 0
+        assert lab.exec(h, ["test", "-f", marker]).returncode != 0  # no marker after a failure
+    finally:
+        lab.exec(
+            h,
+            ["sh", "-c", "rm -rf /tmp/fakebin /tmp/kubeadm.calls /var/lib/sealos /etc/kubernetes"],
+        )

@@ -7,6 +7,7 @@ first master, join masters, join nodes (with lvscare), apply the CNI, save the s
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -31,7 +32,7 @@ from sealos.phases.validate import Validate
 from sealos.redaction import Redactor
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec
-from sealos.ssh import Host, load_client_keys
+from sealos.ssh import CommandTiming, Host, load_client_keys
 from sealos.state import StateStore
 from sealos.ui import UI, PlainUI
 
@@ -48,6 +49,9 @@ class Result:
     log_path: Optional[Path] = None
     plan: dict[str, list[str]] = field(default_factory=dict)  # dry run
     nodes_output: str = ""  # `kubectl get nodes` at the end
+    seconds: float = 0.0  # wall time of the run
+    phase_times: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    timings: dict[str, list[CommandTiming]] = field(default_factory=dict)  # per host
 
 
 def phases(spec_problems: list[str]) -> list[Phase]:
@@ -86,6 +90,7 @@ async def run_async(
     store = store or StateStore()
     log = CommandLog(new_log_path(store.home, "init"), Redactor(*spec.credentials.secrets()))
     result = Result(ok=False, dry_run=dry_run, log_path=log.path)
+    started = time.monotonic()
     ctx = Context(spec, ui, log, store, store.load(), dry_run=dry_run)
     try:
         problems = validate.spec_problems(spec)
@@ -126,6 +131,9 @@ async def run_async(
         ui.error(str(e))
     finally:
         await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
+        result.seconds = time.monotonic() - started
+        result.phase_times = list(ctx.phase_times)
+        result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
         ui.close()
         log.write("sealos", "end", "ok" if result.ok else "failed")
         log.close()

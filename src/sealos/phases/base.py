@@ -120,6 +120,7 @@ async def run_phases(ctx: Context, phases: Sequence[Phase]) -> None:
             ctx.ui.phase_end(phase.title, False, time.monotonic() - started)
             raise PhaseFailed(phase.title, [HostError("sealos", str(e))]) from None
         ctx.ui.phase_end(phase.title, True, time.monotonic() - started)
+        ctx.phase_times.append((phase.title, started, time.monotonic() - started, phase.parallel))
 
 
 def _first_line(text: str) -> str:

@@ -5,15 +5,34 @@ from __future__ import annotations
 from sealos import remote_paths as rp
 from sealos.remote_paths import q
 
+LOCK_WAIT = 900  # seconds a run waits for an earlier, interrupted run's kubeadm to finish
+EXIT_BUSY = 75
+
 
 def mark(path: str, content: str = "done") -> str:
     """Record that a step finished on the host (our marker files under /var/lib/sealos)."""
     return f"mkdir -p {q(rp.STATE_DIR)} && printf '%s\\n' {q(content)} > {q(path)}"
 
 
-def kubeadm_reset() -> str:
-    """Undo an interrupted `kubeadm init/join` so that it can run again."""
-    return "kubeadm reset -f"
+def once(marker: str, body: str, wait: int = LOCK_WAIT) -> str:
+    """Run a kubeadm step at most once per host, safely after an interrupted run.
+
+    Under a host-wide lock (an interrupted run's kubeadm may still be running: it holds the lock
+    until it ends), skip when `marker` says the step finished; undo leftovers of an unfinished
+    attempt with `kubeadm reset -f`; then run `body` and set the marker.
+    """
+    leftovers = " ".join(q(p) for p in rp.KUBEADM_LEFTOVERS)
+    return (
+        f"mkdir -p {q(rp.STATE_DIR)} && exec 9>{q(rp.KUBEADM_LOCK)} || exit 1; "
+        f"if ! flock -w {wait} 9; then "
+        f"echo 'another run holds {rp.KUBEADM_LOCK}; wait for it to end' >&2; "
+        f"exit {EXIT_BUSY}; fi; "
+        f"if [ -f {q(marker)} ]; then echo 'sealos: done before, skipped'; exit 0; fi; "
+        f'for f in {leftovers}; do if [ -e "$f" ]; then '
+        "echo 'sealos: an earlier attempt stopped halfway: kubeadm reset -f'; "
+        "kubeadm reset -f || exit 1; break; fi; done; "
+        f"{{ {body}; }} && {mark(marker)}"
+    )
 
 
 def root_kubeconfig() -> str:

@@ -7,7 +7,7 @@ from sealos import remote_paths as rp
 from sealos.context import Context, Node
 from sealos.hostsfile import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import kubeadm_reset, mark, root_kubeconfig
+from sealos.phases.commands import once, root_kubeconfig
 
 INIT_TIMEOUT = 1200.0
 
@@ -49,9 +49,6 @@ class InitFirstMaster(Phase):
         await host.run(set_entry_command(node.ip, ctx.spec.apiserver))
         if node.facts.init_done:
             return "hosts entry fixed; init was done before"
-        if node.facts.kubeadm_leftovers:
-            ctx.ui.step(node.name, "kubeadm reset -f (leftovers of an interrupted init)")
-            await host.run(kubeadm_reset(), timeout=300)
         if ctx.spec.kubeadm_config is not None:
             config = ctx.spec.kubeadm_config.read_bytes()
         else:
@@ -59,7 +56,7 @@ class InitFirstMaster(Phase):
         await host.put_bytes(config, rp.KUBEADM_CONFIG, mode=0o600)
         node.facts.kubeadm_config_sha256 = "written"
         ctx.ui.step(node.name, "kubeadm init (takes a while)")
-        command = f"{kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG)} && {mark(rp.MARK_INIT)}"
+        command = once(rp.MARK_INIT, kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG))
         result = await host.run(command, timeout=INIT_TIMEOUT)
         node.facts.init_done = True
         info = kubeadm.parse_join_commands(result.stdout)

@@ -9,7 +9,7 @@ from sealos import remote_paths as rp
 from sealos.context import Context, Node
 from sealos.hostsfile import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import kubeadm_reset, mark, root_kubeconfig
+from sealos.phases.commands import once, root_kubeconfig
 
 JOIN_TIMEOUT = 1200.0
 
@@ -55,9 +55,6 @@ class JoinMasters(Phase):
         if not node.facts.join_done:
             ctx.ui.step(node.name, f"/etc/hosts: {name} -> {ctx.first_master.ip}")
             await host.run(set_entry_command(ctx.first_master.ip, name))
-            if node.facts.kubeadm_leftovers:
-                ctx.ui.step(node.name, "kubeadm reset -f (leftovers of an interrupted join)")
-                await host.run(kubeadm_reset(), timeout=300)
             ctx.ui.step(node.name, "kubeadm join as a control plane")
             await self._join(ctx, node)
             node.facts.join_done = True
@@ -70,11 +67,10 @@ class JoinMasters(Phase):
     async def _join(self, ctx: Context, node: Node) -> None:
         info = await ctx.join_info(control_plane=True)
         v = ctx.version
-        done = mark(rp.MARK_JOIN)
         if v.certificate_key_in_config:
             doc = kubeadm.join_document(v, info, info.endpoint, control_plane_address=node.ip)
             await node.host.run(
-                f"{kubeadm.join_with_config_command()} && {done}",
+                once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),
                 timeout=JOIN_TIMEOUT,
             )
@@ -83,7 +79,7 @@ class JoinMasters(Phase):
                 v, info.endpoint, info.ca_cert_hashes, node.ip
             )
             await node.host.run(
-                f"{command} && {done}",
+                once(rp.MARK_JOIN, command),
                 input=f"{info.token}\n{info.certificate_key}\n",
                 timeout=JOIN_TIMEOUT,
             )

@@ -14,7 +14,7 @@ from sealos import remote_paths as rp
 from sealos.context import Context, Node
 from sealos.hostsfile import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import kubeadm_reset, mark
+from sealos.phases.commands import once
 from sealos.remote_paths import q
 
 JOIN_TIMEOUT = 900.0
@@ -106,17 +106,14 @@ class JoinNodes(Phase):
         await host.upload_if_changed(ctx.bundle.path, rp.LVSCARE_BIN, ctx.bundle.sha256, mode=0o755)
         note = "lvscare updated; joined before"
         if not node.facts.join_done:
-            if node.facts.kubeadm_leftovers:
-                ctx.ui.step(node.name, "kubeadm reset -f (leftovers of an interrupted join)")
-                await host.run(kubeadm_reset(), timeout=300)
             ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
-            once = lvscare_node.care_args(spec.vip, masters, run_once=True)
-            await host.run(shlex.join([rp.LVSCARE_BIN, *once]), timeout=120)
+            rule = lvscare_node.care_args(spec.vip, masters, run_once=True)
+            await host.run(shlex.join([rp.LVSCARE_BIN, *rule]), timeout=120)
             ctx.ui.step(node.name, f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT}")
             info = await ctx.join_info(control_plane=False)
             doc = kubeadm.join_document(ctx.version, info, f"{spec.vip}:{kubeadm.APISERVER_PORT}")
             await host.run(
-                f"{kubeadm.join_with_config_command()} && {mark(rp.MARK_JOIN)}",
+                once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),
                 timeout=JOIN_TIMEOUT,
             )
