@@ -1,0 +1,176 @@
+"""Several stand-in "hosts" on this machine: network namespaces on a private bridge, test mode.
+
+For testing the package's stand-ins without lab hosts: each host is a network namespace with its
+own address on an isolated bridge (no route out), its own file tree (SEALOS_STANDIN_ROOT) and its
+own /etc/hosts (ip netns exec bind-mounts /etc/netns/<ns>/hosts). Services run as background
+processes (SEALOS_STANDIN_NO_SYSTEMD=1) whose pid files `down()` uses to stop them. Needs root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass
+class TestbedHost:
+    """One namespace host."""
+
+    name: str
+    netns: str
+    address: str
+    root: Path
+    kube: Path
+    extra_addresses: list[str] = field(default_factory=list)
+
+
+def _ip(*args: str, netns: Optional[str] = None, check: bool = True) -> None:
+    cmd = ["ip", *(["-n", netns] if netns else []), *args]
+    subprocess.run(cmd, check=check, capture_output=True)
+
+
+class NetnsTestbed:
+    """A bridge namespace and N host namespaces running the stand-ins of one package."""
+
+    def __init__(
+        self, prefix: str, count: int, workdir: Path, package: Path, python: str = "python3"
+    ) -> None:
+        self.prefix = prefix
+        self.workdir = workdir
+        self.package = package
+        self.python = python
+        self.switch = f"{prefix}-sw"
+        self.subnet = "10.213.7"
+        self.hosts = [
+            TestbedHost(
+                name=f"h{i}",
+                netns=f"{prefix}-h{i}",
+                address=f"{self.subnet}.{10 + i}",
+                root=workdir / f"h{i}" / "root",
+                kube=workdir / f"h{i}" / "pkg" / "kube",
+            )  # fmt: skip
+            for i in range(1, count + 1)
+        ]
+
+    def up(self) -> NetnsTestbed:
+        """Create namespaces, bridge, veths and addresses; unpack the package on every host."""
+        _ip("netns", "add", self.switch)
+        _ip("link", "add", "br0", "type", "bridge", netns=self.switch)
+        _ip("link", "set", "br0", "up", netns=self.switch)
+        _ip("link", "set", "lo", "up", netns=self.switch)
+        for index, host in enumerate(self.hosts, 1):
+            _ip("netns", "add", host.netns)
+            _ip("link", "set", "lo", "up", netns=host.netns)
+            peer = f"v{index}"
+            _ip("link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", self.switch,
+                netns=host.netns)  # fmt: skip
+            _ip("link", "set", peer, "master", "br0", netns=self.switch)
+            _ip("link", "set", peer, "up", netns=self.switch)
+            _ip("addr", "add", f"{host.address}/24", "dev", "eth0", netns=host.netns)
+            _ip("link", "set", "eth0", "up", netns=host.netns)
+            host.root.mkdir(parents=True, exist_ok=True)
+            with tarfile.open(self.package) as archive:
+                archive.extractall(host.kube.parent, filter="data")
+            self.set_hosts(host, {})
+        return self
+
+    def set_hosts(self, host: TestbedHost, entries: dict[str, str]) -> None:
+        """The host's /etc/hosts (as seen by processes run in its namespace)."""
+        path = Path("/etc/netns") / host.netns / "hosts"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost", f"{host.address} {host.name}"]
+        lines += [f"{ip} {name}" for name, ip in entries.items()]
+        path.write_text("\n".join(lines) + "\n")
+
+    def add_address(self, host: TestbedHost, address: str) -> None:
+        """A second address on the host's interface (same /24)."""
+        _ip("addr", "add", f"{address}/24", "dev", "eth0", netns=host.netns)
+        host.extra_addresses.append(address)
+
+    def env(self, host: TestbedHost) -> dict[str, str]:
+        return {
+            "SEALOS_STANDIN_ROOT": str(host.root),
+            "SEALOS_STANDIN_NO_SYSTEMD": "1",
+            "HOME": str(host.root / "root"),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+
+    def run(
+        self,
+        host: TestbedHost,
+        argv: list[str],
+        env: Optional[dict[str, str]] = None,
+        timeout: float = 120.0,
+        stdin: Optional[str] = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the host's namespace with the test-mode environment."""
+        full_env = {**self.env(host), **(env or {})}
+        assignments = [f"{k}={v}" for k, v in full_env.items()]
+        cmd = ["ip", "netns", "exec", host.netns, "env", "-i", *assignments, *argv]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, input=stdin, check=False
+        )
+
+    def tool(
+        self,
+        host: TestbedHost,
+        program: str,
+        *args: str,
+        env: Optional[dict[str, str]] = None,
+        timeout: float = 120.0,
+        stdin: Optional[str] = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubeadm/kubectl/kubelet of the host's unpacked package."""
+        return self.run(host, [self.python, str(host.kube / "bin" / program), *args], env,
+                        timeout, stdin)  # fmt: skip
+
+    def pids(self, host: TestbedHost) -> dict[str, int]:
+        """Running stand-in services of a host (unit -> pid)."""
+        found = {}
+        for pid_file in (host.root / "run" / "sealos-lab").glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pid_file.read_text().strip())
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if f"--sealos-lab-unit={pid_file.stem}".encode() in cmdline:
+                    found[pid_file.stem] = pid
+        return found
+
+    def stop_services(self, host: TestbedHost) -> None:
+        """SIGTERM (then SIGKILL) the services this testbed's stand-ins started on a host."""
+        pids = list(self.pids(host).values())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if Path(f"/proc/{p}").exists() and _not_zombie(p)]
+            time.sleep(0.05)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def down(self) -> None:
+        """Stop every service, delete namespaces, /etc/netns entries and the work directory."""
+        for host in self.hosts:
+            self.stop_services(host)
+        for host in self.hosts:
+            _ip("netns", "del", host.netns, check=False)
+            shutil.rmtree(Path("/etc/netns") / host.netns, ignore_errors=True)
+        _ip("netns", "del", self.switch, check=False)
+        with contextlib.suppress(OSError):
+            Path("/etc/netns").rmdir()  # only when no one else uses it
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _not_zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    return False
