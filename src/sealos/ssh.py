@@ -288,11 +288,14 @@ class Host:
         timeout: Optional[float] = None,
         check: bool = True,
         hide_output: bool = False,
+        label: Optional[str] = None,
     ) -> CommandResult:
         """Run `command` in the remote shell; stdin gets `input` (never logged).
 
-        check=True raises CommandError (naming the host, command and stderr) on a non-zero exit.
+        check=True raises CommandError (naming the host, command and stderr) on a non-zero exit;
+        `label` names a long script in that message (the log always has the whole command).
         """
+        shown = label or self.redact(command)
         conn = self._need()
         limit = self.command_timeout if timeout is None else timeout
         self._log("run", command)
@@ -307,14 +310,12 @@ class Host:
             out, err = _text(e.stdout), _text(e.stderr)
             self._log_output(out, err, hide_output)
             self._log("exit", f"timed out after {limit:g} s")
-            raise CommandError(
-                self.name, self.redact(command), None, self.redact(err), self.redact(out)
-            ) from None
+            raise CommandError(self.name, shown, None, self.redact(err), self.redact(out)) from None
         except (asyncssh.Error, OSError) as e:
             self._log("exit", f"connection lost: {e}")
             raise HostError(
                 self.name,
-                f"the SSH connection broke while running `{self.redact(command)[:80]}` ({e}); "
+                f"the SSH connection broke while running `{shown[:80]}` ({e}); "
                 "run the same command again to continue.",
                 kind="ssh",
             ) from None
@@ -327,7 +328,7 @@ class Host:
         if check and not result.ok:
             raise CommandError(
                 self.name,
-                self.redact(command),
+                shown,
                 status,
                 self.redact(result.stderr),
                 self.redact(result.stdout),

@@ -57,7 +57,7 @@ class InitFirstMaster(Phase):
         node.facts.kubeadm_config_sha256 = "written"
         ctx.ui.step(node.name, "kubeadm init (takes a while)")
         command = once(rp.MARK_INIT, kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG))
-        result = await host.run(command, timeout=INIT_TIMEOUT)
+        result = await host.run(command, timeout=INIT_TIMEOUT, label="kubeadm init")
         node.facts.init_done = True
         info = kubeadm.parse_join_commands(result.stdout)
         if info is not None:

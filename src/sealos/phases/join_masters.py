@@ -73,6 +73,7 @@ class JoinMasters(Phase):
                 once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),
                 timeout=JOIN_TIMEOUT,
+                label="kubeadm join (control plane)",
             )
         else:
             command = kubeadm.join_command_1_14_control_plane(
@@ -82,4 +83,5 @@ class JoinMasters(Phase):
                 once(rp.MARK_JOIN, command),
                 input=f"{info.token}\n{info.certificate_key}\n",
                 timeout=JOIN_TIMEOUT,
+                label="kubeadm join (control plane)",
             )

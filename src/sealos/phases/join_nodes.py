@@ -116,6 +116,7 @@ class JoinNodes(Phase):
                 once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),
                 timeout=JOIN_TIMEOUT,
+                label=f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT}",
             )
             node.facts.join_done = True
             note = "joined"

@@ -35,12 +35,14 @@ class PrepareHosts(Phase):
             f"rm -rf {q(rp.PACKAGE_DIR)} && tar -C {q(rp.HOME)} -xzf {q(pkg)} "
             f"&& test -f {q(rp.INIT_SCRIPT)}",
             timeout=1800,
+            label=f"unpacking {ctx.spec.package_name} (a sealos package has kube/shell/init.sh)",
         )
         ctx.ui.step(node.name, "running init.sh")
         shell_dir = rp.INIT_SCRIPT.rsplit("/", 1)[0]
         await node.host.run(
             f"cd {q(shell_dir)} && sh init.sh && {mark(rp.MARK_PACKAGE, ctx.package_sha256 or '')}",
             timeout=1800,
+            label="kube/shell/init.sh",
         )
         if node.facts is not None:
             node.facts.package_ready = ctx.package_sha256
