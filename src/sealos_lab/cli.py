@@ -256,5 +256,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         cli.main(args=list(argv) if argv is not None else None, prog_name="sealos-lab")
     except LabError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
     except subprocess.TimeoutExpired as e:
         _fail(f"{shlex.join(str(a) for a in e.cmd)} timed out after {e.timeout:.0f} s")

@@ -332,9 +332,13 @@ def namespace_prefix(name: str) -> str:
     return f"sl-{name}"
 
 
+def owns_namespace(name: str, ns: str) -> bool:
+    """True when network namespace `ns` belongs to lab `name` (and not to lab `name-x`)."""
+    return re.match(rf"^{re.escape(namespace_prefix(name))}-(sw|h\d+)$", ns) is not None
+
+
 def _lab_namespaces(name: str) -> list[str]:
-    pattern = re.compile(rf"^{re.escape(namespace_prefix(name))}-(sw|h\d+)$")
-    return [ns for ns in netns.list_netns() if pattern.match(ns)]
+    return [ns for ns in netns.list_netns() if owns_namespace(name, ns)]
 
 
 def list_labs() -> list[str]:

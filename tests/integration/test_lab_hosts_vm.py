@@ -79,3 +79,12 @@ def test_down_removes_the_vms(vmlab):
     proc = cli("down", "--name", NAME, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert leftovers(NAME, pids) == []
+
+
+def test_vm_run_returns_output_and_exit_code_of_an_ipvs_command(tmp_path):
+    (tmp_path / "note.txt").write_text("from the host\n")
+    script = "cat /mnt/share/note.txt; ipvsadm -A -t 10.0.0.2:443 -s rr && ipvsadm -Ln; exit 5"
+    proc = cli("vm-run", str(tmp_path), "--", "sh", "-c", script, timeout=300)
+    assert proc.returncode == 5, proc.stderr
+    assert "from the host" in proc.stdout
+    assert "10.0.0.2:443 rr" in proc.stdout
