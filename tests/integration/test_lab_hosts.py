@@ -176,8 +176,11 @@ def test_stopped_host_keeps_its_files_and_up_starts_it_again(lab4):
 def test_down_leaves_nothing_behind():
     name = "it-down"
     cli("down", "--name", name)
-    up = cli("up", "--hosts", "2", "--name", name)
+    # Two hosts with the same hostname (what duplicate-hostname checks need) via `up --hostname`.
+    up = cli("up", "--hosts", "2", "--name", name, "--hostname", "h1=twin", "--hostname", "h2=twin")
     assert up.returncode == 0, up.stderr
+    lab = labmod.Lab.load(name)
+    assert [lab.exec(h, ["hostname"]).stdout.strip() for h in ("h1", "h2")] == ["twin", "twin"]
     pids = recorded_pids(name)
     present = leftovers(name, pids)  # the check sees a lab that is up
     assert {x.split()[0] for x in present} == {"namespace", "process", "folder"}, present
