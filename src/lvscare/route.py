@@ -199,22 +199,9 @@ class LinkReach:
         )
 
     def ensure(self) -> list[str]:
-        """Create or repair the dummy link, its address, and the masquerade table."""
+        """Create or repair the masquerade table, then the dummy link and its address."""
         fixed = []
-        indexes = self.ipr.link_lookup(ifname=LINK_NAME)
-        if not indexes:
-            self.ipr.link("add", ifname=LINK_NAME, kind="dummy")
-            indexes = self.ipr.link_lookup(ifname=LINK_NAME)
-            fixed.append(f"link {LINK_NAME}")
-        index = indexes[0]
-        link = self.ipr.get_links(index)[0]
-        if not link["flags"] & 1:  # IFF_UP
-            self.ipr.link("set", index=index, state="up")
-            fixed.append(f"link {LINK_NAME} up")
-        addresses = [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(index=index)]
-        if self.vip not in addresses:
-            self.ipr.addr("add", index=index, address=self.vip, prefixlen=_plen(self.vip))
-            fixed.append(f"address {self.vip}/{_plen(self.vip)} on {LINK_NAME}")
+        # Masquerade first: a connection from the VIP before it exists would stay un-NATed.
         fam = "ip6" if _family(self.vip) == socket.AF_INET6 else "ip"
         if self.nft.list_json(f"table {fam} {MASQ_TABLE}") is None:
             try:
@@ -232,6 +219,20 @@ class LinkReach:
                     with open(path, "w") as f:
                         f.write("1\n")
                     fixed.append("sysctl net.ipv4.vs.conntrack=1")
+        indexes = self.ipr.link_lookup(ifname=LINK_NAME)
+        if not indexes:
+            self.ipr.link("add", ifname=LINK_NAME, kind="dummy")
+            indexes = self.ipr.link_lookup(ifname=LINK_NAME)
+            fixed.append(f"link {LINK_NAME}")
+        index = indexes[0]
+        link = self.ipr.get_links(index)[0]
+        if not link["flags"] & 1:  # IFF_UP
+            self.ipr.link("set", index=index, state="up")
+            fixed.append(f"link {LINK_NAME} up")
+        addresses = [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(index=index)]
+        if self.vip not in addresses:
+            self.ipr.addr("add", index=index, address=self.vip, prefixlen=_plen(self.vip))
+            fixed.append(f"address {self.vip}/{_plen(self.vip)} on {LINK_NAME}")
         if not fixed:
             return []
         verb = "repaired" if self._done else "added"

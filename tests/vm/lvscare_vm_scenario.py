@@ -1,0 +1,223 @@
+"""The IPVS acceptance scenario, run INSIDE the lab VM (Debian kernel with IPVS, no network card).
+
+Builds three HTTP backends in namespaces on a bridge, runs the lvscare zipapp with
+--backend ipvs, and walks the mission's demo: start, stop one, stop all, start all, delete the
+virtual service by hand, add a foreign real server, SIGTERM, --clean, then link mode. Each step
+prints one `STEP {json}` line (with `ipvsadm -Ln` output) for the pytest side to judge.
+Standard library only: the VM has python3 but not this project's packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+SHARE = os.path.dirname(os.path.abspath(__file__))
+PYZ = os.path.join(SHARE, "lvscare.pyz")
+VIP, PORT = "10.103.97.12", 6443
+NODE_IP = "10.250.110.1"
+RS = {f"rs{i}": f"10.250.110.1{i}" for i in (1, 2, 3)}
+RS_PORT = 8080
+# Under TCG everything is ~20x slower than native: a generous probe timeout avoids flapping.
+INTERVAL, TIMEOUT, FALL, RISE = 1.0, 3.0, 2, 1
+servers: dict[str, subprocess.Popen] = {}
+
+
+def sh(*argv: str, check: bool = True) -> str:
+    """Run a command, return stdout."""
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def ipvsadm() -> str:
+    """`ipvsadm -Ln` as text."""
+    return sh("ipvsadm", "-Ln")
+
+
+def dests() -> list[str]:
+    """Real servers of our virtual service as `IP:PORT Forward Weight` strings."""
+    lines, ours = [], False
+    for line in ipvsadm().splitlines():
+        if line.startswith(("TCP", "UDP", "FWM")):
+            ours = line.split()[1] == f"{VIP}:{PORT}"
+        elif ours and line.strip().startswith("->") and "RemoteAddress" not in line:
+            parts = line.split()
+            lines.append(f"{parts[1]} {parts[2]} {parts[3]}")
+    return lines
+
+
+def service_present() -> bool:
+    """True when ipvsadm lists our virtual service."""
+    return any(
+        line.startswith("TCP") and line.split()[1] == f"{VIP}:{PORT}"
+        for line in ipvsadm().splitlines()
+    )
+
+
+def wait(cond, limit: float) -> float:
+    """Poll `cond` until true; return the seconds it took, or -1 when `limit` passed."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if cond():
+            return round(time.monotonic() - start, 2)
+        time.sleep(0.25)  # each poll runs ipvsadm: leave the VM's one CPU to lvscare
+    return -1.0
+
+
+def request(timeout: float = 3.0) -> dict:
+    """One HTTP GET through the VIP: which backend answered, or the error and its time."""
+    start = time.monotonic()
+    try:
+        with socket.create_connection((VIP, PORT), timeout=timeout) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+            data = b""
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        body = data.split(b"\r\n\r\n", 1)[-1].decode().strip()
+        return {"ok": True, "backend": body, "seconds": round(time.monotonic() - start, 3)}
+    except OSError as exc:
+        return {"ok": False, "error": str(exc), "seconds": round(time.monotonic() - start, 3)}
+
+
+def step(name: str, **data) -> None:
+    """Print one result line for pytest."""
+    data.update(step=name, ipvsadm=ipvsadm())
+    print("STEP " + json.dumps(data), flush=True)
+
+
+def start_server(name: str) -> None:
+    """An HTTP server in namespace `name` whose page is its own name."""
+    root = f"/tmp/www-{name}"
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write(name + "\n")
+    servers[name] = subprocess.Popen(
+        ["ip", "netns", "exec", name, sys.executable, "-m", "http.server", "--bind", RS[name],
+         "--directory", root, str(RS_PORT)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def server_up(name: str) -> bool:
+    """True when the backend answers directly (not through the VIP)."""
+    try:
+        socket.create_connection((RS[name], RS_PORT), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def stop_server(name: str) -> None:
+    """Kill one backend by PID and wait for it."""
+    proc = servers.pop(name)
+    proc.kill()
+    proc.wait()
+
+
+def lvscare(*extra: str, log: str = "/tmp/lvscare.log") -> subprocess.Popen:
+    """Start the zipapp with the scenario's settings."""
+    argv = [sys.executable, PYZ, "care", "--vs", f"{VIP}:{PORT}"]
+    for ip in RS.values():
+        argv += ["--rs", f"{ip}:{RS_PORT}"]
+    argv += ["--health-schem", "http", "--health-path", "/", "--interval", f"{INTERVAL}s",
+             "--health-timeout", f"{TIMEOUT}s", "--fall", str(FALL), "--rise", str(RISE),
+             "--backend", "ipvs", *extra]  # fmt: skip
+    return subprocess.Popen(argv, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+
+def setup_network() -> None:
+    """Bridge lvsbr0 (node address) with three backend namespaces on veths; no route out."""
+    sh("ip", "link", "add", "lvsbr0", "type", "bridge")
+    sh("ip", "addr", "add", f"{NODE_IP}/24", "dev", "lvsbr0")
+    sh("ip", "link", "set", "lvsbr0", "up")
+    for name, ip in RS.items():
+        sh("ip", "netns", "add", name)
+        sh("ip", "link", "add", f"v{name}", "type", "veth", "peer", "name", "eth0", "netns", name)
+        sh("ip", "link", "set", f"v{name}", "master", "lvsbr0", "up")
+        sh("ip", "-n", name, "addr", "add", f"{ip}/24", "dev", "eth0")
+        sh("ip", "-n", name, "link", "set", "eth0", "up")
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+
+def main() -> None:
+    """Walk the scenario; every outcome is printed, pytest decides."""
+    setup_network()
+    for name in RS:
+        start_server(name)
+    step("servers", up=wait(lambda: all(server_up(n) for n in RS), 30))
+    t0 = time.monotonic()
+    care = lvscare()
+    took = wait(lambda: len(dests()) == 3, 60)
+    took_route = wait(lambda: f"{VIP} dev lvsbr0" in sh("ip", "route"), 30)
+    step("start", seconds=took, startup=round(time.monotonic() - t0, 2), route=took_route,
+         dests=dests(), requests=[request() for _ in range(6)])  # fmt: skip
+
+    stop_server("rs2")
+    took = wait(lambda: not any(d.startswith(RS["rs2"] + ":") for d in dests()), 30)
+    step("stop-one", seconds=took, dests=dests(), requests=[request() for _ in range(6)])
+
+    stop_server("rs1")
+    stop_server("rs3")
+    took = wait(lambda: service_present() and not dests(), 30)
+    step("stop-all", seconds=took, dests=dests(), requests=[request() for _ in range(2)])
+
+    for name in RS:
+        start_server(name)
+    wait(lambda: all(server_up(n) for n in RS), 30)
+    took = wait(lambda: len(dests()) == 3 and all(d[-2:] == " 1" for d in dests()), 30)
+    step("start-all", seconds=took, dests=dests(), requests=[request() for _ in range(6)])
+
+    sh("ipvsadm", "-D", "-t", f"{VIP}:{PORT}")
+    took = wait(lambda: len(dests()) == 3, 30)
+    step("delete-service", seconds=took, dests=dests())
+
+    sh("ipvsadm", "-a", "-t", f"{VIP}:{PORT}", "-r", "10.250.110.99:8080", "-m")
+    took = wait(lambda: len(dests()) == 3, 30)
+    step("foreign-rs", seconds=took, dests=dests())
+
+    care.send_signal(signal.SIGTERM)
+    rc = care.wait(timeout=30)
+    step("sigterm", rc=rc, dests=dests(), requests=[request() for _ in range(3)])
+
+    clean = subprocess.run(
+        [sys.executable, PYZ, "care", "--vs", f"{VIP}:{PORT}", "--clean"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    step("clean", rc=clean.returncode, present=service_present(), routes=sh("ip", "route"),
+         output=clean.stdout + clean.stderr)  # fmt: skip
+
+    care = lvscare("--mode", "link", log="/tmp/lvscare-link.log")
+    took = wait(lambda: len(dests()) == 3, 60)
+    wait(lambda: VIP in sh("ip", "-brief", "addr", "show", "dev", "lvscare0", check=False), 30)
+    link_requests = [request() for _ in range(3)]
+    care.send_signal(signal.SIGTERM)
+    care.wait(timeout=30)
+    addrs = sh("ip", "-brief", "addr", "show", "dev", "lvscare0", check=False)
+    clean = subprocess.run(
+        [sys.executable, PYZ, "care", "--vs", f"{VIP}:{PORT}", "--clean"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    step("link-mode", seconds=took, requests=link_requests, addrs=addrs, clean_rc=clean.returncode,
+         after_clean=sh("ip", "link", "show", "lvscare0", check=False) + ipvsadm())  # fmt: skip
+
+    for name in list(servers):
+        stop_server(name)
+    with open("/tmp/lvscare.log") as f:
+        log = f.read()
+    with open("/tmp/lvscare-link.log") as f:
+        log += f.read()
+    print("STEP " + json.dumps({"step": "log", "text": log, "ipvsadm": ""}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
