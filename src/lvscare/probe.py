@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import re
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,14 +46,13 @@ def parse_statuses(text: str) -> tuple[tuple[int, int], ...]:
     """Parse `200-399` or `200,204,300-302` into inclusive ranges."""
     ranges = []
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
             raise UserError(
                 f"--health-status {text} is not a status list: "
                 "write ranges like 200-399 or 200,204."
-            ) from None
+            )
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if not 100 <= first <= last <= 599:
             raise UserError(
                 f"--health-status {text}: each range must lie within 100-599, low before high."

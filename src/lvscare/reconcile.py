@@ -185,8 +185,6 @@ def run(
     next_tick = time.monotonic()
     while not stopper.stopped:
         results = loop.run_until_complete(prober.probe_all(endpoints))
-        if stopper.stopped:
-            break
         try:
             reconciler.step(results)
         except BackendError as exc:

@@ -1,0 +1,171 @@
+"""lvscare's probes against real servers on loopback: HTTP, HTTPS (self-signed), TCP, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lvscare.model import Endpoint, UserError
+from lvscare.probe import Prober, ProbeSpec, parse_statuses
+
+
+async def _serve(handler, tls: ssl.SSLContext | None = None):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    return server, Endpoint("127.0.0.1", port)
+
+
+def http_handler(status: int, seen: list | None = None):
+    async def handle(reader, writer):
+        request = await reader.readuntil(b"\r\n\r\n")
+        if seen is not None:
+            seen.append(request)
+        writer.write(f"HTTP/1.1 {status} Whatever\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return handle
+
+
+async def _silent(reader, writer):
+    await asyncio.sleep(10)
+    writer.close()
+
+
+def probe_once(spec: ProbeSpec, handler, tls=None):
+    async def main():
+        server, ep = await _serve(handler, tls)
+        async with server:
+            return await Prober(spec).probe(ep)
+
+    return asyncio.run(main())
+
+
+def test_http_200_is_healthy_and_the_request_is_well_formed():
+    seen: list = []
+    result = probe_once(ProbeSpec("http", "/healthz"), http_handler(200, seen))
+    assert (result.ok, result.reason) == (True, "HTTP 200")
+    request = seen[0].decode()
+    assert request.startswith("GET /healthz HTTP/1.1\r\n")
+    assert "\r\nHost: 127.0.0.1:" in request
+    assert "Connection: close" in request
+
+
+def test_http_status_outside_the_healthy_ranges_fails():
+    result = probe_once(ProbeSpec("http", "/"), http_handler(503))
+    assert (result.ok, result.reason) == (False, "HTTP 503")
+    spec = ProbeSpec("http", "/", statuses=parse_statuses("200,401-403"))
+    assert probe_once(spec, http_handler(401)).ok
+    assert not probe_once(spec, http_handler(302)).ok
+
+
+def test_a_server_that_never_answers_times_out_within_the_timeout():
+    result = probe_once(ProbeSpec("http", "/", timeout=0.3), _silent)
+    assert (result.ok, result.reason) == (False, "timed out after 0.3s")
+
+
+def test_garbage_instead_of_http_fails():
+    async def handle(reader, writer):
+        await reader.readline()
+        writer.write(b"SSH-2.0-OpenSSH\r\n")
+        writer.close()
+
+    result = probe_once(ProbeSpec("http", "/"), handle)
+    assert not result.ok and "not an HTTP response" in result.reason
+
+
+def test_refused_connection():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        result = asyncio.run(Prober(ProbeSpec("tcp")).probe(Endpoint("127.0.0.1", port)))
+    assert (result.ok, result.reason) == (False, "connection refused")
+
+
+def test_tcp_scheme_only_needs_a_connect():
+    result = probe_once(ProbeSpec("tcp"), _silent)
+    assert (result.ok, result.reason) == (True, "connected")
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=apiserver",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _server_tls(cert: Path, key: Path) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def test_https_accepts_a_self_signed_certificate_without_a_ca(self_signed):
+    cert, key = self_signed
+    result = probe_once(ProbeSpec("https", "/healthz"), http_handler(200), _server_tls(cert, key))
+    assert (result.ok, result.reason) == (True, "HTTP 200")
+
+
+def test_https_with_a_ca_verifies_the_certificate(self_signed, tmp_path):
+    cert, key = self_signed
+    good = ProbeSpec("https", "/healthz", ca_file=str(cert))
+    assert probe_once(good, http_handler(200), _server_tls(cert, key)).ok
+    other_ca = tmp_path / "other.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         str(tmp_path / "k"), "-out", str(other_ca), "-days", "1", "-subj", "/CN=other"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    bad = ProbeSpec("https", "/healthz", ca_file=str(other_ca))
+    result = probe_once(bad, http_handler(200), _server_tls(cert, key))
+    assert not result.ok and "TLS error" in result.reason
+
+
+def test_probe_all_runs_in_parallel_each_with_its_own_timeout():
+    open_now, most = [0], [0]
+
+    async def counting_silent(reader, writer):
+        open_now[0] += 1
+        most[0] = max(most[0], open_now[0])
+        try:
+            await asyncio.sleep(10)
+        finally:
+            open_now[0] -= 1
+            writer.close()
+
+    async def main():
+        slow, slow_ep = await _serve(counting_silent)
+        slow2, slow2_ep = await _serve(counting_silent)
+        fast, fast_ep = await _serve(http_handler(200))
+        async with slow, slow2, fast:
+            got = await Prober(ProbeSpec("http", "/", timeout=0.5)).probe_all(
+                [slow_ep, fast_ep, slow2_ep]
+            )
+            return got, slow_ep, slow2_ep, fast_ep
+
+    got, slow_ep, slow2_ep, fast_ep = asyncio.run(main())
+    assert got[fast_ep].ok
+    assert got[slow_ep].reason == got[slow2_ep].reason == "timed out after 0.5s"
+    assert most[0] == 2, "both hanging servers held a probe at the same time"
+
+
+def test_unreadable_ca_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="--health-ca"):
+        Prober(ProbeSpec("https", ca_file=str(tmp_path / "missing.pem")))
+
+
+@pytest.mark.parametrize("text", ["abc", "200-", "99-200", "300-200", "200-700"])
+def test_bad_status_lists_are_refused(text):
+    with pytest.raises(UserError, match="--health-status"):
+        parse_statuses(text)
