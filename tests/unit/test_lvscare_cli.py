@@ -102,7 +102,7 @@ def test_durations(text, seconds):
 
 
 def test_duration_errors_name_the_flag():
-    with pytest.raises(UserError, match="^--interval 1h is not a duration"):
+    with pytest.raises(UserError, match=r"^--interval 1h is not a duration"):
         cli.parse_duration("1h", "--interval")
 
 

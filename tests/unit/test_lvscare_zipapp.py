@@ -46,7 +46,8 @@ def test_pyroute2_comes_from_inside_the_file(pyz):
         "import sys; sys.path.insert(0, sys.argv[1]); "
         "from pyroute2 import IPVS, IPVSDest, IPVSService, IPRoute; "
         "from pyroute2.netlink.exceptions import NetlinkError; "
-        "import pyroute2; print(pyroute2.__file__); print(IPVSDest(addr='10.0.0.1', port=1)['fwd_method'])"
+        "import pyroute2; print(pyroute2.__file__); "
+        "print(IPVSDest(addr='10.0.0.1', port=1)['fwd_method'])"
     )
     proc = bare_python("-c", code, str(pyz))
     assert proc.returncode == 0, proc.stderr
