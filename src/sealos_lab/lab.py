@@ -608,11 +608,26 @@ def _prepare_and_boot(
     tree = _host_tree(lab, h)
     if not (tree / "etc/ssh/ssh_host_ed25519_key").exists():
         host_files(lab, h, tree, lower, shadow)
+    elif h.kind == "nspawn":
+        _rename_stopped(tree, lower, h.hostname)
     if h.kind == "nspawn":
         net.add_host(h.name, index)
     else:
         h.tap = net.add_tap(h.name, index).ifname
     _boot(lab, h, lock)
+
+
+def _rename_stopped(upper: Path, lower: Path, hostname: str) -> None:
+    """Give a stopped nspawn host a new hostname (`up --hostname`) before it boots again."""
+    current = upper / "etc/hostname"
+    if current.exists() and current.read_text().strip() == hostname:
+        return
+    _place(upper, lower, "etc/hostname", hostname + "\n", 0o644)
+    hosts = upper / "etc/hosts"
+    if hosts.exists():
+        lines = hosts.read_text().splitlines()
+        lines = [f"127.0.1.1\t{hostname}" if ln.startswith("127.0.1.1") else ln for ln in lines]
+        hosts.write_text("\n".join(lines) + "\n")
 
 
 def _boot(lab: Lab, h: LabHost, lock: threading.Lock) -> None:
@@ -627,9 +642,15 @@ def _boot(lab: Lab, h: LabHost, lock: threading.Lock) -> None:
         )
     else:
         vm = _vm_module()
+        files = _host_tree(lab, h)
+        if (hdir / "vm" / "disk.qcow2").exists():
+            # A restart: the VM's disk has its files already, and changes made inside since
+            # (an /etc/hosts entry, say) must survive, so nothing is copied over / again.
+            files = hdir / "no-files"
+            files.mkdir(exist_ok=True)
         pid = vm.start_host(
             h.machine,
-            _host_tree(lab, h),
+            files,
             f"{h.ip}/{ipaddress.ip_network(lab.subnet).prefixlen}",
             h.mac,
             lab.operator_netns,
