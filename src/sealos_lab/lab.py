@@ -112,7 +112,7 @@ class Lab:
     @property
     def password(self) -> str:
         """Root's password on every host of this lab."""
-        return self.password_path.read_text().strip()
+        return self.password_path.read_text().removesuffix("\n")
 
     @property
     def known_hosts_path(self) -> Path:
@@ -356,12 +356,14 @@ def up(
     hostnames: Optional[Mapping[str, str]] = None,
     timeout: Optional[float] = None,
     log: Any = None,
+    password: Optional[str] = None,
 ) -> Lab:
     """Bring lab `name` up with `hosts` hosts (nspawn, or QEMU VMs with `vm=True`); return it
     when every host answers SSH. An existing lab keeps its hosts; missing ones are started.
 
     `hostnames` maps host names ("h1") to hostnames (the default is `<name>-h1`, ...); two hosts may
-    share one. `log` is a callable taking one line of progress, or None.
+    share one. `log` is a callable taking one line of progress, or None. `password` sets root's
+    password of a new lab (e.g. one with special characters); the default is a random one.
     """
     _require_root()
     check_name(name)
@@ -371,11 +373,18 @@ def up(
     for hn in (hostnames or {}).values():
         check_hostname(hn)
     say = log or (lambda line: None)
+    if password is not None and (not password or "\n" in password or ":" in password):
+        raise LabError("the lab password must be one non-empty line without ':'")
 
     lab, new = _create_or_load(name, kind, hosts, hostnames or {})
     try:
         lower = _prerequisites(kind, say)
-        _ensure_secrets(lab)
+        if password is not None and lab.password_path.exists() and lab.password != password:
+            raise LabError(
+                f"lab {name!r} already has another root password; "
+                f"remove it with `sealos-lab down --name {name}` to choose a new one"
+            )
+        _ensure_secrets(lab, password)
         net = _network(lab)
         net.create()
         lock = threading.Lock()
@@ -495,10 +504,10 @@ def _vm_module() -> Any:
     return vm
 
 
-def _ensure_secrets(lab: Lab) -> None:
+def _ensure_secrets(lab: Lab, password: Optional[str] = None) -> None:
     """The lab's root password and SSH key pair, made once per lab (files mode 0600)."""
     if not lab.password_path.exists():
-        _write_private(lab.password_path, secrets.token_urlsafe(12) + "\n")
+        _write_private(lab.password_path, (password or secrets.token_urlsafe(12)) + "\n")
     if not lab.key_path.exists():
         subprocess.run(
             [

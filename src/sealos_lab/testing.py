@@ -27,12 +27,13 @@ def lab_session(
     vm: bool = False,
     hostnames: Optional[Mapping[str, str]] = None,
     timeout: Optional[float] = None,
+    password: Optional[str] = None,
 ) -> Iterator[Lab]:
     """A fresh lab for the duration of the block; removed afterwards, also on failure. A lab of
     the same name left over by an earlier crashed run is removed first."""
     down(name)
     try:
-        yield up(name, hosts, vm=vm, hostnames=hostnames, timeout=timeout)
+        yield up(name, hosts, vm=vm, hostnames=hostnames, timeout=timeout, password=password)
     finally:
         down(name)
 

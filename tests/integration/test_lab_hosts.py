@@ -12,7 +12,7 @@ import pytest
 
 from sealos_lab import lab as labmod
 from sealos_lab.paths import lab_dir
-from sealos_lab.testing import leftovers, recorded_pids, run_cli
+from sealos_lab.testing import lab_session, leftovers, recorded_pids, run_cli
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -206,6 +206,16 @@ def test_down_after_a_crash_with_lost_state():
         assert leftovers(name, pids) == []
     finally:
         labmod.down(name)
+
+
+def test_a_chosen_password_with_special_characters_works():
+    tricky = " p@$$ w'o\"rd`!;# "
+    with lab_session("it-passwd", hosts=1, password=tricky) as lab:
+        assert lab.password == tricky
+        env = {**os.environ, "SSHPASS": tricky}
+        proc = lab.run(lab.ssh_argv("h1", ["id", "-un"], password=True), env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "root"
 
 
 def test_bad_input_is_one_clear_line():
