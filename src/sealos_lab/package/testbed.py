@@ -9,6 +9,7 @@ processes (SEALOS_STANDIN_NO_SYSTEMD=1) whose pid files `down()` uses to stop th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from typing import Optional
 
 
 @dataclass
-class TestbedHost:
+class NamespaceHost:
     """One namespace host."""
 
     name: str
@@ -50,7 +51,7 @@ class NetnsTestbed:
         self.switch = f"{prefix}-sw"
         self.subnet = "10.213.7"
         self.hosts = [
-            TestbedHost(
+            NamespaceHost(
                 name=f"h{i}",
                 netns=f"{prefix}-h{i}",
                 address=f"{self.subnet}.{10 + i}",
@@ -82,7 +83,7 @@ class NetnsTestbed:
             self.set_hosts(host, {})
         return self
 
-    def set_hosts(self, host: TestbedHost, entries: dict[str, str]) -> None:
+    def set_hosts(self, host: NamespaceHost, entries: dict[str, str]) -> None:
         """The host's /etc/hosts (as seen by processes run in its namespace)."""
         path = Path("/etc/netns") / host.netns / "hosts"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,12 +91,12 @@ class NetnsTestbed:
         lines += [f"{ip} {name}" for name, ip in entries.items()]
         path.write_text("\n".join(lines) + "\n")
 
-    def add_address(self, host: TestbedHost, address: str) -> None:
+    def add_address(self, host: NamespaceHost, address: str) -> None:
         """A second address on the host's interface (same /24)."""
         _ip("addr", "add", f"{address}/24", "dev", "eth0", netns=host.netns)
         host.extra_addresses.append(address)
 
-    def env(self, host: TestbedHost) -> dict[str, str]:
+    def env(self, host: NamespaceHost) -> dict[str, str]:
         return {
             "SEALOS_STANDIN_ROOT": str(host.root),
             "SEALOS_STANDIN_NO_SYSTEMD": "1",
@@ -105,7 +106,7 @@ class NetnsTestbed:
 
     def run(
         self,
-        host: TestbedHost,
+        host: NamespaceHost,
         argv: list[str],
         env: Optional[dict[str, str]] = None,
         timeout: float = 120.0,
@@ -121,7 +122,7 @@ class NetnsTestbed:
 
     def tool(
         self,
-        host: TestbedHost,
+        host: NamespaceHost,
         program: str,
         *args: str,
         env: Optional[dict[str, str]] = None,
@@ -132,7 +133,7 @@ class NetnsTestbed:
         return self.run(host, [self.python, str(host.kube / "bin" / program), *args], env,
                         timeout, stdin)  # fmt: skip
 
-    def pids(self, host: TestbedHost) -> dict[str, int]:
+    def pids(self, host: NamespaceHost) -> dict[str, int]:
         """Running stand-in services of a host (unit -> pid)."""
         found = {}
         for pid_file in (host.root / "run" / "sealos-lab").glob("*.pid"):
@@ -143,7 +144,33 @@ class NetnsTestbed:
                     found[pid_file.stem] = pid
         return found
 
-    def stop_services(self, host: TestbedHost) -> None:
+    def start_service(self, host: NamespaceHost, unit: str) -> int:
+        """Start a stopped unit again the way it last ran (what `systemctl start` would do)."""
+        record = json.loads((host.root / "run" / "sealos-lab" / f"{unit}.argv").read_text())
+        env = {**self.env(host), **record["env"]}
+        assignments = [f"{k}={v}" for k, v in env.items()]
+        log_path = host.root / "var" / "log" / "sealos-lab" / f"{unit}.log"
+        with open(log_path, "ab") as log_handle:
+            # ip netns exec and env exec the command: the child's pid is the service's pid.
+            child = subprocess.Popen(
+                ["ip", "netns", "exec", host.netns, "env", "-i", *assignments, *record["argv"]],
+                stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        (host.root / "run" / "sealos-lab" / f"{unit}.pid").write_text(f"{child.pid}\n")
+        return child.pid
+
+    def kill_service(self, host: NamespaceHost, unit: str, sig: int = signal.SIGTERM) -> None:
+        """Signal one service and wait until it is gone (a crash with SIGKILL)."""
+        pid = self.pids(host).get(unit)
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and _not_zombie(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop_services(self, host: NamespaceHost) -> None:
         """SIGTERM (then SIGKILL) the services this testbed's stand-ins started on a host."""
         pids = list(self.pids(host).values())
         for pid in pids:

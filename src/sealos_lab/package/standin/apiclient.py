@@ -172,6 +172,11 @@ class ApiClient:
         raise last
 
     def _os_error(self, ip: str, exc: OSError) -> ConnectError:
+        if isinstance(exc, ssl.SSLError):
+            detail = f"dial tcp {ip}:{self.port}: remote error: {exc.reason or 'tls handshake failed'}"
+            if isinstance(exc, ssl.SSLEOFError):
+                detail = f"dial tcp {ip}:{self.port}: EOF"
+            return ConnectError("reset", self.host, self.port, detail)
         reasons = {
             errno.ECONNREFUSED: ("refused", "connection refused"),
             errno.EHOSTUNREACH: ("unreachable", "no route to host"),

@@ -312,6 +312,7 @@ class Apiserver:
         self.stopping = threading.Event()
         self._peer_clients: dict[str, ApiClient] = {}
         self._peer_sent: dict[str, int] = {}
+        self._peer_down: set[str] = set()
         self._resynced = False
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             ("GET", re.compile(r"^/(healthz|livez|readyz)$"), self.health),
@@ -695,11 +696,15 @@ class Apiserver:
             try:
                 client.call("POST", f"/apis/{API_GROUP}/v1/sync", changes)
             except (ApiError, ConnectError, OSError) as exc:
-                if sent or url not in self._peer_sent:
-                    log("apiserver", f"peer {peer['name']} unreachable: {exc}")
-                self._peer_sent[url] = 0 if sent == 0 else sent
+                # Logged when a peer goes away and when it comes back, not every second.
+                if url not in self._peer_down:
+                    log("apiserver", f"peer {peer['name']} unreachable, will retry: {exc}")
+                    self._peer_down.add(url)
                 client.close()
                 continue
+            if url in self._peer_down:
+                log("apiserver", f"peer {peer['name']} reachable again")
+                self._peer_down.discard(url)
             self._peer_sent[url] = int(changes["upto"])
         if not self.peers():
             self._resynced = True

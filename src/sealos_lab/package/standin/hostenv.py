@@ -165,6 +165,9 @@ def service_restart(unit: str, argv: list[str], env: Optional[dict[str, str]] = 
             close_fds=True,
         )
     write_private(_pid_file(unit), f"{child.pid}\n", 0o644)
+    # What ran, so a test (playing systemd) can start the unit again after stopping it.
+    record = {"argv": [*argv, f"--sealos-lab-unit={unit}"], "env": env or {}}
+    write_private(_pid_file(unit).with_suffix(".argv"), json.dumps(record), 0o644)
 
 
 def service_stop(unit: str, timeout: float = 10.0) -> None:

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import sys
 import time
+import traceback
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -158,7 +159,7 @@ def _wait(what: Callable[[], bool], timeout: float, interval: float = 0.25) -> b
 def _env_seconds(name: str, default: float) -> float:
     """A timeout default that tests may shorten (never used when a config sets the value)."""
     with contextlib.suppress(ValueError):
-        return float(os.environ[name])
+        return float(os.environ.get(name, default))
     return default
 
 
@@ -1592,3 +1593,18 @@ def kubeadm_main(argv: list[str]) -> int:
     except PkiError as exc:
         sys.stderr.write(f"{exc}\n{STACK_HINT}\n")
         return 1
+    except Exception as exc:  # a user sees one line, as from kubeadm; -v=5 shows the trace
+        if _verbosity(argv) >= 5:
+            traceback.print_exc()
+        sys.stderr.write(f"{exc.__class__.__name__}: {exc}\n{STACK_HINT}\n")
+        return 1
+
+
+def _verbosity(argv: list[str]) -> int:
+    for index, arg in enumerate(argv):
+        for prefix in ("--v=", "-v="):
+            if arg.startswith(prefix) and arg[len(prefix):].isdigit():
+                return int(arg[len(prefix):])
+        if arg in ("-v", "--v") and index + 1 < len(argv) and argv[index + 1].isdigit():
+            return int(argv[index + 1])
+    return 0

@@ -448,3 +448,6 @@ def kubectl_main(argv: list[str]) -> int:
     except KubectlFailure as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
+    except Exception as exc:  # one line for the user, like kubectl's own errors
+        sys.stderr.write(f"error: {exc.__class__.__name__}: {exc}\n")
+        return 1
