@@ -27,18 +27,39 @@ class Bundle:
     sha256: str
 
 
-def build_bundle(workdir: Path | None = None) -> Bundle:
-    """Build the lvscare zipapp once per run (imported lazily: sealos never needs it otherwise)."""
+def build_bundle(cache_dir: Path | None = None) -> Bundle:
+    """The lvscare zipapp for this sealos, built once and cached by the hash of its sources.
+
+    Reusing the cached file keeps its SHA-256 stable, so a re-run does not re-upload it to every
+    node (a fresh zipapp build differs byte for byte). lvscare is imported lazily: sealos never
+    needs it otherwise.
+    """
     try:
+        import pyroute2
+
+        import lvscare
         from lvscare.zipapp import build
     except ImportError as e:
         raise SealosError(
             f"cannot build the lvscare bundle ({e}); install sealos together with lvscare "
             "(pip install -e . in the project) and run again."
         ) from None
-    folder = workdir or Path(tempfile.mkdtemp(prefix="sealos-lvscare-"))
-    path = build(folder / "lvscare.pyz")
+    folder = cache_dir or Path(tempfile.mkdtemp(prefix="sealos-lvscare-"))
+    key = _sources_hash(Path(lvscare.__file__).parent, str(getattr(pyroute2, "__version__", "")))
+    path = folder / f"lvscare-{key[:16]}.pyz"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for old in folder.glob("lvscare-*.pyz"):
+            old.unlink(missing_ok=True)
+        build(path)
     return Bundle(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _sources_hash(package_dir: Path, extra: str) -> str:
+    h = hashlib.sha256(extra.encode())
+    for f in sorted(package_dir.rglob("*.py")):
+        h.update(str(f.relative_to(package_dir)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def care_args(vip: str, masters: list[str], run_once: bool = False) -> list[str]:

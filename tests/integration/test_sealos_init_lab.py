@@ -1,0 +1,245 @@
+"""`sealos init` end to end on the lab (issue 4, acceptance 1, 3 and 5): real SSH hosts, the lab's
+offline package whose stand-ins keep kubeadm's contract strictly, lvscare with the nftables
+backend on the nodes (the lab's kernel has no IPVS).
+
+The CLI runs on the lab's operator side, like a user would run it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sealos_lab.lab import Lab
+from sealos_lab.testing import lab_session
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+VERSION = "v1.20.15"
+VIP = "10.103.97.2"
+NAME = "apiserver.cluster.local"
+MARKER = "# managed by sealos"
+APISERVER_UNIT = "sealos-lab-kube-apiserver"
+
+
+def build_package(version: str, folder: Path) -> Path:
+    from sealos_lab.package import build
+
+    return build(version, folder / f"kube{version[1:]}.tar.gz")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    return build_package(VERSION, tmp_path_factory.mktemp("pkg"))
+
+
+def sealos(
+    lab: Lab, home: Path, args: list[str], timeout: float = 600
+) -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
+    return lab.run([sys.executable, "-m", "sealos", "init", *args], env=env, timeout=timeout)
+
+
+def init_args(
+    masters: list[str], nodes: list[str], package: Path, version: str = VERSION
+) -> list[str]:
+    args = []
+    for m in masters:
+        args += ["--master", m]
+    for n in nodes:
+        args += ["--node", n]
+    return [*args, "--version", version, "--pkg", str(package)]
+
+
+def sh(lab: Lab, host: str, script: str, timeout: float = 60) -> str:
+    proc = lab.exec(host, ["sh", "-c", script], timeout=timeout)
+    assert proc.returncode == 0, f"{host}: {script}: {proc.stderr}"
+    return proc.stdout
+
+
+def node_table(lab: Lab, host: str) -> dict[str, str]:
+    """`kubectl get nodes` on a master: node name -> STATUS."""
+    out = sh(lab, host, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    return {r[0]: r[1] for r in rows}
+
+
+def hosts_entries(lab: Lab, host: str) -> list[str]:
+    return [line for line in sh(lab, host, "cat /etc/hosts").splitlines() if NAME in line]
+
+
+def fingerprint(lab: Lab, host: str) -> str:
+    """What a second init must not change: hosts file, kubeconfigs, CA, our markers."""
+    return sh(
+        lab,
+        host,
+        "sha256sum /etc/hosts /etc/kubernetes/*.conf /etc/kubernetes/pki/ca.crt 2>/dev/null; "
+        "ls -l --time-style=+%s /var/lib/sealos; true",
+    )
+
+
+def wait_until(check, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    return last
+
+
+@pytest.fixture(scope="module")
+def cluster(package, tmp_path_factory) -> Iterator[tuple[Lab, Path, subprocess.CompletedProcess]]:
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    home = tmp_path_factory.mktemp("home")
+    with lab_session("slha", hosts=5) as lab:
+        ips = [h.ip for h in lab.hosts]
+        proc = sealos(lab, home, init_args(ips[:3], ips[3:], package))
+        yield lab, home, proc
+
+
+def test_three_masters_two_nodes_come_up(cluster):
+    lab, home, proc = cluster
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    masters, nodes = lab.hosts[:3], lab.hosts[3:]
+    table = wait_until(
+        lambda: (
+            (t := node_table(lab, masters[0].name)) and all(v == "Ready" for v in t.values()) and t
+        ),
+        timeout=30,
+    )
+    assert table and sorted(table) == sorted(h.hostname for h in lab.hosts), table
+    assert set(table.values()) == {"Ready"}
+    for h in masters:
+        assert hosts_entries(lab, h.name) == [f"{h.ip} {NAME} {MARKER}"]
+    for h in nodes:
+        assert hosts_entries(lab, h.name) == [f"{VIP} {NAME} {MARKER}"]
+        assert sh(lab, h.name, "systemctl is-active lvscare.service").strip() == "active"
+        ruleset = sh(lab, h.name, "nft list table ip lvscare")
+        assert VIP in ruleset and all(m.ip in ruleset for m in masters), ruleset
+    assert "kubectl get nodes" in proc.stdout and "Summary" in proc.stdout
+    state = home / "config.yaml"
+    assert state.stat().st_mode & 0o777 == 0o600
+    text = state.read_text() + "".join(p.read_text() for p in (home / "logs").glob("*.log"))
+    assert lab.password not in text
+    assert not re.search(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", text), "a bootstrap token leaked"
+    assert "status: ready" in state.read_text()
+
+
+def test_running_the_same_init_again_changes_nothing(cluster, package):
+    lab, home, first = cluster
+    assert first.returncode == 0
+    m0 = lab.hosts[0].name
+    before = {h.name: fingerprint(lab, h.name) for h in lab.hosts}
+    ips = [h.ip for h in lab.hosts]
+    proc = sealos(lab, home, init_args(ips[:3], ips[3:], package))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    for title in ("Init the first master", "Join the other masters", "Join the nodes"):
+        assert f"==> {title}: nothing to do" in proc.stdout, proc.stdout
+    assert "every host has it already" in proc.stdout
+    after = {h.name: fingerprint(lab, h.name) for h in lab.hosts}
+    assert after == before
+    assert len(node_table(lab, m0)) == 5
+
+
+def test_nodes_stay_ready_without_the_first_master(cluster):
+    lab, _home, proc = cluster
+    assert proc.returncode == 0
+    m0, m1 = lab.hosts[0], lab.hosts[1]
+    nodes = lab.hosts[3:]
+    sh(lab, m0.name, f"systemctl stop {APISERVER_UNIT}")
+    try:
+
+        def dropped() -> bool:
+            return all(m0.ip not in sh(lab, n.name, "nft list table ip lvscare") for n in nodes)
+
+        assert wait_until(dropped, timeout=20), "lvscare kept the dead master"
+        for n in nodes:
+            ruleset = sh(lab, n.name, "nft list table ip lvscare")
+            assert lab.hosts[1].ip in ruleset and lab.hosts[2].ip in ruleset
+        time.sleep(15)  # longer than the stand-in apiserver's Ready window (10 s)
+        table = node_table(lab, m1.name)
+        for n in nodes:
+            assert table[n.hostname] == "Ready", table
+    finally:
+        sh(lab, m0.name, f"systemctl start {APISERVER_UNIT}")
+
+    def back() -> bool:
+        return all(m0.ip in sh(lab, n.name, "nft list table ip lvscare") for n in nodes)
+
+    assert wait_until(back, timeout=30), "lvscare did not take the master back"
+
+
+def test_killed_while_joining_nodes_then_rerun_completes(package, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    with lab_session("slkill", hosts=4) as lab:
+        ips = [h.ip for h in lab.hosts]
+        args = init_args(ips[:1], ips[1:], package)
+        env = {
+            "PATH": os.environ["PATH"],
+            "SEALOS_HOME": str(tmp_path),
+            "SEALOS_PASSWORD": lab.password,
+        }
+        argv = lab.run_argv([sys.executable, "-m", "sealos", "init", *args])
+        runner = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        seen = []
+        assert runner.stdout is not None
+        for line in runner.stdout:
+            seen.append(line)
+            if "kubeadm join 10.103.97.2:6443" in line:  # a node has started joining
+                time.sleep(0.3)
+                break
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        assert any("Join the nodes" in line for line in seen), "".join(seen)
+        proc = sealos(lab, tmp_path, args)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+        assert "==> Init the first master: nothing to do" in proc.stdout
+        table = wait_until(
+            lambda: (
+                (t := node_table(lab, lab.hosts[0].name))
+                and len(t) == 4
+                and set(t.values()) == {"Ready"}
+                and t
+            ),
+            timeout=30,
+        )
+        assert table, node_table(lab, lab.hosts[0].name)
+        for h in lab.hosts[1:]:
+            assert hosts_entries(lab, h.name) == [f"{VIP} {NAME} {MARKER}"]
+            assert sh(lab, h.name, "systemctl is-active lvscare.service").strip() == "active"
+            assert sh(lab, h.name, "cat /var/lib/sealos/join.done").strip() == "done"
+
+
+@pytest.mark.parametrize("version", ["v1.14.1", "v1.20.15", "v1.24.17", "v1.28.15", "v1.31.4"])
+def test_each_supported_version_installs(version, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    package = build_package(version, tmp_path)
+    with lab_session(f"slv{version.split('.')[1]}", hosts=3) as lab:
+        ips = [h.ip for h in lab.hosts]
+        proc = sealos(lab, tmp_path / "home", init_args(ips[:2], ips[2:], package, version))
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+        table = wait_until(
+            lambda: (
+                (t := node_table(lab, lab.hosts[0].name)) and set(t.values()) == {"Ready"} and t
+            ),
+            timeout=30,
+        )
+        assert table and len(table) == 3, node_table(lab, lab.hosts[0].name)
+        config = sh(lab, lab.hosts[0].name, "cat /root/kubeadm-config.yaml")
+        api = {"14": "v1beta1", "20": "v1beta2", "24": "v1beta3", "28": "v1beta3", "31": "v1beta4"}
+        assert f"apiVersion: kubeadm.k8s.io/{api[version.split('.')[1]]}" in config
