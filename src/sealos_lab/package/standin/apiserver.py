@@ -313,6 +313,7 @@ class Apiserver:
         self._peer_clients: dict[str, ApiClient] = {}
         self._peer_sent: dict[str, int] = {}
         self._peer_down: set[str] = set()
+        self._sync_lock = threading.Lock()
         self._resynced = False
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             ("GET", re.compile(r"^/(healthz|livez|readyz)$"), self.health),
@@ -338,6 +339,7 @@ class Apiserver:
             ("POST", re.compile(rf"^/apis/{API_GROUP}/v1/peers$"), self.add_peer),
             ("DELETE", re.compile(rf"^/apis/{API_GROUP}/v1/peers/([^/]+)$"), self.remove_peer),
         ]  # fmt: skip
+        self.batched_writes = {self.node_status, self.sync_in}
 
     # identities ----------------------------------------------------------------------------
 
@@ -682,6 +684,10 @@ class Apiserver:
 
     def replicate_once(self) -> None:
         """Push local changes to every peer; pull a snapshot once after start."""
+        with self._sync_lock:
+            self._replicate_locked()
+
+    def _replicate_locked(self) -> None:
         for peer in self.peers():
             url = peer["url"]
             client = self._peer_client(url)
@@ -753,6 +759,10 @@ class _Handler(BaseHTTPRequestHandler):
                 match = pattern.match(parts.path)
                 if match and route_method == method:
                     result = handler(who, body, query, *match.groups())
+                    if method != "GET" and handler not in self.apiserver.batched_writes:
+                        # Object writes reach the peers before the client hears back, as an
+                        # etcd write reaches a quorum; heartbeats travel in the 1 s batches.
+                        self.apiserver.replicate_once()
                     self._send(200, result)
                     return
             raise ApiserverError(
