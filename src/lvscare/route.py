@@ -3,14 +3,16 @@
 - route mode (default): a /32 (/128) route for the VIP via the interface toward the first real
   server, with the node's own address as source; marked with routing protocol 247 so that
   lvscare removes only its own route.
-- link mode: the VIP on a dummy interface `lvscare0`, plus a masquerade rule (nft table
-  `lvscare_vip`) so that real servers answer the node's address, not the VIP.
+- link mode: the VIP on a dummy interface `lvscare0` (on lo, labelled lo:lvscare, when the kernel
+  has no dummy driver), plus a masquerade rule (nft table `lvscare_vip`) so that real servers
+  answer the node's address, not the VIP.
 
 Both are checked every tick (cheaply: route mode reads /proc/net/route) and repaired when gone.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -21,6 +23,7 @@ from lvscare.nftables import Nft, NftError
 
 ROUTE_PROTO = 247  # rtnetlink protocol number that marks lvscare's routes
 LINK_NAME = "lvscare0"
+LO_LABEL = "lo:lvscare"  # marks the VIP on lo when the kernel has no dummy driver
 MASQ_TABLE = "lvscare_vip"
 _RTN_LOCAL = 2
 _SCOPE_LINK = 253
@@ -169,6 +172,7 @@ class LinkReach:
         self._nft = nft
         self._ipr: Any = None
         self._done = False
+        self._use_lo = False
 
     @property
     def ipr(self) -> Any:
@@ -219,25 +223,40 @@ class LinkReach:
                     with open(path, "w") as f:
                         f.write("1\n")
                     fixed.append("sysctl net.ipv4.vs.conntrack=1")
-        indexes = self.ipr.link_lookup(ifname=LINK_NAME)
-        if not indexes:
-            self.ipr.link("add", ifname=LINK_NAME, kind="dummy")
-            indexes = self.ipr.link_lookup(ifname=LINK_NAME)
-            fixed.append(f"link {LINK_NAME}")
-        index = indexes[0]
-        link = self.ipr.get_links(index)[0]
-        if not link["flags"] & 1:  # IFF_UP
-            self.ipr.link("set", index=index, state="up")
-            fixed.append(f"link {LINK_NAME} up")
+        index, name, label = self._link(fixed)
         addresses = [a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(index=index)]
         if self.vip not in addresses:
-            self.ipr.addr("add", index=index, address=self.vip, prefixlen=_plen(self.vip))
-            fixed.append(f"address {self.vip}/{_plen(self.vip)} on {LINK_NAME}")
+            extra = {"label": label} if label and _family(self.vip) == socket.AF_INET else {}
+            self.ipr.addr("add", index=index, address=self.vip, prefixlen=_plen(self.vip), **extra)
+            fixed.append(f"address {self.vip}/{_plen(self.vip)} on {name}")
         if not fixed:
             return []
         verb = "repaired" if self._done else "added"
         self._done = True
         return [f"{verb} {', '.join(fixed)} (VIP reachable from this node)"]
+
+    def _link(self, fixed: list[str]) -> tuple[int, str, Optional[str]]:
+        """The interface that holds the VIP: dummy lvscare0, or lo (label lo:lvscare) on kernels
+        without the dummy driver. Returns (index, name for the log, address label)."""
+        if not self._use_lo:
+            indexes = self.ipr.link_lookup(ifname=LINK_NAME)
+            if not indexes:
+                try:
+                    self.ipr.link("add", ifname=LINK_NAME, kind="dummy")
+                except OSError as exc:
+                    if exc.errno != errno.EOPNOTSUPP:
+                        raise
+                    self._use_lo = True
+                else:
+                    indexes = self.ipr.link_lookup(ifname=LINK_NAME)
+                    fixed.append(f"link {LINK_NAME}")
+        if self._use_lo:
+            return self.ipr.link_lookup(ifname="lo")[0], "lo", LO_LABEL
+        index = indexes[0]
+        if not self.ipr.get_links(index)[0]["flags"] & 1:  # IFF_UP
+            self.ipr.link("set", index=index, state="up")
+            fixed.append(f"link {LINK_NAME} up")
+        return index, LINK_NAME, None
 
     def close(self) -> None:
         """Close sockets."""
@@ -268,6 +287,10 @@ def clean(vip: Endpoint, nft: Optional[Nft] = None) -> list[str]:
         if indexes:
             ipr.link("del", index=indexes[0])
             removed.append(f"link {LINK_NAME}")
+        for addr in ipr.get_addr(family=family, label=LO_LABEL):
+            if addr.get_attr("IFA_ADDRESS") == vip.host:
+                ipr.addr("del", index=addr["index"], address=vip.host, prefixlen=addr["prefixlen"])
+                removed.append(f"address {vip.host} on lo")
     finally:
         ipr.close()
     fam = "ip6" if vip.family == 6 else "ip"

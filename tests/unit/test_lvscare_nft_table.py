@@ -30,21 +30,25 @@ def listed(slots: list[Endpoint], drained: list[Endpoint]) -> list[dict]:
         {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
                    "right": 6443}},
     ]  # fmt: skip
-    if slots:
-        verdict = {"dnat": {"family": "ip", "addr": {"map": {
-            "key": {"numgen": {"mode": "inc", "mod": len(slots), "offset": 0}},
-            "data": {"set": [[i, {"concat": [ep.host, ep.port]}] for i, ep in enumerate(slots)]},
-        }}}}  # fmt: skip
-    else:
-        verdict = {"reject": {"type": "tcp reset"}}
-    return [
+    items = [
         {"table": {"family": "ip", "name": "lvscare", "handle": 7}},
         {"set": drained_set},
         {"chain": {"family": "ip", "table": "lvscare", "name": "output", "handle": 1,
                    "type": "nat", "hook": "output", "prio": -100, "policy": "accept"}},
-        {"rule": {"family": "ip", "table": "lvscare", "chain": "output", "handle": 4,
-                  "comment": "lvscare", "expr": [*match, verdict]}},
+        {"chain": {"family": "ip", "table": "lvscare", "name": "fallback", "handle": 3,
+                   "type": "filter", "hook": "output", "prio": 0, "policy": "accept"}},
     ]  # fmt: skip
+    if slots:
+        dnat = {"dnat": {"family": "ip", "addr": {"map": {
+            "key": {"numgen": {"mode": "inc", "mod": len(slots), "offset": 0}},
+            "data": {"set": [[i, {"concat": [ep.host, ep.port]}] for i, ep in enumerate(slots)]},
+        }}}}  # fmt: skip
+        items.append({"rule": {"family": "ip", "table": "lvscare", "chain": "output",
+                               "handle": 4, "comment": "x", "expr": [*match, dnat]}})  # fmt: skip
+    reject = {"reject": {"type": "tcp reset"}}
+    items.append({"rule": {"family": "ip", "table": "lvscare", "chain": "fallback",
+                           "handle": 5, "comment": "y", "expr": [*match, reject]}})  # fmt: skip
+    return items
 
 
 def test_script_round_robins_over_weight_1_and_tracks_weight_0():
@@ -58,10 +62,12 @@ def test_script_round_robins_over_weight_1_and_tracks_weight_0():
     assert "elements = { 10.250.100.12 . 8080 }" in script
 
 
-def test_script_rejects_with_reset_when_nothing_is_usable():
+def test_script_leaves_dnat_out_when_nothing_is_usable_so_the_fallback_rejects():
     script = table_script(VS, {A: 0})
+    assert "type filter hook output priority 0; policy accept;" in script
     assert "ip daddr 10.250.100.100 tcp dport 6443 reject with tcp reset" in script
     assert "numgen" not in script
+    assert "reject with tcp reset" in table_script(VS, {A: 1}), "the fallback is always there"
 
 
 def test_script_gives_weight_n_n_slots():
@@ -99,11 +105,18 @@ def test_parse_flags_foreign_rules_chains_and_sets():
 
 def test_parse_flags_a_rule_for_another_address_and_a_changed_hook():
     items = listed([A], [])
-    items[3]["rule"]["expr"][0]["match"]["right"] = "10.250.100.200"
+    items[4]["rule"]["expr"][0]["match"]["right"] = "10.250.100.200"
     items[2]["chain"]["prio"] = 0
     parsed = parse_table(VS, items)
-    assert not parsed.rule_found
+    assert parsed.weights == {}
+    assert "chain output holds a rule lvscare did not write" in parsed.problems
     assert "chain output is not lvscare's nat output chain" in parsed.problems
+
+
+def test_parse_without_the_fallback_rule_says_the_virtual_server_is_missing():
+    items = listed([A], [])
+    del items[-1]
+    assert not parse_table(VS, items).rule_found
 
 
 class FakeNft:

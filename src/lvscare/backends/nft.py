@@ -6,10 +6,16 @@
             type nat hook output priority -100; policy accept;
             ip daddr VIP tcp dport PORT dnat ip to numgen inc mod N map { 0 : RS1 . PORT1, ... }
         }
+        chain fallback {
+            type filter hook output priority 0; policy accept;
+            ip daddr VIP tcp dport PORT reject with tcp reset
+        }
     }
 
 Round robin over the real servers with weight > 0 (a server with weight w appears w times in the
-map). With none usable the rule rejects with a TCP reset, so connections fail fast. Conntrack
+map). With none usable the DNAT rule is left out, so the filter chain (which only sees packets
+still addressed to the VIP, i.e. not DNATed) rejects with a TCP reset: connections fail fast.
+(A reject inside the nat chain is accepted by nft but does not stop the packet.) Conntrack
 keeps existing connections on their real server when the map changes. The table is replaced in
 one transaction, and only when something differs: idle ticks only list it (through libnftables).
 """
@@ -26,6 +32,7 @@ from lvscare.nftables import Nft, NftError
 
 TABLE = "lvscare"
 CHAIN = "output"
+FALLBACK = "fallback"
 DRAINED_SET = "weight0"
 
 
@@ -56,13 +63,6 @@ def table_script(vs: VirtualServer, desired: Mapping[Endpoint, int]) -> str:
     slots = [ep for ep in sorted(desired) for _ in range(max(desired[ep], 0))]
     drained = sorted(ep for ep, weight in desired.items() if weight == 0)
     match = f"{fam} daddr {vs.endpoint.host} tcp dport {vs.endpoint.port}"
-    if slots:
-        pairs = ", ".join(f"{i} : {_element(ep)}" for i, ep in enumerate(slots))
-        verdict = f"dnat {fam} to numgen inc mod {len(slots)} map {{ {pairs} }}"
-        comment = f"lvscare {vs}: round robin"
-    else:
-        verdict = "reject with tcp reset"
-        comment = f"lvscare {vs}: no usable real server"
     lines = [
         # Create-then-delete makes the delete valid when the table is missing: one transaction.
         f"table {fam} {TABLE} {{}}",
@@ -79,7 +79,18 @@ def table_script(vs: VirtualServer, desired: Mapping[Endpoint, int]) -> str:
         "\t}",
         f"\tchain {CHAIN} {{",
         "\t\ttype nat hook output priority -100; policy accept;",
-        f'\t\t{match} {verdict} comment "{comment}"',
+    ]
+    if slots:
+        pairs = ", ".join(f"{i} : {_element(ep)}" for i, ep in enumerate(slots))
+        lines.append(
+            f"\t\t{match} dnat {fam} to numgen inc mod {len(slots)} map {{ {pairs} }} "
+            f'comment "lvscare {vs}: round robin"'
+        )
+    lines += [
+        "\t}",
+        f"\tchain {FALLBACK} {{",
+        "\t\ttype filter hook output priority 0; policy accept;",
+        f'\t\t{match} reject with tcp reset comment "lvscare {vs}: no usable real server"',
         "\t}",
         "}",
     ]
@@ -96,7 +107,8 @@ def _endpoint(value: Any) -> Optional[Endpoint]:
 
 
 class _Parsed:
-    """lvscare's table as read back: weights, whether our rule exists, and anything foreign."""
+    """lvscare's table as read back: weights, whether the virtual server exists (its fallback
+    rule is there), and anything foreign."""
 
     def __init__(self) -> None:
         self.rule_found = False
@@ -109,7 +121,7 @@ def parse_table(vs: VirtualServer, items: list[dict]) -> _Parsed:
     fam = _family(vs)
     parsed = _Parsed()
     drained: list[Endpoint] = []
-    set_seen = chain_seen = False
+    set_seen = chain_seen = fallback_seen = dnat_seen = False
     for item in items:
         kind, body = next(iter(item.items()))
         if kind == "table":
@@ -129,13 +141,23 @@ def parse_table(vs: VirtualServer, items: list[dict]) -> _Parsed:
             hook = (body.get("type"), body.get("hook"), body.get("prio"), body.get("policy"))
             if hook != ("nat", "output", -100, "accept"):
                 parsed.problems.append(f"chain {CHAIN} is not lvscare's nat output chain")
+        elif kind == "chain" and body.get("name") == FALLBACK and not fallback_seen:
+            fallback_seen = True
+            hook = (body.get("type"), body.get("hook"), body.get("prio"), body.get("policy"))
+            if hook != ("filter", "output", 0, "accept"):
+                parsed.problems.append(f"chain {FALLBACK} is not lvscare's filter output chain")
         elif kind == "rule" and body.get("chain") == CHAIN:
-            weights = None if parsed.rule_found else _rule_weights(vs, fam, body.get("expr", []))
+            weights = None if dnat_seen else _dnat_weights(vs, fam, body.get("expr", []))
             if weights is None:
                 parsed.problems.append(f"chain {CHAIN} holds a rule lvscare did not write")
             else:
-                parsed.rule_found = True
+                dnat_seen = True
                 parsed.weights.update(weights)
+        elif kind == "rule" and body.get("chain") == FALLBACK:
+            if parsed.rule_found or body.get("expr") != [*_matches(vs, fam), _REJECT]:
+                parsed.problems.append(f"chain {FALLBACK} holds a rule lvscare did not write")
+            else:
+                parsed.rule_found = True
         else:
             name = body.get("name", "") if isinstance(body, dict) else ""
             parsed.problems.append(
@@ -143,6 +165,8 @@ def parse_table(vs: VirtualServer, items: list[dict]) -> _Parsed:
             )
     if not set_seen:
         parsed.problems.append(f"set {DRAINED_SET} is missing")
+    if not chain_seen:
+        parsed.problems.append(f"chain {CHAIN} is missing")
     for ep in drained:
         if ep in parsed.weights:
             parsed.problems.append(f"{ep} is both in the round robin and in set {DRAINED_SET}")
@@ -151,21 +175,25 @@ def parse_table(vs: VirtualServer, items: list[dict]) -> _Parsed:
     return parsed
 
 
-def _rule_weights(vs: VirtualServer, fam: str, exprs: list[dict]) -> Optional[dict[Endpoint, int]]:
-    """Weights from lvscare's DNAT (or reject) rule; None when the rule is not lvscare's."""
-    if len(exprs) != 3:
+_REJECT = {"reject": {"type": "tcp reset"}}
+
+
+def _matches(vs: VirtualServer, fam: str) -> list[dict]:
+    """JSON of `ip daddr VIP tcp dport PORT` as nft lists it."""
+    return [
+        {"match": {"op": "==", "left": {"payload": {"protocol": fam, "field": "daddr"}},
+                   "right": vs.endpoint.host}},
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                   "right": vs.endpoint.port}},
+    ]  # fmt: skip
+
+
+def _dnat_weights(vs: VirtualServer, fam: str, exprs: list[dict]) -> Optional[dict[Endpoint, int]]:
+    """Weights from lvscare's DNAT rule; None when the rule is not lvscare's."""
+    if len(exprs) != 3 or exprs[:2] != _matches(vs, fam):
         return None
-    want_addr = {"match": {"op": "==", "left": {"payload": {"protocol": fam, "field": "daddr"}},
-                           "right": vs.endpoint.host}}  # fmt: skip
-    want_port = {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
-                           "right": vs.endpoint.port}}  # fmt: skip
-    if exprs[0] != want_addr or exprs[1] != want_port:
-        return None
-    verdict = exprs[2]
-    if "reject" in verdict:
-        return {}
     try:
-        mapping = verdict["dnat"]["addr"]["map"]
+        mapping = exprs[2]["dnat"]["addr"]["map"]
         numgen = mapping["key"]["numgen"]
         pairs = mapping["data"]["set"]
     except (KeyError, TypeError):

@@ -1,0 +1,394 @@
+"""Acceptance 2 of lvscare: the nftables backend for real, on this machine's kernel.
+
+A "node" namespace and three backend namespaces with real HTTP servers on an isolated bridge
+(sealos_lab.netns, 10.250.100.0/24, no route out). lvscare runs in the node namespace; requests
+go through the VIP from there; `nft list ruleset` is the independent observer.
+Deadlines below are generous functional limits (a change must happen at all), not speed checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sealos_lab import netns
+
+pytestmark = pytest.mark.root
+
+PREFIX, SUBNET = "lvs-it", "10.250.100.0/24"
+VIP = "10.250.100.100"
+PORT = 6443
+RS_PORT = 8080
+INTERVAL, TIMEOUT, FALL, RISE = 0.5, 1.0, 2, 1
+
+# A backend: answers its own name on /, and /healthz with 503 while its "down" file exists.
+# HTTP/1.1 keep-alive, so one client connection can make several requests.
+BACKEND = r"""
+import http.server, os, sys
+name, ip, port, down = sys.argv[1:5]
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        sick = self.path == "/healthz" and os.path.exists(down)
+        body = b"sick\n" if sick else (name + "\n").encode()
+        self.send_response(503 if sick else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer((ip, int(port)), Handler)
+print("ready", flush=True)
+server.serve_forever()
+"""
+
+# A client in the node namespace: N requests through the VIP, one JSON line per request.
+CLIENT = r"""
+import json, socket, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for _ in range(count):
+    start = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=3) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+        out = {"ok": True, "backend": data.split(b"\r\n\r\n", 1)[-1].decode().strip()}
+    except OSError as exc:
+        out = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
+    out["seconds"] = round(time.monotonic() - start, 3)
+    print(json.dumps(out), flush=True)
+"""
+
+# A client holding ONE keep-alive connection: a request now, another after a line on stdin.
+HOLDER = r"""
+import http.client, sys
+conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
+for _ in range(2):
+    conn.request("GET", "/")
+    print(conn.getresponse().read().decode().strip(), flush=True)
+    sys.stdin.readline()
+"""
+
+
+class Site:
+    """The isolated network, its backend processes and helpers to drive them."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.net = netns.Network(PREFIX, SUBNET)
+        self.backend_py = tmp / "backend.py"
+        self.backend_py.write_text(BACKEND)
+        self.client_py = tmp / "client.py"
+        self.client_py.write_text(CLIENT)
+        self.servers: dict[str, subprocess.Popen] = {}
+        self.ips: dict[str, str] = {}
+        self.node = ""
+
+    def create(self) -> None:
+        self.net.destroy()
+        self.net.create()
+        self.node = self.net.add_host("node", 2).netns
+        for i in (1, 2, 3):
+            self.ips[f"rs{i}"] = self.net.add_host(f"rs{i}", 10 + i).ip
+
+    def start(self, name: str) -> None:
+        argv = [sys.executable, str(self.backend_py), name, self.ips[name], str(RS_PORT),
+                str(self.tmp / f"{name}.down")]  # fmt: skip
+        proc = netns.popen(f"{PREFIX}-{name}", argv, stdout=subprocess.PIPE, text=True)
+        self.servers[name] = proc
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready and proc.stdout.readline().strip() == "ready", f"backend {name} did not start"
+
+    def stop(self, name: str) -> None:
+        proc = self.servers.pop(name)
+        proc.kill()
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.servers):
+            self.stop(name)
+
+    def requests(self, count: int) -> list[dict]:
+        out = netns.run(
+            self.node, [sys.executable, str(self.client_py), VIP, str(PORT), str(count)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    def nft(self, *args: str, check: bool = True) -> str:
+        proc = netns.run(self.node, ["nft", *args], capture_output=True, text=True)
+        if check:
+            assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def ruleset(self) -> str:
+        return self.nft("list", "ruleset")
+
+    def lvscare(self, *extra: str, log_name: str = "lvscare.log") -> subprocess.Popen:
+        argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}"]
+        for ip in self.ips.values():
+            argv += ["--rs", f"{ip}:{RS_PORT}"]
+        argv += ["--health-schem", "http", "--health-path", "/healthz",
+                 "--interval", f"{INTERVAL}s", "--health-timeout", f"{TIMEOUT}s",
+                 "--fall", str(FALL), "--rise", str(RISE), "--backend", "nft", *extra]  # fmt: skip
+        log = open(self.tmp / log_name, "a")  # noqa: SIM115 (the child writes to it)
+        return netns.popen(self.node, argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def clean(self) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}", "--clean"]
+        return netns.run(self.node, argv, capture_output=True, text=True, timeout=60)
+
+    def log(self, log_name: str = "lvscare.log") -> str:
+        return (self.tmp / log_name).read_text()
+
+    def destroy(self) -> None:
+        self.stop_all()
+        self.net.destroy()
+
+
+def dnat_targets(ruleset: str) -> list[str]:
+    """The real servers in lvscare's round robin, as `nft list ruleset` prints them."""
+    m = re.search(r"dnat ip to numgen inc mod \d+ map \{ (.*?) \}", ruleset)
+    pairs = re.findall(r"\d+ : ([\d.]+) \. (\d+)", m.group(1)) if m else []
+    return [f"{ip}:{port}" for ip, port in pairs]
+
+
+def drained(ruleset: str) -> list[str]:
+    """The real servers in lvscare's weight-0 set."""
+    m = re.search(r"set weight0 \{.*?elements = \{ (.*?) \}", ruleset, re.S)
+    pairs = re.findall(r"([\d.]+) \. (\d+)", m.group(1)) if m else []
+    return [f"{ip}:{port}" for ip, port in pairs]
+
+
+def wait_for(cond, limit: float = 15.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[Site]:
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    s = Site(tmp_path_factory.mktemp("lvscare-it"))
+    try:
+        s.create()
+        for name in ("rs1", "rs2", "rs3"):
+            s.start(name)
+        yield s
+    finally:
+        s.destroy()
+
+
+@pytest.fixture(scope="module")
+def care(site) -> Iterator[subprocess.Popen]:
+    proc = site.lvscare()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        site.clean()
+
+
+def rs(site: Site, name: str) -> str:
+    return f"{site.ips[name]}:{RS_PORT}"
+
+
+def test_start_round_robins_over_all_three(site, care):
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.log()
+    assert sorted(dnat_targets(site.ruleset())) == sorted(rs(site, n) for n in site.ips)
+    answers = [r.get("backend") for r in site.requests(9)]
+    assert sorted(answers) == ["rs1"] * 3 + ["rs2"] * 3 + ["rs3"] * 3
+    routes = netns.run(site.node, ["ip", "route"], capture_output=True, text=True).stdout
+    assert f"{VIP} dev eth0 proto 247 scope link src {site.net.address(2)}" in routes
+
+
+def test_stop_one_is_gone_within_fall_intervals_and_every_request_succeeds(site, care):
+    site.stop("rs2")
+    assert wait_for(lambda: site.ips["rs2"] not in site.ruleset()), site.ruleset()
+    assert sorted(dnat_targets(site.ruleset())) == sorted([rs(site, "rs1"), rs(site, "rs3")])
+    results = site.requests(12)
+    assert all(r["ok"] for r in results), results
+    assert {r["backend"] for r in results} == {"rs1", "rs3"}
+    # Within `fall` intervals: weight 0 at the first failed probe, removed at the second.
+    lines = [ln for ln in site.log().splitlines() if rs(site, "rs2") in ln]
+    first = next(i for i, ln in enumerate(lines) if "weight 0" in ln)
+    assert lines[first].endswith("removal after 2 consecutive failures")
+    assert (
+        f"removed {rs(site, 'rs2')} from {VIP}:{PORT}: 2 consecutive failed probes"
+        in (lines[first + 1])
+    )
+
+
+def test_stop_all_fails_fast(site, care):
+    site.stop_all()
+    assert wait_for(lambda: "dnat" not in site.ruleset()), site.ruleset()
+    assert "reject with tcp reset" in site.ruleset()
+    for result in site.requests(3):
+        assert not result["ok"]
+        assert result["error"].startswith("ConnectionRefusedError"), result
+
+
+def test_start_all_brings_all_three_back_within_rise_intervals(site, care):
+    for name in ("rs1", "rs2", "rs3"):
+        site.start(name)
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.ruleset()
+    assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
+    for name in ("rs1", "rs2", "rs3"):
+        assert (
+            f"restored {rs(site, name)} in {VIP}:{PORT} with weight 1: "
+            "1 consecutive successful probe (HTTP 200)"
+        ) in site.log()
+
+
+def test_table_deleted_by_hand_is_back_within_one_interval(site, care):
+    site.nft("delete", "table", "ip", "lvscare")
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.ruleset()
+    assert f"repaired virtual server {VIP}:{PORT}: it was missing from the kernel" in site.log()
+    assert all(r["ok"] for r in site.requests(3))
+
+
+def test_foreign_element_and_rule_are_removed(site, care):
+    site.nft("add", "element", "ip", "lvscare", "weight0", "{ 10.250.100.99 . 80 }")
+    assert wait_for(lambda: "10.250.100.99" not in site.ruleset()), site.ruleset()
+    assert f"removed foreign real server 10.250.100.99:80 from {VIP}:{PORT}" in site.log()
+    site.nft("add", "rule", "ip", "lvscare", "output", "counter", "comment", '"stranger"')
+    assert wait_for(lambda: "stranger" not in site.ruleset()), site.ruleset()
+    assert "chain output holds a rule lvscare did not write" in site.log()
+    assert len(dnat_targets(site.ruleset())) == 3
+
+
+def test_sigterm_keeps_the_rules_and_traffic(site, care):
+    care.send_signal(signal.SIGTERM)
+    assert care.wait(timeout=10) == 0
+    assert "stopping on SIGTERM; rules stay in place" in site.log()
+    assert len(dnat_targets(site.ruleset())) == 3
+    assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
+
+
+def test_clean_removes_everything_lvscare_made(site, care):
+    proc = site.clean()
+    assert proc.returncode == 0, proc.stderr
+    assert "table ip lvscare" not in site.ruleset()
+    routes = netns.run(site.node, ["ip", "route"], capture_output=True, text=True).stdout
+    assert VIP not in routes
+    assert "removed nft virtual server" in proc.stderr and f"removed route {VIP}/32" in proc.stderr
+
+
+def test_weight_0_lets_existing_connections_live_on(site):
+    proc = site.lvscare("--fall", "3", log_name="drain.log")
+    holder = None
+    try:
+        assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.log("drain.log")
+        holder = netns.popen(
+            site.node, [sys.executable, "-c", HOLDER, VIP, str(PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdin is not None and holder.stdout is not None
+        first = holder.stdout.readline().strip()
+        (site.tmp / f"{first}.down").touch()  # its health check now answers 503
+        assert wait_for(lambda: rs(site, first) in drained(site.ruleset())), site.ruleset()
+        assert rs(site, first) not in dnat_targets(site.ruleset())
+        answers = {r.get("backend") for r in site.requests(6)}
+        assert first not in answers, "no new connections to a weight-0 server"
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == first, "the open connection still reaches it"
+    finally:
+        for name in ("rs1", "rs2", "rs3"):
+            (site.tmp / f"{name}.down").unlink(missing_ok=True)
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        site.clean()
+
+
+def test_run_once_reconciles_once_and_exits_0(site):
+    proc = netns.run(
+        site.node,
+        [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}",
+         *[f"--rs={ip}:{RS_PORT}" for ip in site.ips.values()],
+         "--health-schem", "http", "--backend", "nft", "--run-once"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert len(dnat_targets(site.ruleset())) == 3
+    finally:
+        site.clean()
+
+
+def test_link_mode_puts_the_vip_on_a_dummy_link_and_masquerades(site):
+    proc = site.lvscare("--mode", "link", log_name="link.log")
+    try:
+        assert wait_for(
+            lambda: len(dnat_targets(site.ruleset())) == 3
+            and "table ip lvscare_vip" in site.ruleset()
+            and f"{VIP}/32" in netns.run(site.node, ["ip", "-brief", "addr"],
+                                         capture_output=True, text=True).stdout
+        ), site.log("link.log")  # fmt: skip
+        assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        clean = site.clean()
+    assert clean.returncode == 0
+    # This machine's kernel has no dummy driver: lvscare puts the VIP on lo instead.
+    addresses = netns.run(site.node, ["ip", "addr"], capture_output=True, text=True).stdout
+    assert "lvscare0" not in addresses and f"{VIP}/32" not in addresses
+    assert "lvscare" not in site.ruleset()
+
+
+def test_the_missions_demo_with_backends_on_the_nodes_loopback(site):
+    """`--rs 127.0.0.1:8081 --rs 127.0.0.1:8082 --rs 127.0.0.1:8083`, as in the mission's text."""
+    vip = "10.250.100.101"
+    servers = []
+    try:
+        for port in (8081, 8082, 8083):
+            argv = [sys.executable, str(site.backend_py), f"lo{port}", "127.0.0.1", str(port),
+                    str(site.tmp / "never")]  # fmt: skip
+            proc = netns.popen(site.node, argv, stdout=subprocess.PIPE, text=True)
+            servers.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        once = netns.run(
+            site.node,
+            [sys.executable, "-m", "lvscare", "care", "--vs", f"{vip}:{PORT}",
+             "--rs", "127.0.0.1:8081", "--rs", "127.0.0.1:8082", "--rs", "127.0.0.1:8083",
+             "--health-schem", "http", "--health-path", "/", "--backend", "nft", "--run-once"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert once.returncode == 0, once.stderr
+        routes = netns.run(site.node, ["ip", "route"], capture_output=True, text=True).stdout
+        assert f"{vip} dev lo proto 247 scope link src 127.0.0.1" in routes
+        out = netns.run(
+            site.node, [sys.executable, str(site.client_py), vip, str(PORT), "6"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        answers = sorted(json.loads(line).get("backend") for line in out.stdout.splitlines())
+        assert answers == ["lo8081", "lo8081", "lo8082", "lo8082", "lo8083", "lo8083"]
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+        netns.run(site.node, [sys.executable, "-m", "lvscare", "care", "--vs", f"{vip}:{PORT}",
+                              "--clean"], capture_output=True)  # fmt: skip
