@@ -243,3 +243,80 @@ def test_each_supported_version_installs(version, tmp_path):
         config = sh(lab, lab.hosts[0].name, "cat /root/kubeadm-config.yaml")
         api = {"14": "v1beta1", "20": "v1beta2", "24": "v1beta3", "28": "v1beta3", "31": "v1beta4"}
         assert f"apiVersion: kubeadm.k8s.io/{api[version.split('.')[1]]}" in config
+
+
+USER_CONFIG = """apiVersion: kubeadm.k8s.io/v1beta2
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: {m0}
+  bindPort: 6443
+---
+apiVersion: kubeadm.k8s.io/v1beta2
+kind: ClusterConfiguration
+kubernetesVersion: v1.20.15
+controlPlaneEndpoint: apiserver.cluster.local:6443
+apiServer:
+  certSANs: [127.0.0.1, apiserver.cluster.local, {m0}, 10.103.97.2, given.example.com]
+networking:
+  podSubnet: 100.80.0.0/12
+  serviceSubnet: 10.96.0.0/16
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+ipvs:
+  excludeCIDRs: [10.103.97.2/32]
+"""
+
+
+def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
+    """Hosts download the package (checksum from URL.sha256), lvscare runs as a static pod, the
+    user's kubeadm config is used as given, and the CNI pool follows --podcidr."""
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    import hashlib
+
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / package.name).write_bytes(package.read_bytes())
+    digest = hashlib.sha256(package.read_bytes()).hexdigest()
+    (www / f"{package.name}.sha256").write_text(f"{digest}  {package.name}\n")
+    with lab_session("slfeat", hosts=2) as lab:
+        m0, n1 = lab.hosts
+        config = tmp_path / "kubeadm.yaml"
+        config.write_text(USER_CONFIG.format(m0=m0.ip))
+        port = 18081
+        server = subprocess.Popen(
+            lab.run_argv([sys.executable, "-m", "http.server", str(port), "--bind", lab.operator_ip,
+                          "--directory", str(www)]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(1.0)
+            url = f"http://{lab.operator_ip}:{port}/{package.name}"
+            args = [
+                "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", url,
+                "--lvscare-mode", "static-pod", "--kubeadm-config", str(config),
+                "--podcidr", "100.80.0.0/12",
+            ]  # fmt: skip
+            proc = sealos(lab, tmp_path / "home", args)
+        finally:
+            server.terminate()
+            server.wait(10)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+        assert "package downloaded" in proc.stdout
+        for h in lab.hosts:
+            got = sh(lab, h.name, f"sha256sum /root/{package.name}").split()[0]
+            assert got == digest
+        assert sh(lab, m0.name, "cat /root/kubeadm-config.yaml") == config.read_text()
+        manifest = sh(lab, n1.name, "cat /etc/kubernetes/manifests/kube-sealyun-lvscare.yaml")
+        assert "hostNetwork: true" in manifest and f"{m0.ip}:6443" in manifest
+        assert (
+            lab.exec(n1.name, ["test", "-e", "/etc/systemd/system/lvscare.service"]).returncode == 1
+        )
+        assert "100.80.0.0/12" in sh(lab, m0.name, "cat /root/kube/conf/net/calico.sealos.yaml")
+        table = wait_until(
+            lambda: (t := node_table(lab, m0.name)) and set(t.values()) == {"Ready"} and t,
+            timeout=30,
+        )
+        assert table and len(table) == 2
