@@ -7,6 +7,7 @@ Hosts are network namespaces on a private bridge (no route out) with their own f
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -17,11 +18,17 @@ from typing import Any
 import pytest
 
 from sealos_lab.package import build
-from sealos_lab.package.testbed import NetnsTestbed, NamespaceHost
+from sealos_lab.package.testbed import NamespaceHost, NetnsTestbed
 
 pytestmark = pytest.mark.root
 VERSION = "v1.20.15"
 PYTHON = "/usr/bin/python3"
+
+
+def _group(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in output:\n{text}"
+    return match.group(1)
 
 
 def _need_root() -> None:
@@ -57,11 +64,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
         init = bed.tool(m1, "kubeadm", "init", "--config", str(config), "--upload-certs")
         assert init.returncode == 0, init.stdout + init.stderr
         info = {
-            "bed": bed, "m1": m1, "m2": m2, "w1": w1, "init": init, "config": config,
-            "token": re.search(r"--token (\S+)", init.stdout).group(1),  # type: ignore[union-attr]
-            "pin": re.search(r"--discovery-token-ca-cert-hash (\S+)", init.stdout).group(1),  # type: ignore[union-attr]
-            "key": re.search(r"--certificate-key (\S+)", init.stdout).group(1),  # type: ignore[union-attr]
-        }  # fmt: skip
+            "bed": bed,
+            "m1": m1,
+            "m2": m2,
+            "w1": w1,
+            "init": init,
+            "config": config,
+            "token": _group(r"--token (\S+)", init.stdout),
+            "pin": _group(r"--discovery-token-ca-cert-hash (\S+)", init.stdout),
+            "key": _group(r"--certificate-key (\S+)", init.stdout),
+        }
         yield info
     finally:
         bed.down()
@@ -92,12 +104,26 @@ def test_init_prints_kubeadms_output_with_the_real_ca_pin(cluster: Any) -> None:
     out = cluster["init"].stdout
     assert "Your Kubernetes control-plane has initialized successfully!" in out
     assert "export KUBECONFIG=/etc/kubernetes/admin.conf" in out  # 1.20 added the root hint
-    blocks = re.findall(r"kubeadm join apiserver\.cluster\.local:6443 --token [a-z0-9]{6}\.[a-z0-9]{16} \\\n    --discovery-token-ca-cert-hash sha256:[0-9a-f]{64} ", out)
+    blocks = re.findall(
+        r"kubeadm join apiserver\.cluster\.local:6443 --token [a-z0-9]{6}\.[a-z0-9]{16} \\\n"
+        r"    --discovery-token-ca-cert-hash sha256:[0-9a-f]{64} ",
+        out,
+    )
     assert len(blocks) == 2
     assert re.search(r"\\\n    --control-plane --certificate-key [0-9a-f]{64}\n", out)
     ca = cluster["m1"].root / "etc/kubernetes/pki/ca.crt"
-    pipeline = f"openssl x509 -pubkey -noout -in {ca} | openssl pkey -pubin -outform der | sha256sum"
-    digest = subprocess.run(pipeline, shell=True, capture_output=True, text=True, check=True).stdout.split()[0]  # noqa: S602
+    pubkey = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout", "-in", str(ca)],
+        capture_output=True,
+        check=True,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"],
+        input=pubkey,
+        capture_output=True,
+        check=True,
+    ).stdout
+    digest = hashlib.sha256(der).hexdigest()
     assert cluster["pin"] == f"sha256:{digest}"
 
 
@@ -106,12 +132,25 @@ def test_init_writes_real_pki_and_kubeconfigs(cluster: Any) -> None:
     pki = root / "etc/kubernetes/pki"
     sans = subprocess.run(
         ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(pki / "apiserver.crt")],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    for expected in ("DNS:apiserver.cluster.local", "DNS:m1", "IP Address:10.103.97.2",
-                     "IP Address:127.0.0.1", f"IP Address:{cluster['m1'].address}", "IP Address:10.96.0.1"):  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for expected in (
+        "DNS:apiserver.cluster.local",
+        "DNS:m1",
+        "IP Address:10.103.97.2",
+        "IP Address:127.0.0.1",
+        f"IP Address:{cluster['m1'].address}",
+        "IP Address:10.96.0.1",
+    ):
         assert expected in sans
-    verify = subprocess.run(["openssl", "verify", "-CAfile", str(pki / "ca.crt"), str(pki / "apiserver.crt")], capture_output=True, text=True, check=False)
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(pki / "ca.crt"), str(pki / "apiserver.crt")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert verify.returncode == 0, verify.stderr
     for key in pki.rglob("*.key"):
         assert key.stat().st_mode & 0o777 == 0o600, key
@@ -127,34 +166,83 @@ def test_init_writes_real_pki_and_kubeconfigs(cluster: Any) -> None:
 def test_worker_join_with_wrong_ca_hash_fails_like_kubeadm(cluster: Any) -> None:
     bed, m1, w1 = cluster["bed"], cluster["m1"], cluster["w1"]
     bad = "sha256:" + "0" * 64
-    result = bed.tool(w1, "kubeadm", "join", f"{m1.address}:6443", "--token", cluster["token"],
-                      "--discovery-token-ca-cert-hash", bad, "--node-name", "w1")  # fmt: skip
+    result = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        f"{m1.address}:6443",
+        "--token",
+        cluster["token"],
+        "--discovery-token-ca-cert-hash",
+        bad,
+        "--node-name",
+        "w1",
+    )
     assert result.returncode != 0
-    assert "couldn't validate the identity of the API Server: cluster CA found in cluster-info ConfigMap is invalid: none of the public keys" in result.stderr
+    assert (
+        "couldn't validate the identity of the API Server: cluster CA found in cluster-info "
+        "ConfigMap is invalid: none of the public keys" in result.stderr
+    )
     assert cluster["pin"] in result.stderr and "are pinned" in result.stderr
     assert not (w1.root / "etc/kubernetes/kubelet.conf").exists()
 
 
 def test_worker_join_with_wrong_token_fails_like_kubeadm(cluster: Any) -> None:
     bed, m1, w1 = cluster["bed"], cluster["m1"], cluster["w1"]
-    unknown = bed.tool(w1, "kubeadm", "join", f"{m1.address}:6443", "--token", "abcdef.0123456789abcdef",
-                       "--discovery-token-ca-cert-hash", cluster["pin"], "--node-name", "w1",
-                       env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "3"})  # fmt: skip
+    unknown = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        f"{m1.address}:6443",
+        "--token",
+        "abcdef.0123456789abcdef",
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--node-name",
+        "w1",
+        env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "3"},
+    )
     assert unknown.returncode != 0
-    assert 'could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"' in unknown.stderr
+    assert (
+        'could not find a JWS signature in the cluster-info ConfigMap for token ID "abcdef"'
+        in unknown.stderr
+    )
     token_id = cluster["token"].split(".")[0]
-    forged = bed.tool(w1, "kubeadm", "join", f"{m1.address}:6443", "--token", f"{token_id}.0123456789abcdef",
-                      "--discovery-token-ca-cert-hash", cluster["pin"], "--node-name", "w1")  # fmt: skip
+    forged = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        f"{m1.address}:6443",
+        "--token",
+        f"{token_id}.0123456789abcdef",
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--node-name",
+        "w1",
+    )
     assert forged.returncode != 0
-    assert "failed to verify JWS signature of received cluster info object, can't trust this API Server" in forged.stderr
+    assert (
+        "failed to verify JWS signature of received cluster info object, can't trust this API "
+        "Server" in forged.stderr
+    )
 
 
 def test_join_through_a_name_missing_from_cert_sans_fails(cluster: Any) -> None:
     bed, m1, w1 = cluster["bed"], cluster["m1"], cluster["w1"]
     bed.add_address(m1, "10.213.7.99")
-    result = bed.tool(w1, "kubeadm", "join", "10.213.7.99:6443", "--token", cluster["token"],
-                      "--discovery-token-ca-cert-hash", cluster["pin"], "--node-name", "w1",
-                      env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "2"})  # fmt: skip
+    result = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        "10.213.7.99:6443",
+        "--token",
+        cluster["token"],
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--node-name",
+        "w1",
+        env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "2"},
+    )
     assert result.returncode != 0
     assert "x509: certificate is valid for" in result.stderr and "not 10.213.7.99" in result.stderr
 
@@ -162,20 +250,48 @@ def test_join_through_a_name_missing_from_cert_sans_fails(cluster: Any) -> None:
 def test_control_plane_and_worker_join(cluster: Any) -> None:
     bed, m1, m2, w1 = cluster["bed"], cluster["m1"], cluster["m2"], cluster["w1"]
     bed.set_hosts(m2, {"apiserver.cluster.local": m1.address})
-    joined = bed.tool(m2, "kubeadm", "join", "apiserver.cluster.local:6443", "--token", cluster["token"],
-                      "--discovery-token-ca-cert-hash", cluster["pin"], "--control-plane",
-                      "--certificate-key", cluster["key"], "--node-name", "m2",
-                      "--apiserver-advertise-address", m2.address)  # fmt: skip
+    joined = bed.tool(
+        m2,
+        "kubeadm",
+        "join",
+        "apiserver.cluster.local:6443",
+        "--token",
+        cluster["token"],
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--control-plane",
+        "--certificate-key",
+        cluster["key"],
+        "--node-name",
+        "m2",
+        "--apiserver-advertise-address",
+        m2.address,
+    )
     assert joined.returncode == 0, joined.stdout + joined.stderr
-    assert "This node has joined the cluster and a new control plane instance was created" in joined.stdout
+    assert (
+        "This node has joined the cluster and a new control plane instance was created"
+        in joined.stdout
+    )
     bed.set_hosts(m2, {"apiserver.cluster.local": m2.address})  # as sealos does after the join
     bed.set_hosts(w1, {"apiserver.cluster.local": m1.address})
-    worker = bed.tool(w1, "kubeadm", "join", f"{m1.address}:6443", "--token", cluster["token"],
-                      "--discovery-token-ca-cert-hash", cluster["pin"], "--node-name", "w1")  # fmt: skip
+    worker = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        f"{m1.address}:6443",
+        "--token",
+        cluster["token"],
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--node-name",
+        "w1",
+    )
     assert worker.returncode == 0, worker.stdout + worker.stderr
     assert "This node has joined the cluster:" in worker.stdout
     kubelet_conf = (w1.root / "etc/kubernetes/kubelet.conf").read_text()
-    assert "server: https://apiserver.cluster.local:6443" in kubelet_conf  # from cluster-info, not the discovery address
+    assert (
+        "server: https://apiserver.cluster.local:6443" in kubelet_conf
+    )  # from cluster-info, not the discovery address
     assert not (w1.root / "etc/kubernetes/bootstrap-kubelet.conf").exists()
     for host in (m1, m2):
         table = wait_for(lambda h=host: (t := node_table(bed, h)) and len(t) == 3 and t)
@@ -206,10 +322,23 @@ def test_kubelets_follow_etc_hosts_and_go_not_ready_when_unheard(cluster: Any) -
 
 def test_join_twice_is_refused(cluster: Any) -> None:
     bed, m1, w1 = cluster["bed"], cluster["m1"], cluster["w1"]
-    again = bed.tool(w1, "kubeadm", "join", f"{m1.address}:6443", "--token", cluster["token"],
-                     "--discovery-token-ca-cert-hash", cluster["pin"], "--node-name", "w1")  # fmt: skip
+    again = bed.tool(
+        w1,
+        "kubeadm",
+        "join",
+        f"{m1.address}:6443",
+        "--token",
+        cluster["token"],
+        "--discovery-token-ca-cert-hash",
+        cluster["pin"],
+        "--node-name",
+        "w1",
+    )
     assert again.returncode != 0
-    assert "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists" in again.stderr
+    assert (
+        "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf "
+        "already exists" in again.stderr
+    )
     assert "[ERROR Port-10250]: Port 10250 is in use" in again.stderr
 
 
@@ -233,12 +362,17 @@ def test_node_deletion_and_apiserver_loss_keep_masters_in_agreement(cluster: Any
     bed.kill_service(m1, "sealos-lab-kube-apiserver")
     down = kubectl(bed, m1, "get", "nodes")
     assert down.returncode == 1
-    assert "The connection to the server apiserver.cluster.local:6443 was refused - did you specify the right host or port?" in down.stderr
+    assert (
+        "The connection to the server apiserver.cluster.local:6443 was refused - did you specify "
+        "the right host or port?" in down.stderr
+    )
     assert set(node_table(bed, m2)) == {"m1", "m2"}
     assert node_table(bed, m2)["m2"][1] == "Ready"
     bed.start_service(m1, "sealos-lab-kube-apiserver")
     assert wait_for(lambda: kubectl(bed, m1, "get", "nodes").returncode == 0, 20)
-    assert wait_for(lambda: (t := node_table(bed, m1)) and set(t) == {"m1", "m2"} and t["m1"][1] == "Ready", 20)
+    assert wait_for(
+        lambda: (t := node_table(bed, m1)) and set(t) == {"m1", "m2"} and t["m1"][1] == "Ready", 20
+    )
     del w1
 
 
@@ -249,7 +383,11 @@ def test_token_create_and_upload_certs_on_a_master(cluster: Any) -> None:
     line = created.stdout.strip("\n")
     assert "\n" not in line
     # 1.20 prints the template with its continuations removed: five spaces before the hash flag.
-    assert re.fullmatch(r"kubeadm join apiserver\.cluster\.local:6443 --token [a-z0-9]{6}\.[a-z0-9]{16}     --discovery-token-ca-cert-hash " + re.escape(cluster["pin"]) + " ", line)
+    assert re.fullmatch(
+        r"kubeadm join apiserver\.cluster\.local:6443 --token [a-z0-9]{6}\.[a-z0-9]{16}"
+        r"     --discovery-token-ca-cert-hash " + re.escape(cluster["pin"]) + " ",
+        line,
+    )
     cluster["fresh_join"] = line.split()
     uploaded = bed.tool(m2, "kubeadm", "init", "phase", "upload-certs", "--upload-certs")
     assert uploaded.returncode == 0, uploaded.stderr
@@ -264,7 +402,10 @@ def test_reset_removes_what_kubeadm_made_and_a_node_can_join_again(cluster: Any)
     hosts_before = hosts_file.read_text()
     reset = bed.tool(w1, "kubeadm", "reset", "-f")
     assert reset.returncode == 0, reset.stderr
-    assert "The reset process does not reset or clean up iptables rules or IPVS tables." in reset.stdout
+    assert (
+        "The reset process does not reset or clean up iptables rules or IPVS tables."
+        in reset.stdout
+    )
     assert not (w1.root / "etc/kubernetes/kubelet.conf").exists()
     assert not any((w1.root / "var/lib/kubelet").iterdir())
     assert "kubelet" not in bed.pids(w1)
@@ -276,4 +417,6 @@ def test_reset_removes_what_kubeadm_made_and_a_node_can_join_again(cluster: Any)
     assert command[:2] == ["kubeadm", "join"]
     rejoined = bed.tool(w1, "kubeadm", *command[1:], "--node-name", "w1")
     assert rejoined.returncode == 0, rejoined.stdout + rejoined.stderr
-    assert wait_for(lambda: (t := node_table(bed, m1)) and t.get("w1", [None, None])[1] == "Ready", 20)
+    assert wait_for(
+        lambda: (t := node_table(bed, m1)) and t.get("w1", [None, None])[1] == "Ready", 20
+    )

@@ -23,6 +23,12 @@ DATA = Path(__file__).parent.parent / "unit" / "test_lab_package_data"
 VERSIONS = ["v1.14.1", "v1.20.15", "v1.24.17", "v1.28.15", "v1.31.4"]
 
 
+def _group(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in output:\n{text}"
+    return match.group(1)
+
+
 def _bed(tmp: Path, version: str, count: int, tag: str) -> NetnsTestbed:
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
@@ -74,7 +80,9 @@ def _kubeadm(bed: NetnsTestbed, kube: Path, *args: str) -> subprocess.CompletedP
 )
 def test_documented_init_configs_are_accepted(docs_bed: Any, name: str, version: str) -> None:
     bed, kubes = docs_bed
-    result = _kubeadm(bed, kubes[version], "init", "--config", str(DATA / f"{name}.yaml"), "--dry-run")
+    result = _kubeadm(
+        bed, kubes[version], "init", "--config", str(DATA / f"{name}.yaml"), "--dry-run"
+    )
     assert result.returncode == 0, result.stderr
     assert "[dryrun] Finished dry-running successfully." in result.stdout
 
@@ -82,19 +90,41 @@ def test_documented_init_configs_are_accepted(docs_bed: Any, name: str, version:
 @pytest.mark.parametrize(
     ("version", "document", "expected"),
     [
-        ("v1.14.1", "apiVersion: kubeadm.k8s.io/v1beta1\nkind: ClusterConfiguration\napiServer:\n  certSAN: [a]\n",
-         'unknown field "apiServer.certSAN"'),
-        ("v1.24.17", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint:\n  bindPort: '6443'\n",
-         "cannot unmarshal string into Go struct field LocalAPIEndpoint.localAPIEndpoint.bindPort of type int32"),
-        ("v1.28.15", "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n",
-         'old API spec: "kubeadm.k8s.io/v1beta2"'),
-        ("v1.20.15", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n",
-         'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta3"'),
-        ("v1.31.4", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  extraArgs:\n    authorization-mode: Node\n",
-         "cannot unmarshal object into Go struct field ApiServer.apiServer.extraArgs of type []ExtraArgs"),
+        (
+            "v1.14.1",
+            "apiVersion: kubeadm.k8s.io/v1beta1\nkind: ClusterConfiguration\napiServer:\n  "
+            "certSAN: [a]\n",
+            'unknown field "apiServer.certSAN"',
+        ),
+        (
+            "v1.24.17",
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nlocalAPIEndpoint:\n  "
+            "bindPort: '6443'\n",
+            "cannot unmarshal string into Go struct field "
+            "LocalAPIEndpoint.localAPIEndpoint.bindPort of type int32",
+        ),
+        (
+            "v1.28.15",
+            "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n",
+            'old API spec: "kubeadm.k8s.io/v1beta2"',
+        ),
+        (
+            "v1.20.15",
+            "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n",
+            'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta3"',
+        ),
+        (
+            "v1.31.4",
+            "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  "
+            "extraArgs:\n    authorization-mode: Node\n",
+            "cannot unmarshal object into Go struct field ApiServer.apiServer.extraArgs of type "
+            "[]ExtraArgs",
+        ),
     ],
-)  # fmt: skip
-def test_broken_configs_are_refused(docs_bed: Any, tmp_path: Path, version: str, document: str, expected: str) -> None:
+)
+def test_broken_configs_are_refused(
+    docs_bed: Any, tmp_path: Path, version: str, document: str, expected: str
+) -> None:
     bed, kubes = docs_bed
     config = tmp_path / "kubeadm.yaml"
     config.write_text(document)
@@ -113,30 +143,64 @@ def test_release_1_14_uses_experimental_flags_and_slow_discovery(tmp_path: Path)
         config = tmp_path / "kubeadm.yaml"
         config.write_text(
             "apiVersion: kubeadm.k8s.io/v1beta1\nkind: InitConfiguration\n"
-            f"localAPIEndpoint:\n  advertiseAddress: {m1.address}\nnodeRegistration:\n  name: m1\n---\n"
+            f"localAPIEndpoint:\n  advertiseAddress: {m1.address}\nnodeRegistration:\n  name: "
+            "m1\n---\n"
             "apiVersion: kubeadm.k8s.io/v1beta1\nkind: ClusterConfiguration\n"
             "kubernetesVersion: v1.14.1\ncontrolPlaneEndpoint: apiserver.cluster.local:6443\n"
             "apiServer:\n  certSANs: [127.0.0.1, apiserver.cluster.local, 10.103.97.2]\n"
         )
-        init = bed.tool(m1, "kubeadm", "init", "--config", str(config), "--experimental-upload-certs")
+        init = bed.tool(
+            m1, "kubeadm", "init", "--config", str(config), "--experimental-upload-certs"
+        )
         assert init.returncode == 0, init.stdout + init.stderr
         out = init.stdout
         assert "Alternatively, if you are the root user" not in out
-        assert '"kubeadm init phase upload-certs --experimental-upload-certs" to reload certs afterward.' in out
-        assert re.search(r"\\\n    --experimental-control-plane --certificate-key [0-9a-f]{64}\n", out)
-        token = re.search(r"--token (\S+)", out).group(1)  # type: ignore[union-attr]
-        pin = re.search(r"--discovery-token-ca-cert-hash (\S+)", out).group(1)  # type: ignore[union-attr]
-        key = re.search(r"--certificate-key (\S+)", out).group(1)  # type: ignore[union-attr]
+        assert (
+            '"kubeadm init phase upload-certs --experimental-upload-certs" to reload certs '
+            "afterward." in out
+        )
+        assert re.search(
+            r"\\\n    --experimental-control-plane --certificate-key [0-9a-f]{64}\n", out
+        )
+        token = _group(r"--token (\S+)", out)
+        pin = _group(r"--discovery-token-ca-cert-hash (\S+)", out)
+        key = _group(r"--certificate-key (\S+)", out)
         # Before 1.18 every discovery error is retried until the discovery timeout.
-        wrong = bed.tool(m2, "kubeadm", "join", f"{m1.address}:6443", "--token", token,
-                         "--discovery-token-ca-cert-hash", "sha256:" + "1" * 64, "--node-name", "m2",
-                         env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "3"})  # fmt: skip
+        wrong = bed.tool(
+            m2,
+            "kubeadm",
+            "join",
+            f"{m1.address}:6443",
+            "--token",
+            token,
+            "--discovery-token-ca-cert-hash",
+            "sha256:" + "1" * 64,
+            "--node-name",
+            "m2",
+            env={"SEALOS_STANDIN_DISCOVERY_TIMEOUT": "3"},
+        )
         assert wrong.returncode != 0
-        assert "couldn't validate the identity of the API Server: abort connecting to API servers after timeout of 3s" in wrong.stderr
-        joined = bed.tool(m2, "kubeadm", "join", "apiserver.cluster.local:6443", "--token", token,
-                          "--discovery-token-ca-cert-hash", pin, "--experimental-control-plane",
-                          "--certificate-key", key, "--node-name", "m2",
-                          "--apiserver-advertise-address", m2.address)  # fmt: skip
+        assert (
+            "couldn't validate the identity of the API Server: abort connecting to API servers "
+            "after timeout of 3s" in wrong.stderr
+        )
+        joined = bed.tool(
+            m2,
+            "kubeadm",
+            "join",
+            "apiserver.cluster.local:6443",
+            "--token",
+            token,
+            "--discovery-token-ca-cert-hash",
+            pin,
+            "--experimental-control-plane",
+            "--certificate-key",
+            key,
+            "--node-name",
+            "m2",
+            "--apiserver-advertise-address",
+            m2.address,
+        )
         assert joined.returncode == 0, joined.stdout + joined.stderr
         table = _tables(bed, m1)
         assert {name: row[2] for name, row in table.items()} == {"m1": "master", "m2": "master"}
@@ -167,8 +231,8 @@ def test_release_1_31_with_v1beta4_configs(tmp_path: Path) -> None:
         assert (m1.root / "etc/kubernetes/super-admin.conf").exists()
         ca_key = (m1.root / "etc/kubernetes/pki/ca.key").read_text()
         assert "BEGIN PRIVATE KEY" in ca_key and len(ca_key) < 400  # an EC key, as configured
-        token = re.search(r"--token (\S+)", init.stdout).group(1)  # type: ignore[union-attr]
-        pin = re.search(r"--discovery-token-ca-cert-hash (\S+)", init.stdout).group(1)  # type: ignore[union-attr]
+        token = _group(r"--token (\S+)", init.stdout)
+        pin = _group(r"--discovery-token-ca-cert-hash (\S+)", init.stdout)
         join = tmp_path / "join.yaml"
         join.write_text(
             "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\n"
@@ -179,10 +243,17 @@ def test_release_1_31_with_v1beta4_configs(tmp_path: Path) -> None:
         joined = bed.tool(w1, "kubeadm", "join", "--config", str(join))
         assert joined.returncode == 0, joined.stdout + joined.stderr
         table = _tables(bed, m1)
-        assert {name: row[2] for name, row in table.items()} == {"m1": "control-plane", "w1": "<none>"}
-        version = bed.tool(m1, "kubectl", "version",
-                           env={"KUBECONFIG": str(m1.root / "etc/kubernetes/admin.conf")})  # fmt: skip
-        assert version.stdout.startswith("Client Version: v1.31.4\n") and "Server Version: v1.31.4" in version.stdout
+        assert {name: row[2] for name, row in table.items()} == {
+            "m1": "control-plane",
+            "w1": "<none>",
+        }
+        version = bed.tool(
+            m1, "kubectl", "version", env={"KUBECONFIG": str(m1.root / "etc/kubernetes/admin.conf")}
+        )
+        assert (
+            version.stdout.startswith("Client Version: v1.31.4\n")
+            and "Server Version: v1.31.4" in version.stdout
+        )
         mixed = bed.tool(w1, "kubeadm", "join", "--config", str(join), "--token", token)
         assert "can not mix '--config' with arguments [token]" in mixed.stderr
     finally:

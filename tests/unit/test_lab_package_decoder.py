@@ -56,14 +56,21 @@ def test_documented_configs_are_accepted(name: str, version: str) -> None:
 
 
 def test_unknown_field_is_named_with_its_path() -> None:
-    text = "apiVersion: kubeadm.k8s.io/v1beta2\nkind: ClusterConfiguration\nnetworking:\n  podCIDR: 10.0.0.0/8\n"
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta2\n"
+        "kind: ClusterConfiguration\n"
+        "networking:\n"
+        "  podCIDR: 10.0.0.0/8\n"
+    )
     message = rejected(text, "v1.20.15")
     assert 'unknown field "networking.podCIDR"' in message
     assert 'Kind:"ClusterConfiguration"' in message
 
 
 def test_unknown_top_level_field_in_kubeproxy_config() -> None:
-    text = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmodes: ipvs\n"
+    text = (
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmodes: ipvs\n"
+    )
     assert 'unknown field "modes"' in rejected(text, "v1.20.15")
 
 
@@ -78,7 +85,7 @@ def test_unknown_field_inside_a_list_item() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("localAPIEndpoint:\n  bindPort: \"6443\"\n", "cannot unmarshal string into Go struct field"),
+        ('localAPIEndpoint:\n  bindPort: "6443"\n', "cannot unmarshal string into Go struct field"),
         ("localAPIEndpoint:\n  bindPort: 6443.5\n", "cannot unmarshal number"),
         ("nodeRegistration:\n  kubeletExtraArgs:\n    v: 4\n", "cannot unmarshal number"),
         ("nodeRegistration:\n  taints: {key: a}\n", "cannot unmarshal object"),
@@ -92,12 +99,20 @@ def test_wrong_types_are_refused(body: str, expected: str) -> None:
 
 
 def test_wrong_type_message_names_the_field() -> None:
-    text = "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\nlocalAPIEndpoint:\n  bindPort: x\n"
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta2\n"
+        "kind: InitConfiguration\n"
+        "localAPIEndpoint:\n"
+        "  bindPort: x\n"
+    )
     assert "localAPIEndpoint.bindPort of type int32" in rejected(text, "v1.20.15")
 
 
 def test_boolean_field_refuses_a_string() -> None:
-    text = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer:\n  extraVolumes:\n  - name: a\n    readOnly: \"yes\"\n"
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\napiServer:\n"
+        '  extraVolumes:\n  - name: a\n    readOnly: "yes"\n'
+    )
     assert "readOnly of type bool" in rejected(text, "v1.24.17")
 
 
@@ -110,23 +125,55 @@ def test_durations_parse_like_go() -> None:
     assert parse_go_duration("4 m") is None
     assert format_go_duration(300) == "5m0s"
     assert format_go_duration(86400) == "24h0m0s"
-    text = "apiVersion: kubeadm.k8s.io/v1beta2\nkind: ClusterConfiguration\napiServer:\n  timeoutForControlPlane: 4min\n"
+    text = (
+        "apiVersion: kubeadm.k8s.io/v1beta2\n"
+        "kind: ClusterConfiguration\n"
+        "apiServer:\n"
+        "  timeoutForControlPlane: 4min\n"
+    )
     assert 'time: invalid duration "4min"' in rejected(text, "v1.20.15")
 
 
 @pytest.mark.parametrize(
     ("api", "version", "expected"),
     [
-        ("v1beta3", "v1.20.15", 'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta3"'),
-        ("v1beta2", "v1.14.1", 'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta2"'),
+        (
+            "v1beta3",
+            "v1.20.15",
+            'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta3"',
+        ),
+        (
+            "v1beta2",
+            "v1.14.1",
+            'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1beta2"',
+        ),
         ("v1beta4", "v1.28.15", 'no kind "InitConfiguration" is registered'),
-        ("v1beta1", "v1.24.17", 'uses an old API spec: "kubeadm.k8s.io/v1beta1". Please use kubeadm v1.15'),
-        ("v1beta2", "v1.28.15", 'uses an old API spec: "kubeadm.k8s.io/v1beta2" (kind: "InitConfiguration"). Please use kubeadm v1.22'),
-        ("v1alpha3", "v1.14.1", 'uses an old API spec: "kubeadm.k8s.io/v1alpha3". Please use kubeadm v1.13'),
-        ("v1", "v1.31.4", 'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1"'),
+        (
+            "v1beta1",
+            "v1.24.17",
+            'uses an old API spec: "kubeadm.k8s.io/v1beta1". Please use kubeadm v1.15',
+        ),
+        (
+            "v1beta2",
+            "v1.28.15",
+            'uses an old API spec: "kubeadm.k8s.io/v1beta2" (kind: "InitConfiguration"). Please '
+            "use kubeadm v1.22",
+        ),
+        (
+            "v1alpha3",
+            "v1.14.1",
+            'uses an old API spec: "kubeadm.k8s.io/v1alpha3". Please use kubeadm v1.13',
+        ),
+        (
+            "v1",
+            "v1.31.4",
+            'no kind "InitConfiguration" is registered for version "kubeadm.k8s.io/v1"',
+        ),
     ],
 )
-def test_api_versions_outside_the_release_are_refused(api: str, version: str, expected: str) -> None:
+def test_api_versions_outside_the_release_are_refused(
+    api: str, version: str, expected: str
+) -> None:
     text = f"apiVersion: kubeadm.k8s.io/{api}\nkind: InitConfiguration\n"
     assert expected in rejected(text, version)
 
@@ -154,14 +201,25 @@ def test_api_ranges_follow_the_schemas() -> None:
 def test_deprecated_api_gives_a_warning_not_an_error() -> None:
     decoded = decode("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n", "v1.31.4")
     assert any("deprecated API spec" in w for w in decoded.warnings)
-    assert not decode("apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n", "v1.28.15").warnings
+    assert not decode(
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n", "v1.28.15"
+    ).warnings
 
 
 def test_fields_follow_since_and_removed_releases() -> None:
-    strict_arp = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nipvs:\n  strictARP: true\n"
+    strict_arp = (
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+        "kind: KubeProxyConfiguration\n"
+        "ipvs:\n"
+        "  strictARP: true\n"
+    )
     assert 'unknown field "ipvs.strictARP"' in rejected(strict_arp, "v1.14.1")
     decode(strict_arp, "v1.15.12")
-    container = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nresourceContainer: /kube-proxy\n"
+    container = (
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+        "kind: KubeProxyConfiguration\n"
+        "resourceContainer: /kube-proxy\n"
+    )
     decode(container, "v1.14.1")
     assert 'unknown field "resourceContainer"' in rejected(container, "v1.16.15")
     cert_key = "apiVersion: kubeadm.k8s.io/v1beta1\nkind: InitConfiguration\ncertificateKey: abc\n"
@@ -170,7 +228,12 @@ def test_fields_follow_since_and_removed_releases() -> None:
 
 def test_type_can_change_between_releases() -> None:
     def kubelet(value: str) -> str:
-        return f"apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nlogging:\n  flushFrequency: {value}\n"
+        return (
+            "apiVersion: kubelet.config.k8s.io/v1beta1\n"
+            "kind: KubeletConfiguration\n"
+            "logging:\n"
+            f"  flushFrequency: {value}\n"
+        )
 
     decode(kubelet("5000000000"), "v1.24.17")  # integer nanoseconds in 1.23..1.27
     assert "cannot unmarshal string" in rejected(kubelet('"5s"'), "v1.24.17")
@@ -203,9 +266,17 @@ ipvs:
 
 
 def test_other_document_problems() -> None:
-    assert "Object 'Kind' is missing" in rejected("apiVersion: kubeadm.k8s.io/v1beta2\n", "v1.20.15")
+    assert "Object 'Kind' is missing" in rejected(
+        "apiVersion: kubeadm.k8s.io/v1beta2\n", "v1.20.15"
+    )
     assert "Object 'apiVersion' is missing" in rejected("kind: InitConfiguration\n", "v1.20.15")
-    twice = "apiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n---\napiVersion: kubeadm.k8s.io/v1beta2\nkind: InitConfiguration\n"
+    twice = (
+        "apiVersion: kubeadm.k8s.io/v1beta2\n"
+        "kind: InitConfiguration\n"
+        "---\n"
+        "apiVersion: kubeadm.k8s.io/v1beta2\n"
+        "kind: InitConfiguration\n"
+    )
     assert 'kind "InitConfiguration" is specified twice' in rejected(twice, "v1.20.15")
     assert 'no kind "Deployment" is registered for version "apps/v1"' in rejected(
         "apiVersion: apps/v1\nkind: Deployment\n", "v1.20.15"
@@ -214,7 +285,11 @@ def test_other_document_problems() -> None:
 
 
 def test_nulls_are_accepted_and_timestamps_stay_strings() -> None:
-    decode("apiVersion: kubeadm.k8s.io/v1beta2\nkind: JoinConfiguration\nnodeRegistration:\n  taints: null\n", "v1.20.15")
+    decode(
+        "apiVersion: kubeadm.k8s.io/v1beta2\nkind: JoinConfiguration\nnodeRegistration:\n  "
+        "taints: null\n",
+        "v1.20.15",
+    )
     docs = load_yaml_documents("expires: 2024-01-01T00:00:00Z\n")
     assert docs == [{"expires": "2024-01-01T00:00:00Z"}]
     expires = (
@@ -222,4 +297,6 @@ def test_nulls_are_accepted_and_timestamps_stay_strings() -> None:
         "- token: abcdef.0123456789abcdef\n  expires: 2024-01-01T00:00:00Z\n"
     )
     decode(expires, "v1.20.15")
-    assert "cannot parse as RFC3339" in rejected(expires.replace("2024-01-01T00:00:00Z", "tomorrow"), "v1.20.15")
+    assert "cannot parse as RFC3339" in rejected(
+        expires.replace("2024-01-01T00:00:00Z", "tomorrow"), "v1.20.15"
+    )

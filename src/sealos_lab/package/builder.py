@@ -36,9 +36,19 @@ SCHEMA_DIR = _HERE / "schemas"
 FILES_DIR = _HERE / "files"
 # Dependency order: a module comes after every module it imports from.
 STANDIN_MODULES = [
-    "versions", "decoder", "hostenv", "pki", "apiclient", "cliflags", "apiserver",
-    "kubelet_cmd", "kubeadm_config", "kubeadm_cmd", "kubectl_cmd", "main",
-]  # fmt: skip
+    "versions",
+    "decoder",
+    "hostenv",
+    "pki",
+    "apiclient",
+    "cliflags",
+    "apiserver",
+    "kubelet_cmd",
+    "kubeadm_config",
+    "kubeadm_cmd",
+    "kubectl_cmd",
+    "main",
+]
 PROGRAMS = ("kubeadm", "kubelet", "kubectl")
 _FIXED_MTIME = 1_700_000_000
 
@@ -171,7 +181,8 @@ def _unit_files() -> dict[str, str]:
         '# This is a file that "kubeadm init" and "kubeadm join" generates at runtime, '
         "populating the KUBELET_KUBEADM_ARGS variable dynamically\n"
         "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
-        "# This is a file that the user can use for overrides of the kubelet args as a last resort.\n"
+        "# This is a file that the user can use for overrides of the kubelet args as a last "
+        "resort.\n"
         "EnvironmentFile=-/etc/default/kubelet\n"
         "ExecStart=\n"
         "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
@@ -184,8 +195,10 @@ def _images_archive(version: str) -> bytes:
     """A small tar standing for the image archive: the image list a real package would carry."""
     minor = int(version.split(".")[1])
     registry = "k8s.gcr.io" if minor < 25 else "registry.k8s.io"
-    images = [f"{registry}/{c}:{version}" for c in
-              ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]  # fmt: skip
+    images = [
+        f"{registry}/{c}:{version}"
+        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+    ]
     manifest = json.dumps([{"RepoTags": images, "Config": "", "Layers": []}], indent=2).encode()
     readme = (
         f"sealos-lab offline package {version}: this archive stands for kube/images/images.tar.\n"
@@ -207,12 +220,14 @@ def _readme(version: str) -> str:
     return (
         f"# sealos-lab offline package {version}\n\n"
         "Laid out like sealos' kube1.14.1.tar.gz. kube/bin/kubeadm, kubelet and kubectl are the\n"
-        "lab's STAND-INS (python3 scripts), not Kubernetes: they keep kubeadm's contract (flags of\n"
+        "lab's STAND-INS (python3 scripts), not Kubernetes: they keep kubeadm's contract (flags "
+        "of\n"
         "this release, strict decoding of the config APIs it accepts, real certificates, join\n"
         "discovery with CA pinning and bootstrap tokens, output formats) and run a small\n"
         "replicated stand-in apiserver instead of containers.\n\n"
         "Prepare a host: `cd kube/shell && sh init.sh`. Then use kubeadm as usual.\n"
-        "Test mode (several hosts on one machine): SEALOS_STANDIN_ROOT=/dir prefixes every path the\n"
+        "Test mode (several hosts on one machine): SEALOS_STANDIN_ROOT=/dir prefixes every path "
+        "the\n"
         "stand-ins own; SEALOS_STANDIN_NO_SYSTEMD=1 runs services as background processes.\n"
     )
 
@@ -229,8 +244,9 @@ def package_files(version: str) -> dict[str, tuple[bytes, int]]:
     files["kube/conf/net/calico.yaml"] = ((FILES_DIR / "calico.yaml").read_bytes(), 0o644)
     files["kube/conf/heapster/heapster.yaml"] = ((FILES_DIR / "heapster.yaml").read_bytes(), 0o644)
     files["kube/conf/dashboard/kubernetes-dashboard.yaml"] = (
-        (FILES_DIR / "dashboard.yaml").read_bytes(), 0o644,
-    )  # fmt: skip
+        (FILES_DIR / "dashboard.yaml").read_bytes(),
+        0o644,
+    )
     files["kube/images/images.tar"] = (_images_archive(version), 0o644)
     files["kube/version"] = (f"{version}\n".encode(), 0o644)
     files["kube/README.md"] = (_readme(version).encode(), 0o644)

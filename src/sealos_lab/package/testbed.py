@@ -57,7 +57,7 @@ class NetnsTestbed:
                 address=f"{self.subnet}.{10 + i}",
                 root=workdir / f"h{i}" / "root",
                 kube=workdir / f"h{i}" / "pkg" / "kube",
-            )  # fmt: skip
+            )
             for i in range(1, count + 1)
         ]
 
@@ -71,8 +71,19 @@ class NetnsTestbed:
             _ip("netns", "add", host.netns)
             _ip("link", "set", "lo", "up", netns=host.netns)
             peer = f"v{index}"
-            _ip("link", "add", "eth0", "type", "veth", "peer", "name", peer, "netns", self.switch,
-                netns=host.netns)  # fmt: skip
+            _ip(
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "netns",
+                self.switch,
+                netns=host.netns,
+            )
             _ip("link", "set", peer, "master", "br0", netns=self.switch)
             _ip("link", "set", peer, "up", netns=self.switch)
             _ip("addr", "add", f"{host.address}/24", "dev", "eth0", netns=host.netns)
@@ -130,8 +141,9 @@ class NetnsTestbed:
         stdin: Optional[str] = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run kubeadm/kubectl/kubelet of the host's unpacked package."""
-        return self.run(host, [self.python, str(host.kube / "bin" / program), *args], env,
-                        timeout, stdin)  # fmt: skip
+        return self.run(
+            host, [self.python, str(host.kube / "bin" / program), *args], env, timeout, stdin
+        )
 
     def pids(self, host: NamespaceHost) -> dict[str, int]:
         """Running stand-in services of a host (unit -> pid)."""
@@ -154,9 +166,11 @@ class NetnsTestbed:
             # ip netns exec and env exec the command: the child's pid is the service's pid.
             child = subprocess.Popen(
                 ["ip", "netns", "exec", host.netns, "env", "-i", *assignments, *record["argv"]],
-                stdin=subprocess.DEVNULL, stdout=log_handle, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=log_handle,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         (host.root / "run" / "sealos-lab" / f"{unit}.pid").write_text(f"{child.pid}\n")
         return child.pid
 

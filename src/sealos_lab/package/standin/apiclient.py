@@ -173,7 +173,9 @@ class ApiClient:
 
     def _os_error(self, ip: str, exc: OSError) -> ConnectError:
         if isinstance(exc, ssl.SSLError):
-            detail = f"dial tcp {ip}:{self.port}: remote error: {exc.reason or 'tls handshake failed'}"
+            detail = (
+                f"dial tcp {ip}:{self.port}: remote error: {exc.reason or 'tls handshake failed'}"
+            )
             if isinstance(exc, ssl.SSLEOFError):
                 detail = f"dial tcp {ip}:{self.port}: EOF"
             return ConnectError("reset", self.host, self.port, detail)
@@ -235,9 +237,11 @@ class ApiClient:
                 if attempt == 0:
                     continue
                 raise ConnectError(
-                    "reset", self.host, self.port,
+                    "reset",
+                    self.host,
+                    self.port,
                     f"dial tcp {self._ip}:{self.port}: connection reset by peer",
-                ) from None  # fmt: skip
+                ) from None
             except (TimeoutError, socket.timeout):
                 ip = self._ip
                 self.close()

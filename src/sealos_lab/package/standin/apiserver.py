@@ -179,8 +179,11 @@ class Store:
                 return False
             self.lseq += 1
             self.objects[key] = {
-                "rv": self._next_rv(), "deleted": True, "obj": record["obj"], "lseq": self.lseq
-            }  # fmt: skip
+                "rv": self._next_rv(),
+                "deleted": True,
+                "obj": record["obj"],
+                "lseq": self.lseq,
+            }
             self.dirty = True
             if key.startswith("nodes//"):
                 name = key.split("/", 2)[2]
@@ -242,9 +245,11 @@ class Store:
                     continue
                 self.lseq += 1
                 self.objects[key] = {
-                    "rv": list(incoming["rv"]), "deleted": bool(incoming["deleted"]),
-                    "obj": incoming["obj"], "lseq": self.lseq,
-                }  # fmt: skip
+                    "rv": list(incoming["rv"]),
+                    "deleted": bool(incoming["deleted"]),
+                    "obj": incoming["obj"],
+                    "lseq": self.lseq,
+                }
                 self._last_ts = max(self._last_ts, float(incoming["rv"][0]))
                 self.dirty = True
                 if incoming["deleted"] and key.startswith("nodes//"):
@@ -270,8 +275,11 @@ class Store:
                     continue
                 self.lseq += 1
                 self.leases[name] = {
-                    "uid": incoming["uid"], "seq": incoming["seq"], "seen": seen, "lseq": self.lseq
-                }  # fmt: skip
+                    "uid": incoming["uid"],
+                    "seq": incoming["seq"],
+                    "seen": seen,
+                    "lseq": self.lseq,
+                }
 
 
 @dataclass
@@ -322,10 +330,26 @@ class Apiserver:
             ("PUT", re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps/([^/]+)$"), self.put_cm),
             ("GET", re.compile(r"^/api/v1/namespaces/kube-system/secrets$"), self.list_tokens),
             ("POST", re.compile(r"^/api/v1/namespaces/kube-system/secrets$"), self.create_token),
-            ("GET", re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"), self.get_secret),
-            ("PUT", re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"), self.put_secret),
-            ("DELETE", re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"), self.del_secret),
-            ("POST", re.compile(r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$"), self.csr),
+            (
+                "GET",
+                re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"),
+                self.get_secret,
+            ),
+            (
+                "PUT",
+                re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"),
+                self.put_secret,
+            ),
+            (
+                "DELETE",
+                re.compile(r"^/api/v1/namespaces/kube-system/secrets/([^/]+)$"),
+                self.del_secret,
+            ),
+            (
+                "POST",
+                re.compile(r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$"),
+                self.csr,
+            ),
             ("GET", re.compile(r"^/api/v1/nodes$"), self.list_nodes),
             ("POST", re.compile(r"^/api/v1/nodes$"), self.register_node),
             ("GET", re.compile(r"^/api/v1/nodes/([^/]+)$"), self.get_node),
@@ -338,7 +362,7 @@ class Apiserver:
             ("GET", re.compile(rf"^/apis/{API_GROUP}/v1/snapshot$"), self.snapshot),
             ("POST", re.compile(rf"^/apis/{API_GROUP}/v1/peers$"), self.add_peer),
             ("DELETE", re.compile(rf"^/apis/{API_GROUP}/v1/peers/([^/]+)$"), self.remove_peer),
-        ]  # fmt: skip
+        ]
         self.batched_writes = {self.node_status, self.sync_in}
 
     # identities ----------------------------------------------------------------------------
@@ -434,9 +458,10 @@ class Apiserver:
     def list_tokens(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
         self._admin(who, "list", "secrets")
         items = [
-            s for s in self.store.items("secrets", "kube-system")
+            s
+            for s in self.store.items("secrets", "kube-system")
             if s.get("type") == "bootstrap.kubernetes.io/token" and not _expired(s.get("data", {}))
-        ]  # fmt: skip
+        ]
         return {"kind": "SecretList", "apiVersion": "v1", "items": items}
 
     def create_token(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
@@ -450,10 +475,16 @@ class Apiserver:
         if self.store.get(object_key("secrets", "kube-system", name)) is not None:
             raise ApiserverError(409, "AlreadyExists", f'secrets "{name}" already exists')
         secret = {
-            "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
-            "metadata": {"name": name, "namespace": "kube-system", "creationTimestamp": rfc3339(time.time())},
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "bootstrap.kubernetes.io/token",
+            "metadata": {
+                "name": name,
+                "namespace": "kube-system",
+                "creationTimestamp": rfc3339(time.time()),
+            },
             "data": {str(k): str(v) for k, v in data.items()},
-        }  # fmt: skip
+        }
         self.store.put(object_key("secrets", "kube-system", name), secret)
         log("apiserver", f"bootstrap token {data['token-id']} created by {who.name}")
         return {"metadata": secret["metadata"]}
@@ -491,9 +522,11 @@ class Apiserver:
             raise ApiserverError(400, "BadRequest", f"invalid certificate request: {exc}") from None
         if not common_name.startswith("system:node:") or orgs != ["system:nodes"]:
             raise ApiserverError(
-                403, "Forbidden", "only kubelet client certificates (system:node:NAME, "
+                403,
+                "Forbidden",
+                "only kubelet client certificates (system:node:NAME, "
                 "O=system:nodes) are signed for bootstrap tokens",
-            )  # fmt: skip
+            )
         if who.kind == "node" and who.name != common_name:
             raise _forbidden(who, "create", "certificatesigningrequests")
         try:
@@ -504,12 +537,13 @@ class Apiserver:
             raise ApiserverError(500, "InternalError", str(exc)) from None
         log("apiserver", f"signed a kubelet client certificate for {common_name} ({who.name})")
         return {
-            "apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest",
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
             "status": {
                 "conditions": [{"type": "Approved", "status": "True", "reason": "AutoApproved"}],
                 "certificate": base64.b64encode(cert.encode()).decode(),
             },
-        }  # fmt: skip
+        }
 
     def _node_view(self, node: dict[str, Any]) -> dict[str, Any]:
         meta = node["metadata"]
@@ -615,9 +649,10 @@ class Apiserver:
         self._admin(who, "patch", "applied")
         meta = body.get("metadata") or {}
         key = object_key(
-            "applied", str(meta.get("namespace") or ""),
+            "applied",
+            str(meta.get("namespace") or ""),
             f"{body.get('apiVersion')}|{body.get('kind')}|{meta.get('name')}",
-        )  # fmt: skip
+        )
         with self.store.lock:
             record = self.store.record(key)
             if record is None or record["deleted"]:
@@ -633,9 +668,10 @@ class Apiserver:
         self._admin(who, "list", "applied")
         kinds = {k.lower() for k in query.get("kind", [])}
         items = [
-            o for o in self.store.items("applied")
+            o
+            for o in self.store.items("applied")
             if not kinds or str(o.get("kind", "")).lower() in kinds
-        ]  # fmt: skip
+        ]
         return {"items": items}
 
     def sync_in(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
@@ -739,7 +775,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "sealos-lab-stand-in-kube-apiserver"
     apiserver: Apiserver
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # requests are not logged one by one (heartbeats); handlers log what matters
 
     def _dispatch(self, method: str) -> None:
@@ -769,13 +805,28 @@ class _Handler(BaseHTTPRequestHandler):
                 404, "NotFound", "the server could not find the requested resource"
             )
         except ApiserverError as exc:
-            self._send(exc.code, {
-                "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                "message": str(exc), "reason": exc.reason, "code": exc.code,
-            })  # fmt: skip
+            self._send(
+                exc.code,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "message": str(exc),
+                    "reason": exc.reason,
+                    "code": exc.code,
+                },
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            self._send(400, {"kind": "Status", "status": "Failure", "message": f"bad request: {exc}",
-                             "reason": "BadRequest", "code": 400})  # fmt: skip
+            self._send(
+                400,
+                {
+                    "kind": "Status",
+                    "status": "Failure",
+                    "message": f"bad request: {exc}",
+                    "reason": "BadRequest",
+                    "code": 400,
+                },
+            )
 
     def _send(self, code: int, result: Any) -> None:
         if isinstance(result, str):
@@ -810,7 +861,7 @@ class _TLSServer(ThreadingHTTPServer):
     tls_context: ssl.SSLContext
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake happens in the connection's own thread: a slow client can't stall accept.
+        # The TLS handshake runs in the connection's own thread: a slow client can't stall accept.
         request.settimeout(10)
         try:
             tls = self.tls_context.wrap_socket(request, server_side=True)

@@ -36,9 +36,15 @@ _SCHEME_NAME = "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/scheme/scheme.go:
 _DURATION_RE = re.compile(r"^[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 _DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
     "h": 3600.0,
-}  # fmt: skip
+}
 _DATE_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$")
 _QUANTITY_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$")
 _GO_SCALARS = {"string": "string", "integer": "int32", "number": "float64", "boolean": "bool"}
@@ -93,7 +99,7 @@ _NoTimestampLoader.yaml_implicit_resolvers = {
 def load_yaml_documents(text: str) -> list[Any]:
     """All non-empty documents of a YAML stream; ConfigError with kubeadm's wording on bad YAML."""
     try:
-        docs = list(yaml.load_all(text, Loader=_NoTimestampLoader))  # noqa: S506 - safe loader subclass
+        docs = list(yaml.load_all(text, Loader=_NoTimestampLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -288,7 +294,7 @@ class ApiCatalog:
         return accepted
 
     def deprecation_warning(self, api_version: str, kind: str) -> Optional[str]:
-        """kubeadm's warning for a deprecated but still readable API (v1beta2 1.24+, v1beta3 1.31+)."""
+        """kubeadm's warning for a deprecated, still readable API (v1beta2 1.24+, v1beta3 1.31+)."""
         schema = self.schemas.get(api_version)
         if not schema or not api_version.startswith(KUBEADM_GROUP + "/"):
             return None

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .embedded import BUILT_AS_SCRIPT, PACKAGE_VERSION, PROGRAM
 
@@ -239,13 +239,18 @@ def node_hostname() -> str:
     return socket.gethostname().lower()
 
 
-def _ip_json(*args: str) -> list[dict[str, object]]:
+def _ip_json(*args: str) -> list[dict[str, Any]]:
     try:
         out = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=False)
         data = json.loads(out.stdout or "[]")
     except (OSError, ValueError):
         return []
-    return data if isinstance(data, list) else []
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _addr_infos(link: dict[str, Any]) -> list[dict[str, Any]]:
+    infos = link.get("addr_info") or []
+    return [info for info in infos if isinstance(info, dict)]
 
 
 def default_route_address() -> Optional[str]:
@@ -255,8 +260,8 @@ def default_route_address() -> Optional[str]:
         if not isinstance(dev, str):
             continue
         for link in _ip_json("-4", "addr", "show", "dev", dev):
-            for addr in link.get("addr_info", []) or []:  # type: ignore[union-attr]
-                if isinstance(addr, dict) and addr.get("scope") == "global":
+            for addr in _addr_infos(link):
+                if addr.get("scope") == "global":
                     return str(addr["local"])
     return None
 
@@ -264,8 +269,8 @@ def default_route_address() -> Optional[str]:
 def first_global_address() -> Optional[str]:
     """Some global IPv4 address of this host (lab hosts have no default route)."""
     for link in _ip_json("-4", "addr", "show", "scope", "global"):
-        for addr in link.get("addr_info", []) or []:  # type: ignore[union-attr]
-            if isinstance(addr, dict) and addr.get("local"):
+        for addr in _addr_infos(link):
+            if addr.get("local"):
                 return str(addr["local"])
     return None
 
@@ -274,7 +279,7 @@ def local_addresses() -> set[str]:
     """All IPv4 addresses configured on this host."""
     found = {"127.0.0.1"}
     for link in _ip_json("-4", "addr", "show"):
-        for addr in link.get("addr_info", []) or []:  # type: ignore[union-attr]
-            if isinstance(addr, dict) and addr.get("local"):
+        for addr in _addr_infos(link):
+            if addr.get("local"):
                 found.add(str(addr["local"]))
     return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import shutil
 import sys
 import time
@@ -38,7 +37,6 @@ from .hostenv import (
     port_in_use,
     self_command,
     self_path,
-    service_active,
     service_enable,
     service_restart,
     service_stop,
@@ -68,9 +66,7 @@ from .kubeadm_config import (
     validate_token,
 )
 from .pki import (
-    TOKEN_RE,
     PkiError,
-    copy_private,
     issue_cert,
     jws_valid,
     kubeconfig_document,
@@ -113,9 +109,15 @@ STATE_DIR = "/var/lib/etcd/standin"
 WAIT_TIMEOUT = 240.0
 DISCOVERY_RETRY = 5.0
 SHARED_CERTS = [
-    "ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key",
-    "etcd/ca.crt", "etcd/ca.key",
-]  # fmt: skip
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+]
 STACK_HINT = "To see the stack trace of this error execute with --v=5 or higher"
 
 
@@ -180,7 +182,8 @@ def require_manageable_host() -> None:
         )
     if not systemd_usable():
         raise KubeadmFailure(
-            "this host does not run systemd, which the sealos-lab stand-ins use for the kubelet and "
+            "this host does not run systemd, which the sealos-lab stand-ins use for the kubelet "
+            "and "
             "the apiserver: run them on a lab host, or set SEALOS_STANDIN_ROOT=DIR and "
             "SEALOS_STANDIN_NO_SYSTEMD=1 for test mode"
         )
@@ -228,11 +231,13 @@ def _common_checks() -> list[tuple[str, str, bool]]:
         checks.append(("IsPrivilegedUser", "user is not running as root", True))
     unit = host_path("/etc/systemd/system/kubelet.service")
     if not unit.exists() and not Path("/lib/systemd/system/kubelet.service").exists():
-        checks.append((
-            "Service-Kubelet",
-            "kubelet service is not enabled, please run 'systemctl enable kubelet.service'",
-            False,
-        ))  # fmt: skip
+        checks.append(
+            (
+                "Service-Kubelet",
+                "kubelet service is not enabled, please run 'systemctl enable kubelet.service'",
+                False,
+            )
+        )
     return checks
 
 
@@ -250,8 +255,13 @@ def _apiserver_sans(
 
     network = ipaddress.ip_network(cluster.service_subnet.split(",")[0].strip(), strict=False)
     service_ip = str(network.network_address + 1)
-    names = [node, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             f"kubernetes.default.svc.{cluster.dns_domain}"]  # fmt: skip
+    names = [
+        node,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        f"kubernetes.default.svc.{cluster.dns_domain}",
+    ]
     ips = [service_ip, advertise]
     extra = list(cluster.cert_sans)
     if cluster.control_plane_endpoint:
@@ -282,12 +292,21 @@ def _write_kubeconfig(
     """Issue a client certificate and write /etc/kubernetes/<name> with it embedded."""
     cert_path = key_path.with_suffix(".crt")
     issue_cert(
-        _pki(cluster, "ca.crt"), _pki(cluster, "ca.key"), key_path, cert_path, user, orgs,
-    )  # fmt: skip
+        _pki(cluster, "ca.crt"),
+        _pki(cluster, "ca.key"),
+        key_path,
+        cert_path,
+        user,
+        orgs,
+    )
     document = kubeconfig_document(
-        f"https://{server}", _pki(cluster, "ca.crt").read_text(), user,
-        cluster=cluster.cluster_name, cert_pem=cert_path.read_text(), key_pem=key_path.read_text(),
-    )  # fmt: skip
+        f"https://{server}",
+        _pki(cluster, "ca.crt").read_text(),
+        user,
+        cluster=cluster.cluster_name,
+        cert_pem=cert_path.read_text(),
+        key_pem=key_path.read_text(),
+    )
     write_private(host_path(f"{K8S_DIR}/{name}"), document)
     key_path.unlink()
     cert_path.unlink()
@@ -317,19 +336,30 @@ def _generate_leaf_certs(
         make_ca(_pki(cluster, "ca.key"), _pki(cluster, "ca.crt"), "kubernetes")
     names, ips = _apiserver_sans(cluster, node, advertise)
     out('[certs] Generating "apiserver" certificate and key')
-    out(f"[certs] apiserver serving cert is signed for DNS names [{' '.join(names)}] and IPs "
-        f"[{' '.join(ips)}]")  # fmt: skip
+    out(
+        f"[certs] apiserver serving cert is signed for DNS names [{' '.join(names)}] and IPs "
+        f"[{' '.join(ips)}]"
+    )
     issue_cert(
-        _pki(cluster, "ca.crt"), _pki(cluster, "ca.key"), _pki(cluster, "apiserver.key"),
-        _pki(cluster, "apiserver.crt"), "kube-apiserver", server=True, client=False,
-        dns_names=names, ip_addresses=ips,
-    )  # fmt: skip
+        _pki(cluster, "ca.crt"),
+        _pki(cluster, "ca.key"),
+        _pki(cluster, "apiserver.key"),
+        _pki(cluster, "apiserver.crt"),
+        "kube-apiserver",
+        server=True,
+        client=False,
+        dns_names=names,
+        ip_addresses=ips,
+    )
     out('[certs] Generating "apiserver-kubelet-client" certificate and key')
     issue_cert(
-        _pki(cluster, "ca.crt"), _pki(cluster, "ca.key"), _pki(cluster, "apiserver-kubelet-client.key"),
-        _pki(cluster, "apiserver-kubelet-client.crt"), "kube-apiserver-kubelet-client",
+        _pki(cluster, "ca.crt"),
+        _pki(cluster, "ca.key"),
+        _pki(cluster, "apiserver-kubelet-client.key"),
+        _pki(cluster, "apiserver-kubelet-client.crt"),
+        "kube-apiserver-kubelet-client",
         [admin_group(version)],
-    )  # fmt: skip
+    )
     if not shared_exist:
         out('[certs] Generating "front-proxy-ca" certificate and key')
         make_ca(
@@ -339,10 +369,12 @@ def _generate_leaf_certs(
         )
     out('[certs] Generating "front-proxy-client" certificate and key')
     issue_cert(
-        _pki(cluster, "front-proxy-ca.crt"), _pki(cluster, "front-proxy-ca.key"),
-        _pki(cluster, "front-proxy-client.key"), _pki(cluster, "front-proxy-client.crt"),
+        _pki(cluster, "front-proxy-ca.crt"),
+        _pki(cluster, "front-proxy-ca.key"),
+        _pki(cluster, "front-proxy-client.key"),
+        _pki(cluster, "front-proxy-client.crt"),
         "front-proxy-client",
-    )  # fmt: skip
+    )
     if not shared_exist:
         out('[certs] Generating "etcd/ca" certificate and key')
         make_ca(_pki(cluster, "etcd/ca.key"), _pki(cluster, "etcd/ca.crt"), "etcd-ca")
@@ -410,21 +442,28 @@ def _write_manifests(cluster: ClusterSettings, advertise: str, port: int) -> Non
     out(f'[control-plane] Using manifest folder "{MANIFESTS}"')
     pki = str(host_path(cluster.cert_dir))
     apiserver_cmd = [
-        "kube-apiserver", f"--advertise-address={advertise}", f"--secure-port={port}",
-        "--authorization-mode=Node,RBAC", f"--client-ca-file={pki}/ca.crt",
-        "--enable-bootstrap-token-auth=true", "--etcd-servers=https://127.0.0.1:2379",
+        "kube-apiserver",
+        f"--advertise-address={advertise}",
+        f"--secure-port={port}",
+        "--authorization-mode=Node,RBAC",
+        f"--client-ca-file={pki}/ca.crt",
+        "--enable-bootstrap-token-auth=true",
+        "--etcd-servers=https://127.0.0.1:2379",
         f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
         f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
         f"--service-account-key-file={pki}/sa.pub",
         f"--service-cluster-ip-range={cluster.service_subnet}",
-        f"--tls-cert-file={pki}/apiserver.crt", f"--tls-private-key-file={pki}/apiserver.key",
-    ]  # fmt: skip
+        f"--tls-cert-file={pki}/apiserver.crt",
+        f"--tls-private-key-file={pki}/apiserver.key",
+    ]
     manifests = {
         "kube-apiserver": apiserver_cmd,
-        "kube-controller-manager": ["kube-controller-manager",
-                                    f"--kubeconfig={K8S_DIR}/controller-manager.conf"],
+        "kube-controller-manager": [
+            "kube-controller-manager",
+            f"--kubeconfig={K8S_DIR}/controller-manager.conf",
+        ],
         "kube-scheduler": ["kube-scheduler", f"--kubeconfig={K8S_DIR}/scheduler.conf"],
-    }  # fmt: skip
+    }
     for name, command in manifests.items():
         out(f'[control-plane] Creating static Pod manifest for "{name}"')
         image = _image(cluster, name, cluster.kubernetes_version)
@@ -461,10 +500,11 @@ def _start_apiserver(node: str, advertise: str, port: int) -> None:
     daemon_reload()
     service_enable(APISERVER_UNIT)
     argv = [
-        *self_command("kubeadm"), "sealos-lab-apiserver",
+        *self_command("kubeadm"),
+        "sealos-lab-apiserver",
         f"--manifest={host_path(MANIFESTS + '/kube-apiserver.yaml')}",
         f"--state-dir={host_path(STATE_DIR)}",
-    ]  # fmt: skip
+    ]
     service_restart(APISERVER_UNIT, argv)
 
 
@@ -472,14 +512,19 @@ def _kubelet_flags(node: str, cri_socket: str, extra: dict[str, str]) -> list[st
     version = _version()
     if version.minor <= 23:
         pause = "3.1" if version.minor <= 16 else "3.2" if version.minor <= 20 else "3.5"
-        flags = ["--cgroup-driver=cgroupfs" if version.minor <= 21 else "--cgroup-driver=systemd",
-                 "--network-plugin=cni", f"--pod-infra-container-image=k8s.gcr.io/pause:{pause}"]  # fmt: skip
+        flags = [
+            "--cgroup-driver=cgroupfs" if version.minor <= 21 else "--cgroup-driver=systemd",
+            "--network-plugin=cni",
+            f"--pod-infra-container-image=k8s.gcr.io/pause:{pause}",
+        ]
         if "docker" not in cri_socket and "dockershim" not in cri_socket:
             flags += ["--container-runtime=remote", f"--container-runtime-endpoint={cri_socket}"]
     else:
         pause = "3.7" if version.minor <= 25 else "3.9" if version.minor <= 29 else "3.10"
-        flags = [f"--container-runtime-endpoint={cri_socket}",
-                 f"--pod-infra-container-image=registry.k8s.io/pause:{pause}"]  # fmt: skip
+        flags = [
+            f"--container-runtime-endpoint={cri_socket}",
+            f"--pod-infra-container-image=registry.k8s.io/pause:{pause}",
+        ]
     if node != node_hostname():
         flags.append(f"--hostname-override={node}")
     flags += [f"--{key}={value}" for key, value in extra.items()]
@@ -514,13 +559,15 @@ def _kubelet_config(cluster: ClusterSettings, user: dict[str, Any]) -> str:
 
 def _start_kubelet(node: str, cri_socket: str, extra: dict[str, str], kubelet_config: str) -> None:
     out(
-        f'[kubelet-start] Writing kubelet environment file with flags to file "{KUBELET_DIR}/kubeadm-flags.env"'
+        "[kubelet-start] Writing kubelet environment file with flags to file "
+        f'"{KUBELET_DIR}/kubeadm-flags.env"'
     )
     flags = _kubelet_flags(node, cri_socket, extra)
     write_private(
         host_path(f"{KUBELET_DIR}/kubeadm-flags.env"),
-        f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n', 0o644,
-    )  # fmt: skip
+        f'KUBELET_KUBEADM_ARGS="{" ".join(flags)}"\n',
+        0o644,
+    )
     out(f'[kubelet-start] Writing kubelet configuration to file "{KUBELET_DIR}/config.yaml"')
     write_private(host_path(f"{KUBELET_DIR}/config.yaml"), kubelet_config, 0o644)
     out("[kubelet-start] Starting the kubelet")
@@ -539,16 +586,19 @@ def _start_kubelet(node: str, cri_socket: str, extra: dict[str, str], kubelet_co
 
 
 def _kubelet_healthy() -> bool:
-    with urllib.request.urlopen("http://127.0.0.1:10248/healthz", timeout=2) as answer:  # noqa: S310
+    with urllib.request.urlopen("http://127.0.0.1:10248/healthz", timeout=2) as answer:
         return bool(answer.status == 200)
 
 
 def _admin_client(server: str, cluster: ClusterSettings, conf: str = "admin.conf") -> ApiClient:
     config = load_kubeconfig(host_path(f"{K8S_DIR}/{conf}"))
     return ApiClient(
-        server, ca_pem=_pki(cluster, "ca.crt").read_text(), cert_pem=config.cert_pem,
-        key_pem=config.key_pem, timeout=10.0,
-    )  # fmt: skip
+        server,
+        ca_pem=_pki(cluster, "ca.crt").read_text(),
+        cert_pem=config.cert_pem,
+        key_pem=config.key_pem,
+        timeout=10.0,
+    )
 
 
 def _mark_control_plane(
@@ -559,19 +609,26 @@ def _mark_control_plane(
     if version.minor >= 24:
         labels = [*labels, "node.kubernetes.io/exclude-from-external-load-balancers"]
         out(
-            f"[mark-control-plane] Marking the node {node} as control-plane by adding the labels: [{' '.join(labels)}]"
+            f"[mark-control-plane] Marking the node {node} as control-plane by adding the labels: "
+            f"[{' '.join(labels)}]"
         )
     elif version.minor >= 20:
-        out(f"[mark-control-plane] Marking the node {node} as control-plane by adding the labels "
-            "\"node-role.kubernetes.io/master=''\" and \"node-role.kubernetes.io/control-plane='' (deprecated)\"")  # fmt: skip
+        out(
+            f"[mark-control-plane] Marking the node {node} as control-plane by adding the labels "
+            "\"node-role.kubernetes.io/master=''\" and "
+            "\"node-role.kubernetes.io/control-plane='' (deprecated)\""
+        )
     else:
-        out(f"[mark-control-plane] Marking the node {node} as control-plane by adding the label "
-            "\"node-role.kubernetes.io/master=''\"")  # fmt: skip
+        out(
+            f"[mark-control-plane] Marking the node {node} as control-plane by adding the label "
+            "\"node-role.kubernetes.io/master=''\""
+        )
     if taints is None:
         taints = [{"key": key, "effect": "NoSchedule"} for key in control_plane_taints(version)]
     shown = " ".join(f"{t.get('key')}:{t.get('effect')}" for t in taints)
     out(
-        f"[mark-control-plane] Marking the node {node} as control-plane by adding the taints [{shown}]"
+        f"[mark-control-plane] Marking the node {node} as control-plane by adding the taints "
+        f"[{shown}]"
     )
     patch = {"metadata": {"labels": dict.fromkeys(labels, "")}, "spec": {"taints": taints}}
     if not _wait(
@@ -648,13 +705,17 @@ def _print_init_done(
             text += (
                 "You can now join any number of the control-plane node running the following "
                 f"command on each as root:\n\n  {cp_command}\n\n"
-                "Please note that the certificate-key gives access to cluster sensitive data, keep it secret!\n"
-                "As a safeguard, uploaded-certs will be deleted in two hours; If necessary, you can use\n"
-                f'"kubeadm init phase upload-certs --{upload_certs_flag(version)}" to reload certs afterward.\n\n'
+                "Please note that the certificate-key gives access to cluster sensitive data, "
+                "keep it secret!\n"
+                "As a safeguard, uploaded-certs will be deleted in two hours; If necessary, you "
+                "can use\n"
+                f'"kubeadm init phase upload-certs --{upload_certs_flag(version)}" to reload '
+                "certs afterward.\n\n"
             )
         else:
             text += (
-                "You can now join any number of control-plane nodes by copying certificate authorities\n"
+                "You can now join any number of control-plane nodes by copying certificate "
+                "authorities\n"
                 "and service account keys on each node and then running the following as root:\n\n"
                 f"  {cp_command}\n\n"
             )
@@ -670,9 +731,11 @@ def _upload_certs(client: ApiClient, cluster: ClusterSettings, key: str) -> None
     bundle = {name: _pki(cluster, name).read_text() for name in SHARED_CERTS}
     sealed = seal(key, json.dumps(bundle).encode())
     secret = {
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
         "data": {"sealed": sealed, "expiration": rfc3339(time.time() + 2 * 3600)},
-    }  # fmt: skip
+    }
     client.call("PUT", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs", secret)
 
 
@@ -709,27 +772,37 @@ def run_init(plan: InitPlan) -> int:
     advertise = plan.advertise_address or _detect_advertise()
     if plan.dry_run:
         out(
-            "[dryrun] The configuration was accepted; the sealos-lab stand-in changes nothing in a dry run"
+            "[dryrun] The configuration was accepted; the sealos-lab stand-in changes nothing in "
+            "a dry run"
         )
         out(
-            "[dryrun] Finished dry-running successfully. Above are the resources that would be created."
+            "[dryrun] Finished dry-running successfully. Above are the resources that would be "
+            "created."
         )
         return 0
     out("[preflight] Pulling images required for setting up a Kubernetes cluster")
     out(
-        "[preflight] This might take a minute or two, depending on the speed of your internet connection"
+        "[preflight] This might take a minute or two, depending on the speed of your internet "
+        "connection"
     )
     out(
-        "[preflight] You can also perform this action in beforehand using 'kubeadm config images pull'"
+        "[preflight] You can also perform this action in beforehand using 'kubeadm config images "
+        "pull'"
     )
     out(f'[certs] Using certificateDir folder "{cluster.cert_dir}"')
     _generate_leaf_certs(cluster, plan.node_name, advertise, shared_exist=False)
     _write_control_plane_kubeconfigs(cluster, plan.node_name, advertise, plan.bind_port, True)
-    _start_kubelet(plan.node_name, plan.cri_socket, plan.kubelet_extra_args,
-                   _kubelet_config(cluster, plan.kubelet_config))  # fmt: skip
+    _start_kubelet(
+        plan.node_name,
+        plan.cri_socket,
+        plan.kubelet_extra_args,
+        _kubelet_config(cluster, plan.kubelet_config),
+    )
     _write_manifests(cluster, advertise, plan.bind_port)
-    out('[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods '
-        f'from directory "{MANIFESTS}". This can take up to 4m0s')  # fmt: skip
+    out(
+        "[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods "
+        f'from directory "{MANIFESTS}". This can take up to 4m0s'
+    )
     started = time.monotonic()
     _start_apiserver(plan.node_name, advertise, plan.bind_port)
     client = _admin_client(f"https://{advertise}:{plan.bind_port}", cluster)
@@ -745,27 +818,40 @@ def run_init(plan: InitPlan) -> int:
             "the following commands:\n\t- 'systemctl status kubelet'\n\t- 'journalctl -xeu kubelet'"
         )
     out(
-        f"[apiclient] All control plane components are healthy after {time.monotonic() - started:.6f} seconds"
+        "[apiclient] All control plane components are healthy after "
+        f"{time.monotonic() - started:.6f} seconds"
     )
     out(
-        '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace'
+        '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
+        '"kube-system" Namespace'
     )
     cluster_yaml = yaml.safe_dump(cluster.to_dict(), sort_keys=True)
-    client.call("PUT", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
-                {"data": {"ClusterConfiguration": cluster_yaml}})  # fmt: skip
+    client.call(
+        "PUT",
+        "/api/v1/namespaces/kube-system/configmaps/kubeadm-config",
+        {"data": {"ClusterConfiguration": cluster_yaml}},
+    )
     map_name = kubelet_config_map_name(version)
     out(
-        f'[kubelet] Creating a ConfigMap "{map_name}" in namespace kube-system with the configuration for the kubelets in the cluster'
+        f'[kubelet] Creating a ConfigMap "{map_name}" in namespace kube-system with the '
+        "configuration for the kubelets in the cluster"
     )
-    client.call("PUT", f"/api/v1/namespaces/kube-system/configmaps/{map_name}",
-                {"data": {"kubelet": _kubelet_config(cluster, plan.kubelet_config)}})  # fmt: skip
-    client.call("POST", "/apis/sealos-lab.io/v1/peers",
-                {"name": plan.node_name, "url": f"https://{advertise}:{plan.bind_port}"})  # fmt: skip
+    client.call(
+        "PUT",
+        f"/api/v1/namespaces/kube-system/configmaps/{map_name}",
+        {"data": {"kubelet": _kubelet_config(cluster, plan.kubelet_config)}},
+    )
+    client.call(
+        "POST",
+        "/apis/sealos-lab.io/v1/peers",
+        {"name": plan.node_name, "url": f"https://{advertise}:{plan.bind_port}"},
+    )
     key = plan.certificate_key
     if plan.upload_certs:
         key = key or new_certificate_key()
         out(
-            '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
+            '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the '
+            '"kube-system" Namespace'
         )
         _upload_certs(client, cluster, key)
         out("[upload-certs] Using certificate key:")
@@ -783,13 +869,16 @@ def run_init(plan: InitPlan) -> int:
         client.call("POST", "/api/v1/namespaces/kube-system/secrets", _token_secret(spec))
     out("[bootstrap-token] configured RBAC rules to allow Node Bootstrap tokens to get nodes")
     out(
-        "[bootstrap-token] configured RBAC rules to allow Node Bootstrap tokens to post CSRs in order for nodes to get long term certificate credentials"
+        "[bootstrap-token] configured RBAC rules to allow Node Bootstrap tokens to post CSRs in "
+        "order for nodes to get long term certificate credentials"
     )
     out(
-        "[bootstrap-token] configured RBAC rules to allow the csrapprover controller automatically approve CSRs from a Node Bootstrap Token"
+        "[bootstrap-token] configured RBAC rules to allow the csrapprover controller "
+        "automatically approve CSRs from a Node Bootstrap Token"
     )
     out(
-        "[bootstrap-token] configured RBAC rules to allow certificate rotation for all node client certificates in the cluster"
+        "[bootstrap-token] configured RBAC rules to allow certificate rotation for all node "
+        "client certificates in the cluster"
     )
     out('[bootstrap-token] Creating the "cluster-info" ConfigMap in the "kube-public" namespace')
     endpoint = _server_endpoint(cluster, advertise, plan.bind_port)
@@ -799,10 +888,14 @@ def run_init(plan: InitPlan) -> int:
     info_doc["users"] = None
     info_doc["contexts"] = None
     info_doc["current-context"] = ""
-    client.call("PUT", "/api/v1/namespaces/kube-public/configmaps/cluster-info",
-                {"data": {"kubeconfig": yaml.safe_dump(info_doc, sort_keys=True)}})  # fmt: skip
+    client.call(
+        "PUT",
+        "/api/v1/namespaces/kube-public/configmaps/cluster-info",
+        {"data": {"kubeconfig": yaml.safe_dump(info_doc, sort_keys=True)}},
+    )
     out(
-        f'[kubelet-finalize] Updating "{K8S_DIR}/kubelet.conf" to point to a rotatable kubelet client certificate and key'
+        f'[kubelet-finalize] Updating "{K8S_DIR}/kubelet.conf" to point to a rotatable kubelet '
+        "client certificate and key"
     )
     out("[addons] Applied essential addon: CoreDNS")
     out("[addons] Applied essential addon: kube-proxy")
@@ -815,10 +908,11 @@ def run_init(plan: InitPlan) -> int:
         else ("<value withheld>" if key else "")
     )
     _print_init_done(
-        bool(cluster.control_plane_endpoint), plan.upload_certs,
+        bool(cluster.control_plane_endpoint),
+        plan.upload_certs,
         _join_command(endpoint, token, pin, True, shown_key if plan.upload_certs else ""),
         _join_command(endpoint, token, pin),
-    )  # fmt: skip
+    )
     return 0
 
 
@@ -854,17 +948,22 @@ def _discover(plan: JoinPlan) -> tuple[str, str]:
             if not signature:
                 if fail_fast:
                     raise _Retry(
-                        f'could not find a JWS signature in the cluster-info ConfigMap for token ID "{token_id}"'
+                        "could not find a JWS signature in the cluster-info ConfigMap for token "
+                        f'ID "{token_id}"'
                     )
                 raise _Retry(
                     f'token id "{token_id}" is invalid for this cluster or it has expired. Use '
                     '"kubeadm token create" on the control-plane node to create a new valid token'
                 )
             if not jws_valid(str(signature), content, token_id, token_secret):
-                message = "failed to verify JWS signature of received cluster info object, can't trust this API Server"
+                message = (
+                    "failed to verify JWS signature of received cluster info object, "
+                    "can't trust this API Server"
+                )
                 if fail_fast:
                     raise KubeadmFailure(
-                        f"error execution phase preflight: couldn't validate the identity of the API Server: {message}"
+                        "error execution phase preflight: couldn't validate the identity of the "
+                        f"API Server: {message}"
                     )
                 raise _Retry(message)
             ca_pem = parse_kubeconfig(content, Path("/")).ca_pem or ""
@@ -872,10 +971,14 @@ def _discover(plan: JoinPlan) -> tuple[str, str]:
                 return content, ca_pem
             pin = spki_pin(ca_pem)
             if pin.lower() not in [h.lower() for h in plan.ca_cert_hashes]:
-                message = f'cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "{pin}" are pinned'
+                message = (
+                    "cluster CA found in cluster-info ConfigMap is invalid: "
+                    f'none of the public keys "{pin}" are pinned'
+                )
                 if fail_fast:
                     raise KubeadmFailure(
-                        f"error execution phase preflight: couldn't validate the identity of the API Server: {message}"
+                        "error execution phase preflight: couldn't validate the identity of the "
+                        f"API Server: {message}"
                     )
                 raise _Retry(message)
             secure = ApiClient(f"https://{endpoint}", ca_pem=ca_pem, timeout=10.0)
@@ -885,8 +988,10 @@ def _discover(plan: JoinPlan) -> tuple[str, str]:
                 secure.close()
             if again.get("data", {}).get("kubeconfig") != content:
                 raise KubeadmFailure(
-                    "error execution phase preflight: couldn't validate the identity of the API Server: "
-                    "the second kubeconfig from the cluster-info ConfigMap (using validated TLS) was different from the first"
+                    "error execution phase preflight: couldn't validate the identity of the API "
+                    "Server: "
+                    "the second kubeconfig from the cluster-info ConfigMap (using validated TLS) "
+                    "was different from the first"
                 )
             return content, ca_pem
         except (ConnectError, ApiError) as exc:
@@ -901,9 +1006,11 @@ def _discover(plan: JoinPlan) -> tuple[str, str]:
             if fail_fast:
                 detail = last_error
             else:
-                detail = f"abort connecting to API servers after timeout of {format_go_duration(timeout)}"
+                waited = format_go_duration(timeout)
+                detail = f"abort connecting to API servers after timeout of {waited}"
             raise KubeadmFailure(
-                f"error execution phase preflight: couldn't validate the identity of the API Server: {detail}"
+                "error execution phase preflight: couldn't validate the identity of the API "
+                f"Server: {detail}"
             )
         time.sleep(max(0.0, min(DISCOVERY_RETRY, deadline - time.monotonic())))
 
@@ -912,9 +1019,13 @@ def _bootstrap_kubeconfig(cluster_info: str, token: str) -> str:
     info = parse_kubeconfig(cluster_info, Path("/"))
     assert info.ca_pem is not None
     return kubeconfig_document(
-        info.server, info.ca_pem, "tls-bootstrap-token-user", cluster=info.cluster_name or "kubernetes",
-        context="tls-bootstrap-token-user@kubernetes", token=token,
-    )  # fmt: skip
+        info.server,
+        info.ca_pem,
+        "tls-bootstrap-token-user",
+        cluster=info.cluster_name or "kubernetes",
+        context="tls-bootstrap-token-user@kubernetes",
+        token=token,
+    )
 
 
 def _fetch_cluster_config(boot: ApiClient) -> tuple[ClusterSettings, str]:
@@ -950,7 +1061,8 @@ def _join_control_plane_prepare(
         raise KubeadmFailure(
             "error execution phase preflight: \nOne or more conditions for hosting a new control "
             "plane instance is not satisfied.\n\nunable to add a new control plane instance to a "
-            "cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure that:\n"
+            "cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure "
+            "that:\n"
             "* The cluster has a stable controlPlaneEndpoint address.\n"
             "* The certificates that must be shared among control plane instances are provided.\n"
         )
@@ -960,14 +1072,17 @@ def _join_control_plane_prepare(
     run_preflight(checks, plan.ignore_preflight)
     out("[preflight] Pulling images required for setting up a Kubernetes cluster")
     out(
-        "[preflight] This might take a minute or two, depending on the speed of your internet connection"
+        "[preflight] This might take a minute or two, depending on the speed of your internet "
+        "connection"
     )
     out(
-        "[preflight] You can also perform this action in beforehand using 'kubeadm config images pull'"
+        "[preflight] You can also perform this action in beforehand using 'kubeadm config images "
+        "pull'"
     )
     if plan.certificate_key:
         out(
-            '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
+            '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the '
+            '"kube-system" Namespace'
         )
         try:
             secret = boot.call("GET", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs")
@@ -979,7 +1094,8 @@ def _join_control_plane_prepare(
             ) from None
         except PkiError as exc:
             raise KubeadmFailure(
-                f"error execution phase control-plane-prepare/download-certs: error downloading certs: {exc}"
+                "error execution phase control-plane-prepare/download-certs: error downloading "
+                f"certs: {exc}"
             ) from None
         for name, pem in bundle.items():
             write_private(_pki(cluster, name), pem, 0o600 if name.endswith(".key") else 0o644)
@@ -1019,7 +1135,7 @@ def _join_control_plane_start(
     state = {"objects": snapshot.get("objects", {})}
     write_private(host_path(f"{STATE_DIR}/state.json"), json.dumps(state))
     out("[etcd] Announced new etcd member joining to the existing etcd cluster")
-    out(f'[etcd] Creating static Pod manifest for "etcd"')
+    out('[etcd] Creating static Pod manifest for "etcd"')
     out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s")
     _start_apiserver(plan.node_name, advertise, plan.bind_port)
     local = _admin_client(url, cluster)
@@ -1048,10 +1164,11 @@ def _wait_for_tls_bootstrap(plan: JoinPlan) -> None:
 
     if not _wait(registered, timeout, 0.5):
         raise KubeadmFailure(
-            "error execution phase kubelet-start: error uploading crisocket: timed out waiting for the condition"
-            if _version().minor <= 21 else
-            "error execution phase kubelet-start: timed out waiting for the condition"
-        )  # fmt: skip
+            "error execution phase kubelet-start: error uploading crisocket: timed out waiting "
+            "for the condition"
+            if _version().minor <= 21
+            else "error execution phase kubelet-start: timed out waiting for the condition"
+        )
     with contextlib.suppress(FileNotFoundError):
         host_path(f"{K8S_DIR}/bootstrap-kubelet.conf").unlink()
 
@@ -1077,7 +1194,8 @@ def run_join(plan: JoinPlan) -> int:
     boot = ApiClient.from_kubeconfig(parse_kubeconfig(boot_conf, Path("/")))
     out("[preflight] Reading configuration from the cluster...")
     out(
-        "[preflight] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'"
+        "[preflight] FYI: You can look at this config file with 'kubectl -n kube-system get cm "
+        "kubeadm-config -o yaml'"
     )
     cluster, kubelet_config = _fetch_cluster_config(boot)
     advertise = ""
@@ -1095,7 +1213,8 @@ def run_join(plan: JoinPlan) -> int:
             if ready and ready[0].get("status") == "True":
                 raise KubeadmFailure(
                     f'error execution phase kubelet-start: a Node with name "{plan.node_name}" and '
-                    'status "Ready" already exists in the cluster. You must delete the existing Node '
+                    'status "Ready" already exists in the cluster. You must delete the existing '
+                    "Node "
                     "or change the name of this new joining Node"
                 )
     boot.close()
@@ -1107,7 +1226,8 @@ def run_join(plan: JoinPlan) -> int:
     if plan.control_plane:
         assert local is not None
         out(
-            '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace'
+            '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
+            '"kube-system" Namespace'
         )
         _mark_control_plane(local, plan.node_name, plan.taints)
         local.close()
@@ -1121,7 +1241,8 @@ def run_join(plan: JoinPlan) -> int:
         out("* A new etcd member was added to the local/stacked etcd cluster.")
         out("")
         out(
-            "To start administering your cluster from this node, you need to run the following as a regular user:"
+            "To start administering your cluster from this node, you need to run the following "
+            "as a regular user:"
         )
         out("")
         out("\tmkdir -p $HOME/.kube")
@@ -1178,10 +1299,12 @@ def run_token_create(parsed: ParsedFlags) -> int:
         if problem:
             raise KubeadmFailure(problem)
     spec = TokenSpec(
-        token=token or new_bootstrap_token(), ttl=parsed.values.get("ttl"),
-        usages=list(parsed.values.get("usages") or []), groups=list(parsed.values.get("groups") or []),
+        token=token or new_bootstrap_token(),
+        ttl=parsed.values.get("ttl"),
+        usages=list(parsed.values.get("usages") or []),
+        groups=list(parsed.values.get("groups") or []),
         description=parsed.values.get("description") or "",
-    )  # fmt: skip
+    )
     client, kubeconfig = _cluster_client(parsed)
     try:
         client.call("POST", "/api/v1/namespaces/kube-system/secrets", _token_secret(spec))
@@ -1189,7 +1312,8 @@ def run_token_create(parsed: ParsedFlags) -> int:
         token_id = spec.token.split(".")[0]
         raise KubeadmFailure(
             f"failed to create or update bootstrap token with name bootstrap-token-{token_id}: "
-            f'unable to create Secret: Post "{client.server}/api/v1/namespaces/kube-system/secrets?timeout=10s": {exc}'
+            "unable to create Secret: Post "
+            f'"{client.server}/api/v1/namespaces/kube-system/secrets?timeout=10s": {exc}'
         ) from None
     finally:
         client.close()
@@ -1228,8 +1352,16 @@ def run_token_list(parsed: ParsedFlags) -> int:
         usages = ",".join(
             sorted(k[len("usage-bootstrap-") :] for k in data if k.startswith("usage-bootstrap-"))
         )
-        rows.append([f"{data.get('token-id')}.{data.get('token-secret')}", ttl, expires or "<never>",
-                     usages, data.get("description") or "<none>", data.get("auth-extra-groups", "")])  # fmt: skip
+        rows.append(
+            [
+                f"{data.get('token-id')}.{data.get('token-secret')}",
+                ttl,
+                expires or "<never>",
+                usages,
+                data.get("description") or "<none>",
+                data.get("auth-extra-groups", ""),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])) + "   " + row[-1])
@@ -1277,12 +1409,14 @@ def run_upload_certs_phase(parsed: ParsedFlags) -> int:
             cert_dir = str(cluster_doc.data["certificatesDir"])
     if key and (len(key) != 64 or any(c not in "0123456789abcdefABCDEF" for c in key)):
         raise KubeadmFailure(
-            "error execution phase upload-certs: error uploading certs: error decoding certificate key: invalid certificate key"
+            "error execution phase upload-certs: error uploading certs: error decoding "
+            "certificate key: invalid certificate key"
         )
     key = key or new_certificate_key()
     client, _kubeconfig = _cluster_client(parsed)
     out(
-        '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'
+        '[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" '
+        "Namespace"
     )
     try:
         _upload_certs(client, ClusterSettings(cert_dir=cert_dir), key)
@@ -1347,14 +1481,19 @@ def run_reset(parsed: ParsedFlags) -> int:
     if host_path(f"{K8S_DIR}/admin.conf").exists():
         out("[reset] Reading configuration from the cluster...")
         out(
-            "[reset] FYI: You can look at this config file with 'kubectl -n kube-system get cm kubeadm-config -o yaml'"
+            "[reset] FYI: You can look at this config file with 'kubectl -n kube-system get cm "
+            "kubeadm-config -o yaml'"
         )
     else:
-        warn("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: "
-             f"open {K8S_DIR}/admin.conf: no such file or directory")  # fmt: skip
+        warn(
+            "[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get "
+            "config map: "
+            f"open {K8S_DIR}/admin.conf: no such file or directory"
+        )
     if not parsed.values.get("force"):
         out(
-            "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will be reverted."
+            "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will "
+            "be reverted."
         )
         sys.stdout.write("[reset] Are you sure you want to proceed? [y/N]: ")
         sys.stdout.flush()
@@ -1367,7 +1506,8 @@ def run_reset(parsed: ParsedFlags) -> int:
         with contextlib.suppress(OSError, ValueError):
             node = json.loads(host_path(f"{STATE_DIR}/member.json").read_text())["name"]
         out(
-            f'[reset] Removing info for node "{node}" from the ConfigMap "kubeadm-config" in the "kube-system" Namespace'
+            f'[reset] Removing info for node "{node}" from the ConfigMap "kubeadm-config" in the '
+            '"kube-system" Namespace'
         )
         _leave_peers(node)
     out("[reset] Stopping the kubelet service")
@@ -1464,7 +1604,8 @@ def _usage() -> str:
         "Usage:\n  kubeadm [command]\n\nAvailable Commands:\n"
         "  init        Run this command in order to set up the Kubernetes control plane\n"
         "  join        Run this on any machine you wish to join an existing cluster\n"
-        "  reset       Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'\n"
+        "  reset       Performs a best effort revert of changes made to this host by 'kubeadm "
+        "init' or 'kubeadm join'\n"
         "  token       Manage bootstrap tokens\n"
         "  version     Print the version of kubeadm\n"
     )
@@ -1480,8 +1621,14 @@ def _deprecation_notes(parsed: ParsedFlags, version: KubeVersion) -> None:
 def _command_words(argv: list[str], version: KubeVersion) -> list[str]:
     """Positional words of argv, skipping the values of flags that take one (as cobra does)."""
     specs: dict[str, Flag] = {}
-    for table in (init_flags(version), join_flags(version), token_create_flags(version),
-                  token_flags(), reset_flags(version), upload_certs_phase_flags(version)):  # fmt: skip
+    for table in (
+        init_flags(version),
+        join_flags(version),
+        token_create_flags(version),
+        token_flags(),
+        reset_flags(version),
+        upload_certs_phase_flags(version),
+    ):
         specs.update(table)
     takes_value = {n for n, f in specs.items() if f.kind != "bool"}
     takes_value |= {f.short for f in specs.values() if f.short and f.kind != "bool"}
@@ -1519,7 +1666,8 @@ def kubeadm_main(argv: list[str]) -> int:
         if command == "init" and len(words) >= 3 and words[1] == "phase":
             if words[2] != "upload-certs":
                 raise KubeadmFailure(
-                    f'the sealos-lab stand-in implements only the "upload-certs" phase, not "{words[2]}"'
+                    'the sealos-lab stand-in implements only the "upload-certs" phase, not '
+                    f'"{words[2]}"'
                 )
             rest.remove("phase")
             rest.remove("upload-certs")
@@ -1540,8 +1688,13 @@ def kubeadm_main(argv: list[str]) -> int:
             if problem:
                 raise KubeadmFailure(problem)
             config = _load_config(parsed)
-            plan = build_init_plan(parsed, config, version, node_hostname(),
-                                   default_cri_socket(load_schemas()["flags"], version))  # fmt: skip
+            plan = build_init_plan(
+                parsed,
+                config,
+                version,
+                node_hostname(),
+                default_cri_socket(load_schemas()["flags"], version),
+            )
             return run_init(plan)
         if command == "join":
             parsed = parse_flags(rest, join_flags(version))
@@ -1553,8 +1706,13 @@ def kubeadm_main(argv: list[str]) -> int:
             if problem:
                 raise KubeadmFailure(problem)
             config = _load_config(parsed)
-            join_plan = build_join_plan(parsed, config, version, node_hostname(),
-                                        default_cri_socket(load_schemas()["flags"], version))  # fmt: skip
+            join_plan = build_join_plan(
+                parsed,
+                config,
+                version,
+                node_hostname(),
+                default_cri_socket(load_schemas()["flags"], version),
+            )
             return run_join(join_plan)
         if command == "token":
             sub = words[1] if len(words) > 1 else ""
@@ -1603,8 +1761,8 @@ def kubeadm_main(argv: list[str]) -> int:
 def _verbosity(argv: list[str]) -> int:
     for index, arg in enumerate(argv):
         for prefix in ("--v=", "-v="):
-            if arg.startswith(prefix) and arg[len(prefix):].isdigit():
-                return int(arg[len(prefix):])
+            if arg.startswith(prefix) and arg[len(prefix) :].isdigit():
+                return int(arg[len(prefix) :])
         if arg in ("-v", "--v") and index + 1 < len(argv) and argv[index + 1].isdigit():
             return int(argv[index + 1])
     return 0

@@ -1,7 +1,7 @@
 """kubeadm's flags per release, and the plan an init or join carries out (from flags or --config).
 
 Flag availability (kubeadm-flags.json and upstream options/constant.go history):
-- upload certs: --experimental-upload-certs 1.14 (and 1.15 as deprecated alias), --upload-certs 1.15+;
+- upload certs: --experimental-upload-certs 1.14 (1.15: deprecated alias), --upload-certs 1.15+;
 - control-plane join: --experimental-control-plane 1.14 (1.15 alias), --control-plane 1.15+;
 - --control-plane-endpoint on init from 1.16; --experimental-patches 1.19-1.21, --patches 1.22+.
 Mixing --config with other flags (validation.ValidateMixedArguments / isAllowedFlag): allowed are
@@ -65,16 +65,28 @@ def _flags(*items: Flag) -> dict[str, Flag]:
 def init_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm init` in this release."""
     items = [
-        Flag("apiserver-advertise-address"), Flag("apiserver-bind-port", "int", default=6443),
-        Flag("apiserver-cert-extra-sans", "strings"), Flag("cert-dir", default=DEFAULT_CERT_DIR),
-        Flag("certificate-key"), Flag("config"), Flag("cri-socket"), Flag("dry-run", "bool"),
-        Flag("feature-gates"), Flag("ignore-preflight-errors", "strings"),
-        Flag("image-repository"), Flag("kubernetes-version", default="stable-1"),
-        Flag("node-name"), Flag("pod-network-cidr"), Flag("service-cidr", default=DEFAULT_SERVICE_SUBNET),
-        Flag("service-dns-domain", default=DEFAULT_DNS_DOMAIN), Flag("skip-certificate-key-print", "bool"),
-        Flag("skip-phases", "strings"), Flag("skip-token-print", "bool"), Flag("token"),
+        Flag("apiserver-advertise-address"),
+        Flag("apiserver-bind-port", "int", default=6443),
+        Flag("apiserver-cert-extra-sans", "strings"),
+        Flag("cert-dir", default=DEFAULT_CERT_DIR),
+        Flag("certificate-key"),
+        Flag("config"),
+        Flag("cri-socket"),
+        Flag("dry-run", "bool"),
+        Flag("feature-gates"),
+        Flag("ignore-preflight-errors", "strings"),
+        Flag("image-repository"),
+        Flag("kubernetes-version", default="stable-1"),
+        Flag("node-name"),
+        Flag("pod-network-cidr"),
+        Flag("service-cidr", default=DEFAULT_SERVICE_SUBNET),
+        Flag("service-dns-domain", default=DEFAULT_DNS_DOMAIN),
+        Flag("skip-certificate-key-print", "bool"),
+        Flag("skip-phases", "strings"),
+        Flag("skip-token-print", "bool"),
+        Flag("token"),
         Flag("token-ttl", "duration", default=DEFAULT_TOKEN_TTL),
-    ]  # fmt: skip
+    ]
     if version.minor <= 15:
         items.append(Flag("experimental-upload-certs", "bool"))
     if version.minor >= 15:
@@ -91,13 +103,21 @@ def init_flags(version: KubeVersion) -> dict[str, Flag]:
 def join_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm join` in this release."""
     items = [
-        Flag("apiserver-advertise-address"), Flag("apiserver-bind-port", "int", default=6443),
-        Flag("certificate-key"), Flag("config"), Flag("cri-socket"), Flag("discovery-file"),
-        Flag("discovery-token"), Flag("discovery-token-ca-cert-hash", "strings"),
+        Flag("apiserver-advertise-address"),
+        Flag("apiserver-bind-port", "int", default=6443),
+        Flag("certificate-key"),
+        Flag("config"),
+        Flag("cri-socket"),
+        Flag("discovery-file"),
+        Flag("discovery-token"),
+        Flag("discovery-token-ca-cert-hash", "strings"),
         Flag("discovery-token-unsafe-skip-ca-verification", "bool"),
-        Flag("ignore-preflight-errors", "strings"), Flag("node-name"), Flag("skip-phases", "strings"),
-        Flag("tls-bootstrap-token"), Flag("token"),
-    ]  # fmt: skip
+        Flag("ignore-preflight-errors", "strings"),
+        Flag("node-name"),
+        Flag("skip-phases", "strings"),
+        Flag("tls-bootstrap-token"),
+        Flag("token"),
+    ]
     if version.minor <= 15:
         items.append(Flag("experimental-control-plane", "bool"))
     if version.minor >= 15:
@@ -112,11 +132,15 @@ def join_flags(version: KubeVersion) -> dict[str, Flag]:
 def token_create_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm token create` (--certificate-key from 1.17)."""
     items = [
-        Flag("config"), Flag("description"), Flag("groups", "strings", default=DEFAULT_TOKEN_GROUPS),
-        Flag("print-join-command", "bool"), Flag("ttl", "duration", default=DEFAULT_TOKEN_TTL),
+        Flag("config"),
+        Flag("description"),
+        Flag("groups", "strings", default=DEFAULT_TOKEN_GROUPS),
+        Flag("print-join-command", "bool"),
+        Flag("ttl", "duration", default=DEFAULT_TOKEN_TTL),
         Flag("usages", "strings", default=DEFAULT_TOKEN_USAGES),
-        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"), Flag("dry-run", "bool"),
-    ]  # fmt: skip
+        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"),
+        Flag("dry-run", "bool"),
+    ]
     if version.minor >= 17:
         items.append(Flag("certificate-key"))
     return _flags(*items)
@@ -125,27 +149,33 @@ def token_create_flags(version: KubeVersion) -> dict[str, Flag]:
 def token_flags() -> dict[str, Flag]:
     """Flags of `kubeadm token list|delete`."""
     return _flags(
-        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"), Flag("dry-run", "bool"),
+        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"),
+        Flag("dry-run", "bool"),
         Flag("output", short="o", default="text"),
-    )  # fmt: skip
+    )
 
 
 def upload_certs_phase_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm init phase upload-certs`."""
     return _flags(
-        Flag(upload_certs_flag(version), "bool"), Flag("certificate-key"), Flag("config"),
+        Flag(upload_certs_flag(version), "bool"),
+        Flag("certificate-key"),
+        Flag("config"),
         Flag("kubeconfig", default="/etc/kubernetes/admin.conf"),
         Flag("skip-certificate-key-print", "bool"),
-    )  # fmt: skip
+    )
 
 
 def reset_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm reset` (--config from 1.31, with v1beta4 ResetConfiguration)."""
     items = [
-        Flag("force", "bool", short="f"), Flag("cert-dir", default=DEFAULT_CERT_DIR),
-        Flag("cri-socket"), Flag("ignore-preflight-errors", "strings"),
-        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"), Flag("skip-phases", "strings"),
-    ]  # fmt: skip
+        Flag("force", "bool", short="f"),
+        Flag("cert-dir", default=DEFAULT_CERT_DIR),
+        Flag("cri-socket"),
+        Flag("ignore-preflight-errors", "strings"),
+        Flag("kubeconfig", default="/etc/kubernetes/admin.conf"),
+        Flag("skip-phases", "strings"),
+    ]
     if version.minor >= 31:
         items.append(Flag("config"))
     return _flags(*items)
@@ -156,9 +186,17 @@ def mixed_flag_error(parsed: ParsedFlags, version: KubeVersion) -> Optional[str]
     if not parsed.was_set("config"):
         return None
     allowed = {
-        "config", "ignore-preflight-errors", "dry-run", "kubeconfig", "node-name",
-        "kubeconfig-dir", "print-join-command", "rootfs", "v", upload_certs_flag(version),
-    }  # fmt: skip
+        "config",
+        "ignore-preflight-errors",
+        "dry-run",
+        "kubeconfig",
+        "node-name",
+        "kubeconfig-dir",
+        "print-join-command",
+        "rootfs",
+        "v",
+        upload_certs_flag(version),
+    }
     if version.minor <= 21:
         allowed.add("cri-socket")
     if version.minor == 15:
@@ -362,7 +400,8 @@ def resolve_kubernetes_version(requested: str, package: KubeVersion, warnings: l
         warnings.append(
             "could not fetch a Kubernetes version from the internet: unable to get URL "
             f'"https://dl.k8s.io/release/{requested or "stable-1"}.txt": Get '
-            f'"https://dl.k8s.io/release/{requested or "stable-1"}.txt": dial tcp: lookup dl.k8s.io: '
+            f'"https://dl.k8s.io/release/{requested or "stable-1"}.txt": dial tcp: lookup '
+            "dl.k8s.io: "
             "no such host"
         )
         warnings.append(f"falling back to the local client version: {package}")
@@ -393,17 +432,26 @@ def build_init_plan(
 ) -> InitPlan:
     """InitPlan from flags, or from the config file plus the flags allowed beside it."""
     values = parsed.values
-    upload = bool(values.get(upload_certs_flag(version)) or values.get("experimental-upload-certs")
-                  or values.get("upload-certs"))  # fmt: skip
+    upload = bool(
+        values.get(upload_certs_flag(version))
+        or values.get("experimental-upload-certs")
+        or values.get("upload-certs")
+    )
     cluster = ClusterSettings()
     tokens: list[TokenSpec] = []
     plan = InitPlan(
-        node_name="", cri_socket="", advertise_address="", bind_port=DEFAULT_BIND_PORT,
-        cluster=cluster, tokens=tokens, upload_certs=upload,
+        node_name="",
+        cri_socket="",
+        advertise_address="",
+        bind_port=DEFAULT_BIND_PORT,
+        cluster=cluster,
+        tokens=tokens,
+        upload_certs=upload,
         skip_token_print=bool(values.get("skip-token-print")),
         skip_certificate_key_print=bool(values.get("skip-certificate-key-print")),
-        dry_run=bool(values.get("dry-run")), skip_phases=list(values.get("skip-phases") or []),
-    )  # fmt: skip
+        dry_run=bool(values.get("dry-run")),
+        skip_phases=list(values.get("skip-phases") or []),
+    )
     errors: list[str] = []
     requested_version = ""
     if config is None:
@@ -456,11 +504,15 @@ def build_init_plan(
                 if problem:
                     errors.append(problem)
             ttl = parse_go_duration(item["ttl"]) if item.get("ttl") else DEFAULT_TOKEN_TTL
-            tokens.append(TokenSpec(
-                token=token, ttl=ttl, description=str(item.get("description") or ""),
-                usages=list(item.get("usages") or DEFAULT_TOKEN_USAGES),
-                groups=list(item.get("groups") or DEFAULT_TOKEN_GROUPS),
-            ))  # fmt: skip
+            tokens.append(
+                TokenSpec(
+                    token=token,
+                    ttl=ttl,
+                    description=str(item.get("description") or ""),
+                    usages=list(item.get("usages") or DEFAULT_TOKEN_USAGES),
+                    groups=list(item.get("groups") or DEFAULT_TOKEN_GROUPS),
+                )
+            )
         cdoc = cluster_doc.data if cluster_doc else {}
         networking = cdoc.get("networking") or {}
         cluster.control_plane_endpoint = cdoc.get("controlPlaneEndpoint") or ""
@@ -525,8 +577,11 @@ def build_join_plan(
     """JoinPlan from flags and the endpoint argument, or from a JoinConfiguration."""
     values = parsed.values
     control_flag = control_plane_flag(version)
-    control = bool(values.get(control_flag) or values.get("experimental-control-plane")
-                   or values.get("control-plane"))  # fmt: skip
+    control = bool(
+        values.get(control_flag)
+        or values.get("experimental-control-plane")
+        or values.get("control-plane")
+    )
     discovery_timeout = float(DEFAULT_DISCOVERY_TIMEOUT)
     tls_timeout = float(DEFAULT_TLS_BOOTSTRAP_TIMEOUT)
     warnings: list[str] = []
@@ -540,15 +595,18 @@ def build_join_plan(
             token=discovery_token,
             tls_bootstrap_token=values.get("tls-bootstrap-token") or token or discovery_token,
             ca_cert_hashes=list(values.get("discovery-token-ca-cert-hash") or []),
-            unsafe_skip_ca_verification=bool(values.get("discovery-token-unsafe-skip-ca-verification")),
+            unsafe_skip_ca_verification=bool(
+                values.get("discovery-token-unsafe-skip-ca-verification")
+            ),
             discovery_file=values.get("discovery-file") or "",
-            discovery_timeout=discovery_timeout, tls_bootstrap_timeout=tls_timeout,
+            discovery_timeout=discovery_timeout,
+            tls_bootstrap_timeout=tls_timeout,
             control_plane=control,
             advertise_address=values.get("apiserver-advertise-address") or "",
             bind_port=int(values.get("apiserver-bind-port") or DEFAULT_BIND_PORT),
             certificate_key=values.get("certificate-key") or "",
             skip_phases=list(values.get("skip-phases") or []),
-        )  # fmt: skip
+        )
         if len(parsed.args) > 1:
             warnings.append(
                 f"[preflight] WARNING: More than one API server endpoint supplied on command line "
@@ -587,7 +645,8 @@ def build_join_plan(
             ca_cert_hashes=list(bootstrap.get("caCertHashes") or []),
             unsafe_skip_ca_verification=bool(bootstrap.get("unsafeSkipCAVerification")),
             discovery_file=(discovery.get("file") or {}).get("kubeConfigPath") or "",
-            discovery_timeout=discovery_timeout, tls_bootstrap_timeout=tls_timeout,
+            discovery_timeout=discovery_timeout,
+            tls_bootstrap_timeout=tls_timeout,
             control_plane=control_doc is not None,
             advertise_address=local.get("advertiseAddress") or "",
             bind_port=int(local.get("bindPort") or DEFAULT_BIND_PORT),
@@ -596,7 +655,7 @@ def build_join_plan(
             taints=node_reg.get("taints"),
             ignore_preflight=list(node_reg.get("ignorePreflightErrors") or []),
             skip_phases=list(data.get("skipPhases") or []),
-        )  # fmt: skip
+        )
         if values.get("node-name"):
             plan.node_name = values["node-name"]
         if values.get("cri-socket"):

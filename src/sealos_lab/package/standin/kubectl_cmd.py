@@ -32,11 +32,24 @@ from .versions import (
 )
 
 CLUSTER_SCOPED = {
-    "namespace", "node", "clusterrole", "clusterrolebinding", "customresourcedefinition",
-    "persistentvolume", "storageclass", "priorityclass", "apiservice", "runtimeclass",
-    "validatingwebhookconfiguration", "mutatingwebhookconfiguration", "podsecuritypolicy",
-    "csidriver", "csinode", "volumeattachment", "ingressclass",
-}  # fmt: skip
+    "namespace",
+    "node",
+    "clusterrole",
+    "clusterrolebinding",
+    "customresourcedefinition",
+    "persistentvolume",
+    "storageclass",
+    "priorityclass",
+    "apiservice",
+    "runtimeclass",
+    "validatingwebhookconfiguration",
+    "mutatingwebhookconfiguration",
+    "podsecuritypolicy",
+    "csidriver",
+    "csinode",
+    "volumeattachment",
+    "ingressclass",
+}
 NODE_WORDS = {"node", "nodes", "no"}
 _FLAGS = {
     "kubeconfig": Flag("kubeconfig"),
@@ -85,7 +98,8 @@ def _client(parsed: ParsedFlags) -> ApiClient:
                 raise KubectlFailure(f'error: error loading config file "{path}": {exc}') from None
     # No kubeconfig: kubectl's default server, which nothing serves.
     raise KubectlFailure(
-        "The connection to the server localhost:8080 was refused - did you specify the right host or port?"
+        "The connection to the server localhost:8080 was refused - did you specify the right "
+        "host or port?"
     )
 
 
@@ -95,7 +109,8 @@ def _call(client: ApiClient, method: str, path: str, body: Any = None) -> Any:
     except ConnectError as exc:
         if exc.kind == "refused":
             raise KubectlFailure(
-                f"The connection to the server {exc.host}:{exc.port} was refused - did you specify the right host or port?"
+                f"The connection to the server {exc.host}:{exc.port} was refused - did you "
+                "specify the right host or port?"
             ) from None
         raise KubectlFailure(f"Unable to connect to the server: {exc}") from None
     except ApiError as exc:
@@ -174,10 +189,12 @@ def _node_row(node: dict[str, Any], wide: bool) -> list[str]:
     if wide:
         addresses = {a["type"]: a["address"] for a in status.get("addresses", [])}
         row += [
-            addresses.get("InternalIP", "<none>"), addresses.get("ExternalIP", "<none>"),
-            info.get("osImage", ""), info.get("kernelVersion", ""),
+            addresses.get("InternalIP", "<none>"),
+            addresses.get("ExternalIP", "<none>"),
+            info.get("osImage", ""),
+            info.get("kernelVersion", ""),
             info.get("containerRuntimeVersion", ""),
-        ]  # fmt: skip
+        ]
     return row
 
 
@@ -262,7 +279,7 @@ def _get_applied(parsed: ParsedFlags, kind_word: str, names: list[str]) -> int:
     rows = [["NAMESPACE", "NAME"] if parsed.values.get("all-namespaces") else ["NAME"]]
     for namespace, name in sorted(matches):
         rows.append([namespace, name] if parsed.values.get("all-namespaces") else [name])
-    sys.stdout.write(tabulate([r + [""] for r in rows]).replace("   \n", "\n"))
+    sys.stdout.write(tabulate([[*r, ""] for r in rows]).replace("   \n", "\n"))
     return 0
 
 
@@ -313,13 +330,15 @@ def _apply(parsed: ParsedFlags) -> int:
         if problems and validate:
             shown = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
             raise KubectlFailure(
-                f'error: error validating "{source}": error validating data: {shown}; if you choose '
+                f'error: error validating "{source}": error validating data: {shown}; if you '
+                "choose "
                 "to ignore these errors, turn validation off with --validate=false"
             )
         if not (doc.get("metadata") or {}).get("name"):
             raise KubectlFailure(
                 f"error: error when retrieving current configuration of:\nResource: "
-                f'"{doc.get("kind")}", Name: "", Namespace: "default"\nfrom server for: "{source}": '
+                f'"{doc.get("kind")}", Name: "", Namespace: "default"\nfrom server for: '
+                f'"{source}": '
                 "resource name may not be empty"
             )
     client = _client(parsed)
@@ -392,7 +411,8 @@ def _version_cmd(parsed: ParsedFlags) -> int:
             major, minor = server.get("major", ""), server.get("minor", "")
             git = server.get("gitVersion", "")
             sys.stdout.write(
-                f'Server Version: version.Info{{Major:"{major}", Minor:"{minor}", GitVersion:"{git}", '
+                "Server Version: "
+                f'version.Info{{Major:"{major}", Minor:"{minor}", GitVersion:"{git}", '
                 f'GitTreeState:"clean", Compiler:"gc", Platform:"linux/amd64"}}\n'
             )
     if problem is not None:
@@ -421,9 +441,10 @@ def kubectl_main(argv: list[str]) -> int:
     try:
         parsed = parse_flags(argv, _FLAGS)
         words = parsed.args
-        if not words or parsed.values.get("help") and not words:
+        if not words or (parsed.values.get("help") and not words):
             sys.stdout.write(
-                "kubectl (sealos-lab stand-in): get nodes | apply -f FILE | delete node NAME | version | cluster-info\n"
+                "kubectl (sealos-lab stand-in): get nodes | apply -f FILE | delete node NAME | "
+                "version | cluster-info\n"
             )
             return 0
         command, rest = words[0], words[1:]

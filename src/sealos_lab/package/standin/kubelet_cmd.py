@@ -32,10 +32,22 @@ from .versions import container_runtime_version, parse_kube_version
 
 HEARTBEAT_INTERVAL = 1.0
 _VALUE_FLAGS = {
-    "kubeconfig", "bootstrap-kubeconfig", "config", "hostname-override", "node-ip", "cert-dir",
-    "cgroup-driver", "network-plugin", "pod-infra-container-image", "container-runtime",
-    "container-runtime-endpoint", "resolv-conf", "node-labels", "v", "root-dir",
-}  # fmt: skip
+    "kubeconfig",
+    "bootstrap-kubeconfig",
+    "config",
+    "hostname-override",
+    "node-ip",
+    "cert-dir",
+    "cgroup-driver",
+    "network-plugin",
+    "pod-infra-container-image",
+    "container-runtime",
+    "container-runtime-endpoint",
+    "resolv-conf",
+    "node-labels",
+    "v",
+    "root-dir",
+}
 
 
 def parse_kubelet_flags(argv: list[str]) -> dict[str, str]:
@@ -64,7 +76,7 @@ class _Healthz(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -125,10 +137,15 @@ def _tls_bootstrap(bootstrap_conf: Path, kubeconfig: Path, cert_dir: Path, node:
     write_private(
         kubeconfig,
         kubeconfig_document(
-            boot.server, boot.ca_pem, "default-auth", cluster="default-cluster",
-            context="default-context", cert_file=str(current), key_file=str(current),
+            boot.server,
+            boot.ca_pem,
+            "default-auth",
+            cluster="default-cluster",
+            context="default-context",
+            cert_file=str(current),
+            key_file=str(current),
         ),
-    )  # fmt: skip
+    )
 
 
 class NodeAgent:
@@ -148,24 +165,33 @@ class NodeAgent:
         version = parse_kube_version(PACKAGE_VERSION)
         runtime = container_runtime_version(version) if version else "stand-in://"
         return {
-            "metadata": {"name": self.node, "uid": self.uid, "labels": {
-                "kubernetes.io/hostname": self.node, "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                "beta.kubernetes.io/arch": "amd64",
-            }},
+            "metadata": {
+                "name": self.node,
+                "uid": self.uid,
+                "labels": {
+                    "kubernetes.io/hostname": self.node,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "beta.kubernetes.io/os": "linux",
+                    "beta.kubernetes.io/arch": "amd64",
+                },
+            },
             "status": {
                 "addresses": [
                     {"type": "InternalIP", "address": address},
                     {"type": "Hostname", "address": self.node},
                 ],
                 "nodeInfo": {
-                    "kubeletVersion": PACKAGE_VERSION, "kubeProxyVersion": PACKAGE_VERSION,
-                    "osImage": _os_image(), "kernelVersion": platform.release(),
-                    "containerRuntimeVersion": runtime, "operatingSystem": "linux",
+                    "kubeletVersion": PACKAGE_VERSION,
+                    "kubeProxyVersion": PACKAGE_VERSION,
+                    "osImage": _os_image(),
+                    "kernelVersion": platform.release(),
+                    "containerRuntimeVersion": runtime,
+                    "operatingSystem": "linux",
                     "architecture": "amd64",
                 },
             },
-        }  # fmt: skip
+        }
 
     def _problem(self, text: str) -> None:
         if text != self._last_problem:
@@ -229,8 +255,10 @@ def kubelet_main(argv: list[str]) -> int:
     if not config_path.exists():
         log(
             "kubelet",
-            f'"command failed" err="failed to load kubelet config file, path: {config_path}, error: '
-            f"failed to load Kubelet config file {config_path}, error failed to read kubelet config "
+            f'"command failed" err="failed to load kubelet config file, path: {config_path}, '
+            "error: "
+            f"failed to load Kubelet config file {config_path}, error failed to read kubelet "
+            "config "
             f'file \\"{config_path}\\", error: open {config_path}: no such file or directory"',
         )
         return 1
@@ -253,7 +281,8 @@ def kubelet_main(argv: list[str]) -> int:
         if not bootstrap.exists():
             log(
                 "kubelet",
-                f'"command failed" err="failed to run Kubelet: unable to load bootstrap kubeconfig: '
+                '"command failed" err="failed to run Kubelet: unable to load bootstrap '
+                "kubeconfig: "
                 f'stat {bootstrap}: no such file or directory"',
             )
             return 1

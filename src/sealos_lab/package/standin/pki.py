@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import shutil
+import string
 import subprocess
 import tempfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from .hostenv import write_private
 
 TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 TOKEN_ID_RE = re.compile(r"^[a-z0-9]{6}$")
-_TOKEN_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 KEY_ALGORITHMS = {
     "RSA-2048": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
     "RSA-3072": ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"],
@@ -70,12 +71,23 @@ def new_keys(requests: list[tuple[Path, str]]) -> None:
 def make_ca(key: Path, cert: Path, common_name: str, days: int = 3650) -> None:
     """A self-signed CA certificate for an existing key."""
     pem = _openssl(
-        "req", "-x509", "-new", "-key", str(key), "-subj", f"/CN={common_name}",
-        "-days", str(days), "-sha256",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
-        "-addext", "subjectKeyIdentifier=hash",
-    )  # fmt: skip
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(key),
+        "-subj",
+        f"/CN={common_name}",
+        "-days",
+        str(days),
+        "-sha256",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+    )
     write_private(cert, pem, 0o644)
 
 
@@ -87,7 +99,7 @@ def make_csr(key: Path, common_name: str, organizations: list[str]) -> str:
     """A PEM certificate signing request for an existing key."""
     return _openssl(
         "req", "-new", "-key", str(key), "-subj", _subject(common_name, organizations)
-    ).decode()  # fmt: skip
+    ).decode()
 
 
 def sign_csr(
@@ -118,10 +130,24 @@ def sign_csr(
         csr_path.write_text(csr_pem)
         ext_path.write_text("\n".join(lines) + "\n")
         return _openssl(
-            "x509", "-req", "-in", str(csr_path), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-            "-set_serial", "0x" + secrets.token_hex(16), "-days", str(days), "-sha256",
-            "-extfile", str(ext_path), "-extensions", "ext",
-        ).decode()  # fmt: skip
+            "x509",
+            "-req",
+            "-in",
+            str(csr_path),
+            "-CA",
+            str(ca_cert),
+            "-CAkey",
+            str(ca_key),
+            "-set_serial",
+            "0x" + secrets.token_hex(16),
+            "-days",
+            str(days),
+            "-sha256",
+            "-extfile",
+            str(ext_path),
+            "-extensions",
+            "ext",
+        ).decode()
 
 
 def issue_cert(
@@ -139,9 +165,14 @@ def issue_cert(
     """Issue a certificate for an existing key and write it next to the key."""
     csr = make_csr(key, common_name, organizations or [])
     pem = sign_csr(
-        ca_cert, ca_key, csr, server=server, client=client, dns_names=dns_names,
+        ca_cert,
+        ca_key,
+        csr,
+        server=server,
+        client=client,
+        dns_names=dns_names,
         ip_addresses=ip_addresses,
-    )  # fmt: skip
+    )
     write_private(cert, pem, 0o644)
 
 
@@ -212,7 +243,7 @@ def _der_element(data: bytes, pos: int) -> tuple[int, int, int]:
 
 
 def spki_pin(cert_pem: str) -> str:
-    """ "sha256:<hex>" of the certificate's SubjectPublicKeyInfo, as kubeadm's pubkeypin computes."""
+    """The "sha256:<hex>" pin of the certificate's SubjectPublicKeyInfo (kubeadm's pubkeypin)."""
     der = pem_to_der(cert_pem)
     _tag, cert_start, _cert_end = _der_element(der, 0)
     _tag, tbs_start, tbs_end = _der_element(der, cert_start)
@@ -243,7 +274,7 @@ def _b64url(data: bytes) -> str:
 
 
 def jws_detached(content: str, token_id: str, token_secret: str) -> str:
-    """Detached HS256 JWS of content keyed by the token secret (cluster-info's jws-kubeconfig-ID)."""
+    """Detached HS256 JWS of content keyed by the token secret (cluster-info's jws-kubeconfig-*)."""
     header = _b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
     payload = _b64url(content.encode())
     mac = hmac.new(token_secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256)

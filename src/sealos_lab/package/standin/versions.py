@@ -48,7 +48,7 @@ def minor_number(text: str) -> int:
 
 
 def api_minor_range(schema: dict[str, Any]) -> tuple[int, Optional[int]]:
-    """(first, last) minor release that accepts a kubeadm API version; last None = still accepted."""
+    """(first, last) minor release reading a kubeadm API version; last None = still read."""
     versions = schema.get("kubernetesVersions", {})
     first = minor_number(versions["introduced"])
     last_text = str(versions.get("lastAccepted") or "")
@@ -175,12 +175,30 @@ def container_runtime_version(version: KubeVersion) -> str:
 
 
 _GO_VERSIONS = {
-    14: "go1.12.1", 15: "go1.12.5", 16: "go1.12.9", 17: "go1.13.4", 18: "go1.13.8",
-    19: "go1.15", 20: "go1.15.15", 21: "go1.16.15", 22: "go1.16.15", 23: "go1.17.13",
-    24: "go1.19.12", 25: "go1.20.10", 26: "go1.21.3", 27: "go1.21.13", 28: "go1.22.8",
-    29: "go1.22.10", 30: "go1.22.10", 31: "go1.22.10", 32: "go1.23.4", 33: "go1.24.0",
-    34: "go1.24.4", 35: "go1.25.0", 36: "go1.25.3",
-}  # fmt: skip
+    14: "go1.12.1",
+    15: "go1.12.5",
+    16: "go1.12.9",
+    17: "go1.13.4",
+    18: "go1.13.8",
+    19: "go1.15",
+    20: "go1.15.15",
+    21: "go1.16.15",
+    22: "go1.16.15",
+    23: "go1.17.13",
+    24: "go1.19.12",
+    25: "go1.20.10",
+    26: "go1.21.3",
+    27: "go1.21.13",
+    28: "go1.22.8",
+    29: "go1.22.10",
+    30: "go1.22.10",
+    31: "go1.22.10",
+    32: "go1.23.4",
+    33: "go1.24.0",
+    34: "go1.24.4",
+    35: "go1.25.0",
+    36: "go1.25.3",
+}
 
 
 def version_info(version: KubeVersion) -> dict[str, str]:
