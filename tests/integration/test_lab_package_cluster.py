@@ -8,6 +8,7 @@ Hosts are network namespaces on a private bridge (no route out) with their own f
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -318,6 +319,27 @@ def test_kubelets_follow_etc_hosts_and_go_not_ready_when_unheard(cluster: Any) -
         bed.start_service(m1, "sealos-lab-kube-apiserver")
     assert wait_for(lambda: kubectl(bed, m1, "get", "nodes").returncode == 0, 20)
     assert wait_for(lambda: node_table(bed, m2)["m1"][1] == "Ready", 20)
+
+
+def test_kubectl_apply_and_output_formats(cluster: Any) -> None:
+    bed, m1, m2 = cluster["bed"], cluster["m1"], cluster["m2"]
+    calico = str(m1.kube / "conf" / "net" / "calico.yaml")
+    applied = kubectl(bed, m1, "apply", "-f", calico)
+    assert applied.returncode == 0, applied.stderr
+    assert "configmap/calico-config created" in applied.stdout
+    assert "daemonset.apps/calico-node created" in applied.stdout
+    assert "clusterrole.rbac.authorization.k8s.io/calico-node created" in applied.stdout
+    again = kubectl(bed, m2, "apply", "-f", calico)  # the other master already knows them
+    assert "daemonset.apps/calico-node unchanged" in again.stdout
+    listed = kubectl(bed, m2, "get", "daemonsets", "-n", "kube-system")
+    assert "calico-node" in listed.stdout
+    as_json = kubectl(bed, m2, "get", "nodes", "-o", "json")
+    items = json.loads(as_json.stdout)["items"]
+    assert {item["metadata"]["name"] for item in items} == {"m1", "m2", "w1"}
+    wide = kubectl(bed, m1, "get", "nodes", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[5:7] == ["INTERNAL-IP", "EXTERNAL-IP"]
+    addresses = {line.split()[0]: line.split()[5] for line in wide[1:]}
+    assert addresses == {"m1": m1.address, "m2": m2.address, "w1": cluster["w1"].address}
 
 
 def test_join_twice_is_refused(cluster: Any) -> None:

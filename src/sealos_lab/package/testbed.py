@@ -215,3 +215,72 @@ def _not_zombie(pid: int) -> bool:
     with contextlib.suppress(OSError, IndexError):
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
     return False
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_idle(version: str, hosts: int, seconds: float, workdir: Path) -> dict[str, float]:
+    """Form a cluster (1 master + workers), then CPU % of every stand-in service while idle."""
+    from .builder import build
+
+    package = build(version, workdir / "kube.tar.gz")
+    bed = NetnsTestbed(f"lpi{os.getpid() % 10000}", hosts, workdir / "hosts", package)
+    try:
+        bed.up()
+        master = bed.hosts[0]
+        for host in bed.hosts:
+            bed.run(host, ["sh", str(host.kube / "shell" / "init.sh")])
+            bed.set_hosts(host, {"apiserver.cluster.local": master.address})
+        init = bed.tool(
+            master, "kubeadm", "init", f"--apiserver-advertise-address={master.address}",
+            "--control-plane-endpoint=apiserver.cluster.local:6443", "--node-name=h1",
+        )  # fmt: skip
+        if init.returncode != 0:
+            raise RuntimeError(init.stderr)
+        words = init.stdout.split()
+        token = words[words.index("--token") + 1]
+        pin = words[words.index("--discovery-token-ca-cert-hash") + 1]
+        for host in bed.hosts[1:]:
+            joined = bed.tool(
+                host, "kubeadm", "join", f"{master.address}:6443", "--token", token,
+                "--discovery-token-ca-cert-hash", pin, f"--node-name={host.name}",
+            )  # fmt: skip
+            if joined.returncode != 0:
+                raise RuntimeError(joined.stderr)
+        time.sleep(3)
+        pids = {f"{h.name}/{unit}": pid for h in bed.hosts for unit, pid in bed.pids(h).items()}
+        before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        started = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - started
+        return {
+            name: 100.0 * (_cpu_seconds(pid) - before[name]) / elapsed for name, pid in pids.items()
+        }
+    finally:
+        bed.down()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """python -m sealos_lab.package.testbed idle [--version V] [--hosts N] [--seconds S]."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m sealos_lab.package.testbed")
+    parser.add_argument("what", choices=["idle"])
+    parser.add_argument("--version", default="v1.20.15")
+    parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lab-package-idle-") as tmp:
+        usage = measure_idle(args.version, args.hosts, args.seconds, Path(tmp))
+    for name, percent in sorted(usage.items()):
+        print(f"{name:40s} {percent:6.2f} % CPU")
+    print(f"{'total':40s} {sum(usage.values()):6.2f} % CPU over {args.seconds:g} s idle")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
