@@ -90,7 +90,9 @@ def parse_flags(argv: list[str], flags: dict[str, Flag]) -> ParsedFlags:
                 index += 1
             else:
                 raise FlagError(f"flag needs an argument: {shown}")
-        converted = _convert(flag, value, shown)
+        # pflag names a flag with a shorthand as "-v, --v" in conversion errors.
+        named = f"-{flag.short}, --{flag.name}" if flag.short else f"--{flag.name}"
+        converted = _convert(flag, value, named)
         if flag.kind == "strings" and flag.name in parsed.changed:
             parsed.values[flag.name] = [*parsed.values[flag.name], *converted]
         else:

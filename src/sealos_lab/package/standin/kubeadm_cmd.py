@@ -1287,7 +1287,6 @@ def _cluster_client(parsed: ParsedFlags) -> tuple[ApiClient, Any]:
 
 def run_token_create(parsed: ParsedFlags) -> int:
     """kubeadm token create [TOKEN] [--print-join-command]."""
-    version = _version()
     config = _load_config(parsed)
     token = parsed.args[0] if parsed.args else ""
     if config is not None:
@@ -1327,7 +1326,6 @@ def run_token_create(parsed: ParsedFlags) -> int:
     key = parsed.values.get("certificate-key") or ""
     command = _join_command(f"{host}:{port}", spec.token, pin, bool(key), key)
     command = command.replace("\\\n", "").replace("\t", "")
-    del version
     out(command)
     return 0
 
@@ -1443,7 +1441,7 @@ def _remove_contents(path: str) -> None:
                 child.unlink()
 
 
-def _leave_peers(node: str) -> None:
+def _leave_peers() -> None:
     """Tell the other apiservers this member is gone (kubeadm reset removes the etcd member)."""
     try:
         state = json.loads(host_path(f"{STATE_DIR}/state.json").read_text())
@@ -1469,14 +1467,13 @@ def _leave_peers(node: str) -> None:
             client.close()
             return
         client.close()
-    del node
 
 
 def run_reset(parsed: ParsedFlags) -> int:
     """kubeadm reset [-f]."""
     version = _version()
     require_manageable_host()
-    _load_config(parsed, kinds_wanted=("ResetConfiguration",))
+    _load_config(parsed)  # 1.31+: a ResetConfiguration is decoded strictly like any config
     control_plane = host_path(f"{MANIFESTS}/kube-apiserver.yaml").exists()
     if host_path(f"{K8S_DIR}/admin.conf").exists():
         out("[reset] Reading configuration from the cluster...")
@@ -1509,7 +1506,7 @@ def run_reset(parsed: ParsedFlags) -> int:
             f'[reset] Removing info for node "{node}" from the ConfigMap "kubeadm-config" in the '
             '"kube-system" Namespace'
         )
-        _leave_peers(node)
+        _leave_peers()
     out("[reset] Stopping the kubelet service")
     service_stop(KUBELET_UNIT)
     out(f"[reset] Stopping the sealos-lab stand-in apiserver ({APISERVER_UNIT}.service)")
@@ -1578,9 +1575,7 @@ def run_version(parsed: ParsedFlags) -> int:
 # command line --------------------------------------------------------------------------------
 
 
-def _load_config(
-    parsed: ParsedFlags, kinds_wanted: tuple[str, ...] = ()
-) -> Optional[DecodedConfig]:
+def _load_config(parsed: ParsedFlags) -> Optional[DecodedConfig]:
     path = parsed.values.get("config") or ""
     if not path:
         return None
@@ -1594,7 +1589,6 @@ def _load_config(
         if exc.hint:
             sys.stderr.write(f"# {exc.hint}\n")
         raise KubeadmFailure(str(exc)) from None
-    del kinds_wanted
     return decoded
 
 

@@ -275,8 +275,9 @@ def kubelet_main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    # Kept open for the life of the process (threads are daemons; nothing to shut down).
-    healthz = [_serve_healthz("127.0.0.1", 10248), _serve_healthz("0.0.0.0", 10250)]
+    # Served for the life of the process by daemon threads (which keep the servers referenced).
+    _serve_healthz("127.0.0.1", 10248)
+    _serve_healthz("0.0.0.0", 10250)
     while not kubeconfig.exists() and not agent.stop.is_set():
         if not bootstrap.exists():
             log(
@@ -297,5 +298,4 @@ def kubelet_main(argv: list[str]) -> int:
     except (PkiError, OSError) as exc:
         log("kubelet", f'"command failed" err="invalid kubeconfig {kubeconfig}: {exc}"')
         return 1
-    del healthz
     return 0
