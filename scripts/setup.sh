@@ -11,6 +11,7 @@ APT_PACKAGES=(
     iproute2 nftables ipvsadm                 # kernel plumbing and independent observers
     openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
     iputils-ping hyperfine python3-venv
+    python3-yaml                              # the lab package's stand-ins run on the system python3
 )
 
 missing=()
