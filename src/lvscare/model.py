@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 SCHEMES = ("http", "https", "tcp")
@@ -29,7 +30,7 @@ class Endpoint:
     host: str
     port: int
 
-    @property
+    @cached_property
     def family(self) -> int:
         """4 or 6."""
         return ipaddress.ip_address(self.host).version

@@ -125,16 +125,25 @@ class Nft:
         except NftError:
             return ""
 
-    def list_json(self, what: str) -> Optional[list[dict]]:
-        """`nft -j list WHAT` as a list of objects (metainfo dropped); None when it is missing."""
+    def list_raw(self, what: str) -> Optional[str]:
+        """`nft -j list WHAT` as nft printed it; None when it is missing."""
         try:
-            out = self._impl.run(f"list {what}", as_json=True)
+            return str(self._impl.run(f"list {what}", as_json=True))
         except NftError as exc:
             if "No such file or directory" in str(exc):
                 return None
             raise
-        items = json.loads(out).get("nftables", [])
+
+    @staticmethod
+    def parse(raw: str) -> list[dict]:
+        """The objects of a JSON listing, metainfo dropped."""
+        items = json.loads(raw).get("nftables", [])
         return [item for item in items if "metainfo" not in item]
+
+    def list_json(self, what: str) -> Optional[list[dict]]:
+        """`nft -j list WHAT` as a list of objects (metainfo dropped); None when it is missing."""
+        raw = self.list_raw(what)
+        return None if raw is None else self.parse(raw)
 
     def close(self) -> None:
         """Free the library context."""

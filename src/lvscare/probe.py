@@ -8,9 +8,9 @@ CA, which a node may not have yet).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import re
+import socket
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,6 +77,7 @@ class Prober:
     def __init__(self, spec: ProbeSpec):
         self.spec = spec
         self._tls: Optional[ssl.SSLContext] = None
+        self._requests: dict[Endpoint, bytes] = {}
         if spec.scheme == "https":
             self._tls = self._tls_context(spec.ca_file)
 
@@ -98,30 +99,35 @@ class Prober:
 
     async def probe(self, endpoint: Endpoint) -> ProbeResult:
         """Check one real server within the spec's timeout."""
+        return (await self.probe_all([endpoint]))[endpoint]
+
+    async def probe_all(self, endpoints: Iterable[Endpoint]) -> dict[Endpoint, ProbeResult]:
+        """Check all real servers at once; each probe ends at its own timeout."""
+        endpoints = list(dict.fromkeys(endpoints))
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._guarded(ep)) for ep in endpoints]
+        # One wait for all: the probes start together, so each still gets the full timeout.
+        _, pending = await asyncio.wait(tasks, timeout=self.spec.timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        late = ProbeResult(False, f"timed out after {self.spec.timeout:g}s")
+        return {
+            ep: late if task in pending else task.result() for ep, task in zip(endpoints, tasks)
+        }
+
+    async def _guarded(self, endpoint: Endpoint) -> ProbeResult:
         try:
-            return await asyncio.wait_for(self._check(endpoint), self.spec.timeout)
-        except asyncio.TimeoutError:
-            return ProbeResult(False, f"timed out after {self.spec.timeout:g}s")
+            if self._tls is None:
+                return await self._check_plain(endpoint)
+            return await self._check_tls(endpoint)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as exc:
             return ProbeResult(False, _describe(exc))
 
-    async def probe_all(self, endpoints: Iterable[Endpoint]) -> dict[Endpoint, ProbeResult]:
-        """Check all real servers at once; each has its own timeout."""
-        endpoints = list(endpoints)
-        results = await asyncio.gather(*(self.probe(ep) for ep in endpoints))
-        return dict(zip(endpoints, results))
-
-    async def _check(self, endpoint: Endpoint) -> ProbeResult:
-        tls = self._tls
-        reader, writer = await asyncio.open_connection(
-            endpoint.host,
-            endpoint.port,
-            ssl=tls,
-            server_hostname=endpoint.host if tls is not None else None,
-        )
-        try:
-            if self.spec.scheme == "tcp":
-                return ProbeResult(True, "connected")
+    def _request(self, endpoint: Endpoint) -> bytes:
+        request = self._requests.get(endpoint)
+        if request is None:
             host = f"[{endpoint.host}]" if endpoint.family == 6 else endpoint.host
             request = (
                 f"GET {self.spec.path} HTTP/1.1\r\n"
@@ -129,16 +135,43 @@ class Prober:
                 "User-Agent: lvscare\r\n"
                 "Accept: */*\r\n"
                 "Connection: close\r\n\r\n"
-            )
-            writer.write(request.encode("ascii"))
-            line = await reader.readline()
-            return self._judge(line)
+            ).encode("ascii")
+            self._requests[endpoint] = request
+        return request
+
+    async def _check_plain(self, endpoint: Endpoint) -> ProbeResult:
+        # Bare non-blocking sockets: a probe every second for months, so the cheapest path.
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if endpoint.family == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (endpoint.host, endpoint.port))
+            if self.spec.scheme == "tcp":
+                return ProbeResult(True, "connected")
+            await loop.sock_sendall(sock, self._request(endpoint))
+            data = b""
+            while b"\n" not in data and len(data) < 4096:
+                chunk = await loop.sock_recv(sock, 4096)
+                if not chunk:
+                    break
+                data += chunk
+            return self._judge(data.split(b"\n", 1)[0] if data else b"")
         finally:
+            sock.close()
+
+    async def _check_tls(self, endpoint: Endpoint) -> ProbeResult:
+        reader, writer = await asyncio.open_connection(
+            endpoint.host, endpoint.port, ssl=self._tls, server_hostname=endpoint.host
+        )
+        try:
+            if self.spec.scheme == "tcp":
+                return ProbeResult(True, "connected")
+            writer.write(self._request(endpoint))
+            return self._judge(await reader.readline())
+        finally:
+            # No wait for the peer's close_notify: the probe's answer is already known.
             writer.close()
-            # A TLS close may wait for the peer's close_notify; the probe's answer is known.
-            if tls is None:
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
 
     def _judge(self, line: bytes) -> ProbeResult:
         if not line:

@@ -7,7 +7,6 @@ repaired within one interval. One log line per change, with its reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -138,12 +137,9 @@ class Stopper:
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
-        self.event = loop.run_until_complete(self._new_event())
         self.signal: Optional[str] = None
-
-    @staticmethod
-    async def _new_event() -> asyncio.Event:
-        return asyncio.Event()
+        self._stopped = False
+        self._sleeper: Optional[asyncio.Future] = None
 
     def install(self) -> None:
         """Stop on SIGTERM and SIGINT."""
@@ -153,19 +149,32 @@ class Stopper:
     def stop(self, name: str = "stop") -> None:
         """Ask the loop to end after the current tick."""
         self.signal = name
-        self.event.set()
+        self._stopped = True
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
 
     @property
     def stopped(self) -> bool:
         """True once stop was asked for."""
-        return self.event.is_set()
+        return self._stopped
 
     def sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`, less when stopped."""
-        if seconds <= 0 or self.stopped:
+        if seconds <= 0 or self._stopped:
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            self.loop.run_until_complete(asyncio.wait_for(self.event.wait(), seconds))
+        # A bare future and a timer: the cheapest wait that a signal can cut short.
+        sleeper = self._sleeper = self.loop.create_future()
+        timer = self.loop.call_later(seconds, _wake, sleeper)
+        try:
+            self.loop.run_until_complete(sleeper)
+        finally:
+            timer.cancel()
+            self._sleeper = None
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def run(

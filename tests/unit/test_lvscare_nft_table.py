@@ -6,7 +6,7 @@ lvscare wrote; the integration tests check the same against a real kernel.
 
 from __future__ import annotations
 
-import copy
+import json
 
 from lvscare.backends.nft import NftBackend, parse_table, table_script
 from lvscare.model import Endpoint, Observed, VirtualServer
@@ -126,8 +126,8 @@ class FakeNft:
         self.items = items
         self.scripts: list[str] = []
 
-    def list_json(self, what):
-        return copy.deepcopy(self.items)
+    def list_raw(self, what):
+        return None if self.items is None else json.dumps({"nftables": self.items})
 
     def run(self, script):
         self.scripts.append(script)

@@ -216,23 +216,28 @@ class NftBackend(Backend):
 
     def __init__(self, nft: Optional[Nft] = None):
         self.nft = nft or Nft()
-        # The table as lvscare last wrote it (JSON without handles): equal means nothing changed.
+        # The table as lvscare last wrote it: the listing as printed (fast path: the same text
+        # means nothing changed) and its JSON without handles (same content, new handles).
+        self._written_raw: Optional[str] = None
         self._written: Optional[str] = None
         self._written_observed: Optional[Observed] = None
 
-    def _list(self, vs: VirtualServer) -> Optional[list[dict]]:
+    def _list(self, vs: VirtualServer) -> Optional[str]:
         try:
-            return self.nft.list_json(f"table {_family(vs)} {TABLE}")
+            return self.nft.list_raw(f"table {_family(vs)} {TABLE}")
         except NftError as exc:
             raise BackendError(f"cannot list nftables table {TABLE}: {exc}") from None
 
     def read(self, vs: VirtualServer) -> Observed:
         """Parse lvscare's table; the fast path is one listing compared with what was written."""
-        items = self._list(vs)
-        if items is None:
+        raw = self._list(vs)
+        if raw is None:
             return Observed(exists=False)
-        fingerprint = _strip_handles(items)
-        if fingerprint == self._written and self._written_observed is not None:
+        if raw == self._written_raw and self._written_observed is not None:
+            return self._written_observed
+        items = Nft.parse(raw)
+        if _strip_handles(items) == self._written and self._written_observed is not None:
+            self._written_raw = raw
             return self._written_observed
         parsed = parse_table(vs, items)
         problems = list(parsed.problems)
@@ -266,13 +271,14 @@ class NftBackend(Backend):
             self.nft.run(table_script(vs, desired))
         except NftError as exc:
             raise BackendError(f"nftables refused lvscare's table: {exc}") from None
-        items = self._list(vs) or []
-        self._written = _strip_handles(items)
+        raw = self._list(vs)
+        self._written_raw = raw
+        self._written = _strip_handles(Nft.parse(raw) if raw else [])
         self._written_observed = Observed(exists=True, weights=dict(desired), scheduler="rr")
 
     def clean(self, vs: VirtualServer) -> bool:
         """Delete lvscare's table."""
-        self._written = self._written_observed = None
+        self._written_raw = self._written = self._written_observed = None
         if self._list(vs) is None:
             return False
         try:
