@@ -198,6 +198,9 @@ def run(
             reconciler.step(results)
         except BackendError as exc:
             log.error("%s; trying again in %gs", exc, interval)
+        except Exception:
+            # A daemon that runs for months must outlive a bug in one tick; the log says where.
+            log.exception("unexpected error in this tick; trying again in %gs", interval)
         if reachability is not None:
             try:
                 for message in reachability.ensure():
