@@ -82,6 +82,7 @@ class Context:
         self.package: Optional[PackageInfo] = None
         self.package_sha256: Optional[str] = spec.pkg_sha256
         self.bundle: Optional[Bundle] = None
+        self.bundle_task: Optional[asyncio.Task[Bundle]] = None  # built while hosts connect
         self.client_keys: Optional[list[Any]] = None
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}

@@ -13,7 +13,7 @@ import yaml
 
 from sealos.errors import SealosError
 from sealos.kubeadm import APISERVER_PORT
-from sealos.remote_paths import LVSCARE_BIN
+from sealos.remote_paths import LVSCARE_BIN, LVSCARE_UNIT, LVSCARE_WANTS, q
 
 UNIT_NAME = "lvscare.service"
 STATIC_POD_NAME = "kube-sealyun-lvscare"
@@ -94,6 +94,20 @@ def systemd_unit(vip: str, masters: list[str]) -> str:
         "\n"
         "[Install]\n"
         "WantedBy=multi-user.target\n"
+    )
+
+
+def service_command(restart: bool) -> str:
+    """Enable and (re)start the unit, reloading systemd only when it must.
+
+    `enable` is the wants link it would make; a daemon-reload costs a second per node when many
+    nodes share a busy machine, and a unit systemd has not loaded yet is read from disk on start.
+    """
+    return (
+        f"ln -sf {q(LVSCARE_UNIT)} {q(LVSCARE_WANTS)} && "
+        f'if [ "$(systemctl show -p NeedDaemonReload --value {UNIT_NAME})" = yes ]; '
+        "then systemctl daemon-reload; fi && "
+        f"systemctl {'restart' if restart else 'start'} {UNIT_NAME}"
     )
 
 

@@ -21,6 +21,7 @@ KUBEADM_LOCK = "/var/lib/sealos/kubeadm.lock"  # one kubeadm init/join/reset at 
 
 LVSCARE_BIN = "/usr/local/bin/lvscare"
 LVSCARE_UNIT = "/etc/systemd/system/lvscare.service"
+LVSCARE_WANTS = "/etc/systemd/system/multi-user.target.wants/lvscare.service"  # = enabled
 LVSCARE_MANIFEST = "/etc/kubernetes/manifests/kube-sealyun-lvscare.yaml"
 
 KUBE_DIR = "/etc/kubernetes"

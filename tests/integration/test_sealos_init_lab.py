@@ -77,12 +77,15 @@ def hosts_entries(lab: Lab, host: str) -> list[str]:
 
 
 def fingerprint(lab: Lab, host: str) -> str:
-    """What a second init must not change: hosts file, kubeconfigs, CA, our markers."""
+    """What a second init must not change: hosts file, admin kubeconfig, CA, our markers, lvscare
+    (kubelet.conf is left out: the kubelet itself rewrites it when it rotates its certificate)."""
     return sh(
         lab,
         host,
-        "sha256sum /etc/hosts /etc/kubernetes/*.conf /etc/kubernetes/pki/ca.crt 2>/dev/null; "
-        "ls -l --time-style=+%s /var/lib/sealos; true",
+        "sha256sum /etc/hosts /etc/kubernetes/admin.conf /etc/kubernetes/pki/ca.crt "
+        "/usr/local/bin/lvscare /etc/systemd/system/lvscare.service 2>/dev/null; "
+        "ls -l --time-style=+%s /var/lib/sealos; "
+        "systemctl show -p ActiveEnterTimestamp lvscare.service; true",
     )
 
 

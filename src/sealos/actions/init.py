@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from sealos import lvscare_node, validate
 from sealos import package as package_mod
 from sealos import remote_paths as rp
-from sealos import validate
 from sealos.context import Context, Node
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.logfile import CommandLog, new_log_path
@@ -104,6 +104,11 @@ async def run_async(
                 problems.append(str(e))
         ctx.client_keys = load_client_keys(spec.credentials)
         ctx.nodes = _nodes(ctx)
+        if spec.nodes:
+            # Building the lvscare bundle takes a second of CPU: overlap it with connecting.
+            ctx.bundle_task = asyncio.create_task(
+                asyncio.to_thread(lvscare_node.build_bundle, store.home / "cache")
+            )
         await run_phases(ctx, phases(problems))
         if dry_run:
             result.plan = {n.name: ctx.plan.get(n.name, []) for n in ctx.nodes}
@@ -130,6 +135,8 @@ async def run_async(
         result.errors = [str(e)]
         ui.error(str(e))
     finally:
+        if ctx.bundle_task is not None and not ctx.bundle_task.done():
+            ctx.bundle_task.cancel()
         await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
         result.seconds = time.monotonic() - started
         result.phase_times = list(ctx.phase_times)

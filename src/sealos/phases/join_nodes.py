@@ -133,14 +133,12 @@ class JoinNodes(Phase):
             if f.lvscare_manifest_sha256 is not None:
                 await host.run(f"rm -f {q(rp.LVSCARE_MANIFEST)}")
             ctx.ui.step(node.name, f"lvscare service ({lvscare_node.UNIT_NAME})")
-            if f.lvscare_unit_sha256 != _sha(unit):
+            changed = f.lvscare_unit_sha256 != _sha(unit)
+            if changed:
                 await host.put_bytes(unit.encode(), rp.LVSCARE_UNIT, mode=0o644)
-                await host.run(
-                    f"systemctl daemon-reload && systemctl enable {lvscare_node.UNIT_NAME} "
-                    f"&& systemctl restart {lvscare_node.UNIT_NAME}"
-                )
-            elif not f.lvscare_active:
-                await host.run(f"systemctl enable --now {lvscare_node.UNIT_NAME}")
+            if changed or not f.lvscare_active:
+                restart = f.lvscare_unit_sha256 is not None and changed
+                await host.run(lvscare_node.service_command(restart))
         else:
             if f.lvscare_unit_sha256 is not None:
                 await host.run(

@@ -34,9 +34,12 @@ class Validate(Phase):
         problems += self._state_problems(ctx)
         if not problems and ctx.spec.pkg_url and not ctx.package_sha256:
             problems += await self._published_checksum(ctx)
-        if not problems and ctx.workers:
+        if ctx.workers:
             try:
-                ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
+                if ctx.bundle_task is not None:
+                    ctx.bundle = await ctx.bundle_task
+                else:
+                    ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
             except SealosError as e:
                 problems.append(str(e))
         for n in nodes:
