@@ -47,6 +47,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
+if ":" in ip:
+    http.server.ThreadingHTTPServer.address_family = __import__("socket").AF_INET6
 server = http.server.ThreadingHTTPServer((ip, int(port)), Handler)
 print("ready", flush=True)
 server.serve_forever()
@@ -392,3 +394,46 @@ def test_the_missions_demo_with_backends_on_the_nodes_loopback(site):
             proc.wait()
         netns.run(site.node, [sys.executable, "-m", "lvscare", "care", "--vs", f"{vip}:{PORT}",
                               "--clean"], capture_output=True)  # fmt: skip
+
+
+def test_ipv6_virtual_server(site):
+    """The same over IPv6: `table ip6 lvscare`, a /128 route, requests through [VIP]."""
+    vip6 = "fd00:250:100::100"
+    ips6 = {name: f"fd00:250:100::{11 + i}" for i, name in enumerate(("rs1", "rs2", "rs3"))}
+    netns.run(site.node, ["ip", "addr", "add", "fd00:250:100::2/64", "dev", "eth0", "nodad"],
+              check=True)  # fmt: skip
+    servers = []
+    try:
+        for name, ip in ips6.items():
+            netns.run(f"{PREFIX}-{name}", ["ip", "addr", "add", f"{ip}/64", "dev", "eth0",
+                                           "nodad"], check=True)  # fmt: skip
+            argv = [sys.executable, str(site.backend_py), f"{name}v6", ip, str(RS_PORT),
+                    str(site.tmp / "never")]  # fmt: skip
+            proc = netns.popen(f"{PREFIX}-{name}", argv, stdout=subprocess.PIPE, text=True)
+            servers.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        once = netns.run(
+            site.node,
+            [sys.executable, "-m", "lvscare", "care", "--vs", f"[{vip6}]:{PORT}",
+             *[f"--rs=[{ip}]:{RS_PORT}" for ip in ips6.values()],
+             "--health-schem", "http", "--health-path", "/", "--backend", "nft", "--run-once"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert once.returncode == 0, once.stderr
+        table = site.nft("list", "table", "ip6", "lvscare")
+        assert f"ip6 daddr {vip6} tcp dport {PORT} dnat ip6 to numgen inc mod 3" in table
+        routes = netns.run(site.node, ["ip", "-6", "route"], capture_output=True, text=True)
+        assert f"{vip6} dev eth0 proto 247" in routes.stdout
+        out = netns.run(
+            site.node, [sys.executable, str(site.client_py), vip6, str(PORT), "6"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        answers = sorted(json.loads(line).get("backend") for line in out.stdout.splitlines())
+        assert answers == ["rs1v6", "rs1v6", "rs2v6", "rs2v6", "rs3v6", "rs3v6"]
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+        netns.run(site.node, [sys.executable, "-m", "lvscare", "care", "--vs",
+                              f"[{vip6}]:{PORT}", "--clean"], capture_output=True)  # fmt: skip
+    assert "lvscare" not in site.nft("list", "tables")
