@@ -232,12 +232,10 @@ def test_stop_one_is_gone_within_fall_intervals_and_every_request_succeeds(site,
     assert {r["backend"] for r in results} == {"rs1", "rs3"}
     # Within `fall` intervals: weight 0 at the first failed probe, removed at the second.
     lines = [ln for ln in site.log().splitlines() if rs(site, "rs2") in ln]
-    first = next(i for i, ln in enumerate(lines) if "weight 0" in ln)
-    assert lines[first].endswith("removal after 2 consecutive failures")
-    assert (
-        f"removed {rs(site, 'rs2')} from {VIP}:{PORT}: 2 consecutive failed probes"
-        in (lines[first + 1])
-    )
+    removed = next(i for i, ln in enumerate(lines) if f"removed {rs(site, 'rs2')}" in ln)
+    assert f"from {VIP}:{PORT}: 2 consecutive failed probes" in lines[removed]
+    assert " weight 0 " in lines[removed - 1], "weight 0 came one tick before the removal"
+    assert lines[removed - 1].endswith("removal after 2 consecutive failures")
 
 
 def test_stop_all_fails_fast(site, care):
