@@ -53,6 +53,12 @@ def dests() -> list[str]:
     return lines
 
 
+def all_weight(count: int) -> bool:
+    """True when our service has exactly `count` real servers, all at weight 1."""
+    found = dests()
+    return len(found) == count and all(d.endswith(" 1") for d in found)
+
+
 def service_present() -> bool:
     """True when ipvsadm lists our virtual service."""
     return any(
@@ -157,13 +163,14 @@ def main() -> None:
     step("servers", up=wait(lambda: all(server_up(n) for n in RS), 30))
     t0 = time.monotonic()
     care = lvscare()
-    took = wait(lambda: len(dests()) == 3, 60)
+    took = wait(lambda: all_weight(3), 60)
     took_route = wait(lambda: f"{VIP} dev lvsbr0" in sh("ip", "route"), 30)
     step("start", seconds=took, startup=round(time.monotonic() - t0, 2), route=took_route,
          dests=dests(), requests=[request() for _ in range(6)])  # fmt: skip
 
     stop_server("rs2")
     took = wait(lambda: not any(d.startswith(RS["rs2"] + ":") for d in dests()), 30)
+    wait(lambda: all_weight(2), 30)
     step("stop-one", seconds=took, dests=dests(), requests=[request() for _ in range(6)])
 
     stop_server("rs1")
@@ -174,15 +181,15 @@ def main() -> None:
     for name in RS:
         start_server(name)
     wait(lambda: all(server_up(n) for n in RS), 30)
-    took = wait(lambda: len(dests()) == 3 and all(d[-2:] == " 1" for d in dests()), 30)
+    took = wait(lambda: all_weight(3), 30)
     step("start-all", seconds=took, dests=dests(), requests=[request() for _ in range(6)])
 
     sh("ipvsadm", "-D", "-t", f"{VIP}:{PORT}")
-    took = wait(lambda: len(dests()) == 3, 30)
+    took = wait(lambda: all_weight(3), 30)
     step("delete-service", seconds=took, dests=dests())
 
     sh("ipvsadm", "-a", "-t", f"{VIP}:{PORT}", "-r", "10.250.110.99:8080", "-m")
-    took = wait(lambda: len(dests()) == 3, 30)
+    took = wait(lambda: all_weight(3), 30)
     step("foreign-rs", seconds=took, dests=dests())
 
     care.send_signal(signal.SIGTERM)
@@ -197,7 +204,7 @@ def main() -> None:
          output=clean.stdout + clean.stderr)  # fmt: skip
 
     care = lvscare("--mode", "link", log="/tmp/lvscare-link.log")
-    took = wait(lambda: len(dests()) == 3, 60)
+    took = wait(lambda: all_weight(3), 60)
     wait(lambda: VIP in sh("ip", "-brief", "addr", "show", "dev", "lvscare0", check=False), 30)
     link_requests = [request() for _ in range(3)]
     care.send_signal(signal.SIGTERM)
