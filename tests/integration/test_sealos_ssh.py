@@ -241,3 +241,18 @@ def test_upload_with_progress_skip_by_checksum_and_read_back(sshd: Sshd, tmp_pat
     assert seen and seen[-1] == (src.stat().st_size, src.stat().st_size)
     assert oct((remote_dir / "unit").stat().st_mode & 0o777) == "0o600"
     assert not list(remote_dir.rglob("*.sealos-part"))
+
+
+def test_host_names_resolve_and_every_address_is_tried(sshd: Sshd):
+    async def body():
+        # "localhost" may resolve to ::1 first, where this sshd does not listen: the next is tried.
+        creds = Credentials(user="root", key_path=sshd.key_path)
+        h = Host(HostAddress("localhost", sshd.port), creds, client_keys=load_client_keys(creds))
+        await h.connect()
+        try:
+            assert h.ip == "127.0.0.1"
+            assert (await h.run("echo ok")).stdout == "ok\n"
+        finally:
+            await h.close()
+
+    run(body())

@@ -195,3 +195,35 @@ def test_cni_pool_follows_the_pod_cidr_only_when_needed():
     assert env[0] == {"name": "CALICO_IPV4POOL_CIDR", "value": "100.64.0.0/10"}
     assert docs[1]["kind"] == "ConfigMap"
     assert with_pod_cidr(CALICO, "192.168.0.0/16") is None
+
+
+def test_parallel_phases_respect_the_concurrency_bound_and_report_every_failure(tmp_path):
+    import asyncio
+
+    from sealos.errors import HostError
+    from sealos.phases.base import Phase, PhaseFailed
+
+    ctx = make_ctx(tmp_path)
+    ctx.spec.concurrency = 2
+    running = {"now": 0, "max": 0}
+
+    class Probe(Phase):
+        title = "probe"
+
+        async def run_host(self, ctx, node):
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+            await asyncio.sleep(0.02)
+            running["now"] -= 1
+            if node.name in ("10.0.0.3", "10.0.0.6"):
+                raise HostError(node.name, "boom; fix it.")
+            return "fine"
+
+    try:
+        asyncio.run(Probe().run(ctx, ctx.nodes))
+    except PhaseFailed as e:
+        assert sorted(err.host for err in e.errors) == ["10.0.0.3", "10.0.0.6"]
+    else:
+        raise AssertionError("the phase should have failed")
+    assert running["max"] == 2
+    assert [n.outcome for n in ctx.nodes].count(["fine"]) == 3

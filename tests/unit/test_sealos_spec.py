@@ -113,3 +113,21 @@ def test_cli_bad_input_is_one_sentence_without_traceback(args, words):
     out = CliRunner().invoke(cli, ["init", *args, "--pkg", "x.tar.gz"])
     assert out.exit_code == 2
     assert words in out.output and "Traceback" not in out.output
+
+
+def test_encrypted_key_needs_its_passphrase(tmp_path: Path):
+    import asyncssh
+
+    from sealos.ssh import load_client_keys
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path = tmp_path / "id_ed25519"
+    key.write_private_key(str(path), passphrase="pass phrase $'\"")
+    ok = load_client_keys(spec_mod.Credentials(key_path=path, key_passphrase="pass phrase $'\""))
+    assert ok is not None and ok[0].get_fingerprint() == key.get_fingerprint()
+    with pytest.raises(SpecError) as e:
+        load_client_keys(spec_mod.Credentials(key_path=path))
+    assert "--pk-passwd" in str(e.value)
+    with pytest.raises(SpecError) as e:
+        load_client_keys(spec_mod.Credentials(key_path=path, key_passphrase="wrong"))
+    assert "check --pk and --pk-passwd" in str(e.value)
