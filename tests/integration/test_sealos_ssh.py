@@ -243,9 +243,9 @@ def test_upload_with_progress_skip_by_checksum_and_read_back(sshd: Sshd, tmp_pat
     assert not list(remote_dir.rglob("*.sealos-part"))
 
 
-def test_host_names_resolve_and_every_address_is_tried(sshd: Sshd):
+def test_a_host_name_is_resolved_and_its_address_recorded(sshd: Sshd):
     async def body():
-        # "localhost" may resolve to ::1 first, where this sshd does not listen: the next is tried.
+        # Resolved by /etc/hosts: no name server is asked.
         creds = Credentials(user="root", key_path=sshd.key_path)
         h = Host(HostAddress("localhost", sshd.port), creds, client_keys=load_client_keys(creds))
         await h.connect()
