@@ -35,15 +35,19 @@ class Member:
     role: str  # master | node
     ip: str = ""
     hostname: str = ""
+    status: str = ""  # "" = in the cluster; "joining" = `sealos join` started but did not finish
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form for YAML."""
-        return {
+        data = {
             "address": self.address,
             "role": self.role,
             "ip": self.ip,
             "hostname": self.hostname,
         }
+        if self.status:
+            data["status"] = self.status
+        return data
 
 
 @dataclass
@@ -86,7 +90,11 @@ class ClusterState:
         """Read the plain form back."""
         members = [
             Member(
-                str(m["address"]), str(m["role"]), str(m.get("ip", "")), str(m.get("hostname", ""))
+                str(m["address"]),
+                str(m["role"]),
+                str(m.get("ip", "")),
+                str(m.get("hostname", "")),
+                str(m.get("status") or ""),
             )
             for m in data.get("members") or []
         ]
@@ -143,3 +151,15 @@ class StateStore:
             yaml.safe_dump(state.to_dict(), f, sort_keys=False, default_flow_style=False)
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+
+    def remove(self) -> bool:
+        """Delete the state file (after `clean --all`); True when there was one."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise SealosError(
+                f"cannot remove {self.path} ({e.strerror}); check its permissions."
+            ) from None
+        return True
