@@ -12,11 +12,11 @@ Both boot the cached root image read-only (qemu `snapshot=on`, or a qcow2 overla
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +76,12 @@ def _kernel_args(kernel_path: Path, initrd: Path, append: str) -> list[str]:
 def _disk(path: Path, serial: str, fmt: str = "raw", extra: str = "") -> list[str]:
     spec = f"file={path},format={fmt},if=none,id={serial}" + (f",{extra}" if extra else "")
     return ["-drive", spec, "-device", f"virtio-blk-pci,drive={serial},serial={serial}"]
+
+
+def _die_with_parent() -> None:
+    """In the qemu child of `run`: get SIGKILL when the Python process that waits for it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
 
 
 def _parse(raw: str, token: str) -> tuple[Optional[int], str]:
@@ -149,6 +155,7 @@ def run(share: Path, command: str, timeout: float = 300.0, memory_mb: int = 512)
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=_die_with_parent,
         )
         timed_out = False
         try:
@@ -226,7 +233,9 @@ def start_host(
     pidfile = workdir / "qemu.pid"
     pidfile.unlink(missing_ok=True)
     qmp = workdir / "qmp.sock"
-    append = f"console=ttyS0 quiet loglevel=3 lab.mode=host lab.mac={mac} lab.ip={ip_cidr}"
+    append = (
+        f"console=ttyS0 quiet loglevel=3 net.ifnames=0 lab.mode=host lab.mac={mac} lab.ip={ip_cidr}"
+    )
     if gateway:
         append += f" lab.gw={gateway}"
     argv = [
@@ -329,18 +338,31 @@ def stop_host(pid: int, timeout: float = 20) -> None:
             return
 
 
+# Reads the banner patiently: under emulation every connection costs sshd a fork and an exec
+# (a second or more of guest CPU), so a probe that gives up early and retries only adds load.
+_BANNER_PROBE = r"""
+import socket, sys, time
+ip, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        with socket.create_connection((ip, 22), timeout=5) as s:
+            s.settimeout(max(5.0, deadline - time.monotonic()))
+            if s.recv(64).startswith(b"SSH-"):
+                sys.exit(0)
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(1)
+"""
+
+
 def wait_ssh(ip: str, netns: str, timeout: float) -> None:
-    """Wait until sshd answers on `ip` (seen from `netns`); raise TimeoutError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    keyscan = shutil.which("ssh-keyscan") or "ssh-keyscan"
-    while True:
-        proc = subprocess.run(
-            ["ip", "netns", "exec", netns, keyscan, "-T", "2", ip],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode == 0 and proc.stdout.strip():
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{ip}: sshd did not answer within {timeout:g} s")
-        time.sleep(1)
+    """Wait until sshd on `ip` sends its banner (seen from `netns`), else raise TimeoutError."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", _BANNER_PROBE, ip, str(timeout)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise TimeoutError(f"{ip}: sshd did not answer within {timeout:g} s")

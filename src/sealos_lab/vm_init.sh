@@ -1,7 +1,7 @@
 #!/bin/sh
 # /init of the lab VMs' initramfs (busybox). Loads the virtio drivers, mounts the root disk, then
 #   lab.mode=run:  hands over to /run/sealos-lab/init (one command, no systemd, see vm_run_stage.sh)
-#   lab.mode=host: copies the host's own files over /, writes its network config, boots systemd.
+#   lab.mode=host: copies the host's own files over /, configures its NIC, boots systemd.
 # Disks are found by the serial number qemu gives them, not by their order.
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -59,34 +59,41 @@ run)
     ;;
 host)
     if files=$(disk lab-files); then
-        mkdir -p /files
-        mount -t ext4 -o ro "$files" /files || fail "cannot mount the host's files"
-        for entry in /files/* /files/.[!.]*; do
-            [ -e "$entry" ] || [ -L "$entry" ] || continue
-            [ "$entry" = /files/lost+found ] && continue
-            cp -a "$entry" /newroot/ || fail "cannot copy $entry"
-        done
-        umount /files
+        # GNU tar from the root image: --no-overwrite-dir keeps the modes of existing folders
+        # (/root stays 0700, /tmp 1777) while files and new folders come with their own.
+        stage=/newroot/run/sealos-lab-files
+        mkdir -p "$stage"
+        mount -t ext4 -o ro "$files" "$stage" || fail "cannot mount the host's files"
+        chroot /newroot /bin/tar -C /run/sealos-lab-files --exclude=./lost+found -cf - . |
+            chroot /newroot /bin/tar -C / --no-overwrite-dir -xpf - ||
+            fail "cannot copy the host's files"
+        umount "$stage"
+        rmdir "$stage"
     fi
+    # The NIC is configured here, before systemd: it is up with its address by the time sshd
+    # starts, and no network daemon has to run (net.ifnames=0 keeps udev from renaming it).
     mac=$(param lab.mac) || fail "no lab.mac"
+    mac=$(echo "$mac" | tr 'A-F' 'a-f')
     addr=$(param lab.ip) || fail "no lab.ip"
-    net=/newroot/etc/systemd/network
-    mkdir -p "$net"
-    {
-        echo "[Match]"
-        echo "MACAddress=$mac"
-        echo "[Network]"
-        echo "Address=$addr"
-        if gw=$(param lab.gw); then echo "Gateway=$gw"; fi
-        echo "LinkLocalAddressing=no"
-        echo "IPv6AcceptRA=no"
-    } >"$net/10-sealos-lab.network"
-    wants=/newroot/etc/systemd/system
-    mkdir -p "$wants/multi-user.target.wants" "$wants/sockets.target.wants"
-    ln -sf /lib/systemd/system/systemd-networkd.service \
-        "$wants/multi-user.target.wants/systemd-networkd.service"
-    ln -sf /lib/systemd/system/systemd-networkd.socket \
-        "$wants/sockets.target.wants/systemd-networkd.socket"
+    ip link set lo up
+    nic=
+    tries=0
+    while [ -z "$nic" ] && [ "$tries" -lt 100 ]; do
+        for a in /sys/class/net/*/address; do
+            [ "$(cat "$a")" = "$mac" ] && { d=${a%/address}; nic=${d##*/}; }
+        done
+        [ -n "$nic" ] || sleep 0.05
+        tries=$((tries + 1))
+    done
+    [ -n "$nic" ] || fail "no network card with MAC $mac"
+    ip addr add "$addr" dev "$nic" || fail "cannot set $addr on $nic"
+    ip link set "$nic" up
+    if gw=$(param lab.gw); then ip route add default via "$gw" dev "$nic"; fi
+    # Units a throwaway VM does not need; each costs seconds of emulated CPU at boot.
+    etc=/newroot/etc/systemd/system
+    for unit in $(cat /lab/masked-units); do ln -sf /dev/null "$etc/$unit"; done
+    mkdir -p "$etc/ssh.service.d"
+    printf '[Service]\nExecStartPre=\n' >"$etc/ssh.service.d/sealos-lab.conf"
     # An empty machine-id means "first boot" to systemd; give each VM its own, once.
     if [ ! -s /newroot/etc/machine-id ]; then
         tr -d '-' </proc/sys/kernel/random/uuid >/newroot/etc/machine-id

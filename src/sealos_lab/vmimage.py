@@ -24,7 +24,43 @@ from sealos_lab.rootfs import ensure_rootfs
 BUSYBOX = Path("/bin/busybox")
 HERE = Path(__file__).resolve().parent
 # Drivers the initramfs needs before it can see its disks and the command of a `vm.run`.
-INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "qemu_fw_cfg", "virtio_rng"]
+INITRAMFS_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "qemu_fw_cfg", "virtio_rng"]
+# systemd units a VM host does without: each costs seconds of emulated CPU at boot, and none of
+# them matters to a throwaway lab host (no firmware, no fstab, no binfmt, no fuse, no scrubbing).
+MASKED_UNITS = [
+    "e2scrub_reap.service",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+    "dpkg-db-backup.timer",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "sys-fs-fuse-connections.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "dev-hugepages.mount",
+    "kmod-static-nodes.service",
+    "modprobe@configfs.service",
+    "modprobe@dm_mod.service",
+    "modprobe@drm.service",
+    "modprobe@efi_pstore.service",
+    "modprobe@fuse.service",
+    "modprobe@loop.service",
+    "systemd-journal-flush.service",
+    "systemd-random-seed.service",
+    "systemd-remount-fs.service",
+    "systemd-sysusers.service",
+    "systemd-firstboot.service",
+    "systemd-machine-id-commit.service",
+    "systemd-pcrphase-sysinit.service",
+    "systemd-pcrphase.service",
+    "systemd-repart.service",
+    "systemd-pstore.service",
+    "systemd-update-utmp.service",
+    "systemd-update-utmp-runlevel.service",
+    "systemd-networkd-wait-online.service",
+    "getty@tty1.service",
+    "ipvsadm.service",
+]
 # Free room in the root image for what hosts install (the image file is sparse).
 ROOT_FREE_BYTES = 3 << 30
 # Bump when the recipe of an image changes, so cached images are rebuilt.
@@ -120,7 +156,7 @@ def ensure_initramfs(kernel: Kernel | None = None) -> Path:
     digest = hashlib.sha256()
     for part in (RECIPE.encode(), init, stage, kernel.version.encode(), BUSYBOX.read_bytes()):
         digest.update(hashlib.sha256(part).digest())
-    digest.update(" ".join(INITRAMFS_MODULES).encode())
+    digest.update(" ".join(INITRAMFS_MODULES + MASKED_UNITS).encode())
     out = vm_cache() / f"initrd-{digest.hexdigest()[:12]}.cpio"
     if out.exists():
         return out
@@ -142,6 +178,7 @@ def ensure_initramfs(kernel: Kernel | None = None) -> Path:
                 shutil.copy2(ko, tree / "lab/ko" / ko.name)
                 names.append(ko.name)
             (tree / "lab/modules").write_text("\n".join(names) + "\n")
+            (tree / "lab/masked-units").write_text("\n".join(MASKED_UNITS) + "\n")
             tmp = Path(tmpdir) / "initrd.cpio"
             _cpio(tree, tmp)
             tmp.rename(out)
