@@ -11,6 +11,7 @@ Both boot the cached root image read-only (qemu `snapshot=on`, or a qcow2 overla
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import json
@@ -25,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TextIO
 
 from sealos_lab.kernel import ensure_kernel
 from sealos_lab.vmimage import ensure_initramfs, ensure_root_image, make_ext4
@@ -110,11 +111,64 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def run(share: Path, command: str, timeout: float = 300.0, memory_mb: int = 512) -> VmResult:
+class _Follow:
+    """Copies what the command writes between the markers to `sink` while the VM runs."""
+
+    def __init__(self, path: Path, token: str, sink: TextIO):
+        self.path, self.sink = path, sink
+        self.begin = f"===SEALOS-LAB-BEGIN-{token}===\n"
+        self.end = f"\n===SEALOS-LAB-END-{token} rc="
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.offset, self.buf, self.state = 0, "", "before"
+
+    def poll(self, final: bool = False) -> None:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except OSError:
+            return
+        self.offset += len(data)
+        self.buf += self.decoder.decode(data, final=final)
+        if self.state == "before":
+            at = self.buf.find(self.begin)
+            if at < 0:
+                self.buf = self.buf[-len(self.begin) :]
+                return
+            self.buf, self.state = self.buf[at + len(self.begin) :], "during"
+        if self.state == "during":
+            at = self.buf.find(self.end)
+            if at >= 0:
+                self._emit(self.buf[:at])
+                self.buf, self.state = "", "after"
+            elif final:
+                self._emit(self.buf)
+                self.buf = ""
+            elif len(self.buf) > len(self.end):
+                # Hold back a possible start of the end marker.
+                self._emit(self.buf[: -len(self.end)])
+                self.buf = self.buf[-len(self.end) :]
+
+    def _emit(self, text: str) -> None:
+        if text:
+            self.sink.write(text)
+            self.sink.flush()
+
+
+def run(
+    share: Path,
+    command: str,
+    timeout: float = 300.0,
+    memory_mb: int = 512,
+    stream: Optional[TextIO] = None,
+) -> VmResult:
     """Boot one VM with `share` at /mnt/share, run `command` there as root, return rc and output.
 
     A command still running after `timeout` seconds is killed with its VM; the result then has
-    `timed_out=True` and returncode 124. A VM that fails to boot gives returncode 125.
+    `timed_out=True` and returncode 124. A VM that fails to boot gives returncode 125; in both
+    cases `output` ends with a line saying so. With `stream`, the command's output is also
+    written there as it comes (and the closing line goes to stderr). Files the command writes
+    under /mnt/share stay in the VM (the folder is copied in, never back).
     """
     share = Path(share)
     if not share.is_dir():
@@ -129,7 +183,7 @@ def run(share: Path, command: str, timeout: float = 300.0, memory_mb: int = 512)
         share_img = make_ext4(share, tmp / "share.img", label="share")
         cmd_file = tmp / "command"
         cmd_file.write_text(command)
-        console, output = tmp / "console.log", tmp / "output.log"
+        console, output, qemu_log = tmp / "console.log", tmp / "output.log", tmp / "qemu.log"
         argv = [
             *_qemu_base(memory_mb),
             "-no-reboot",
@@ -149,39 +203,53 @@ def run(share: Path, command: str, timeout: float = 300.0, memory_mb: int = 512)
         ]
         # The temporary overlay of snapshot=on goes to TMPDIR: keep it inside our folder.
         env = {**os.environ, "TMPDIR": str(tmp)}
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-        timed_out = False
-        try:
-            qemu_out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            proc.kill()
-            qemu_out, _ = proc.communicate()
+        follow = _Follow(output, token, stream) if stream is not None else None
+        with qemu_log.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent,
+            )
+            timed_out = False
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    proc.wait(timeout=0.25 if follow else max(0.0, deadline - time.monotonic()))
+                    break
+                except subprocess.TimeoutExpired:
+                    if follow:
+                        follow.poll()
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        proc.kill()
+                        proc.wait()
+                        break
+        if follow:
+            follow.poll(final=True)
         rc, text = _parse(output.read_text(errors="replace") if output.exists() else "", token)
         seconds = time.monotonic() - started
         if timed_out:
             note = f"vm-run: timed out after {timeout:g} s; the VM was killed\n"
-            sep = "\n" if text and not text.endswith("\n") else ""
-            return VmResult(TIMEOUT_RC, text + sep + note, True, seconds)
-        if rc is None:
+            timed, rc = True, TIMEOUT_RC
+        elif rc is None:
             note = (
                 f"vm-run: the VM stopped before the command finished (qemu exit "
-                f"{proc.returncode}).\n{qemu_out.decode(errors='replace')}"
-                f"--- console ---\n{_tail(console)}\n"
+                f"{proc.returncode}).\n{_tail(qemu_log)}\n--- console ---\n{_tail(console)}\n"
             )
-            return VmResult(VM_FAILED_RC, text + note, False, seconds)
-        return VmResult(rc, text, False, seconds)
+            timed, rc = False, VM_FAILED_RC
+        else:
+            return VmResult(rc, text, False, seconds)
+        if stream is not None:
+            print(note, end="", file=sys.stderr)
+        sep = "\n" if text and not text.endswith("\n") else ""
+        return VmResult(rc, text + sep + note, timed, seconds)
 
 
-def main_vm_run(dir: str, cmd: list[str], timeout: float = 300.0) -> int:
-    """CLI body of `sealos-lab vm-run DIR -- CMD`: print the output, return the exit code."""
+def main_vm_run(dir: str, cmd: list[str], timeout: float = 3600.0) -> int:
+    """CLI body of `sealos-lab vm-run DIR -- CMD`: stream the output, return the exit code."""
     share = Path(dir)
     if not share.is_dir():
         print(
@@ -193,9 +261,11 @@ def main_vm_run(dir: str, cmd: list[str], timeout: float = 300.0) -> int:
         return 2
     # One word is taken as a shell command line; several are quoted and joined.
     command = cmd[0] if len(cmd) == 1 else shlex.join(cmd)
-    result = run(share, command, timeout=timeout)
-    sys.stdout.write(result.output)
-    sys.stdout.flush()
+    try:
+        result = run(share, command, timeout=timeout, stream=sys.stdout)
+    except (RuntimeError, OSError) as e:
+        print(f"vm-run: could not start the VM: {e}", file=sys.stderr)
+        return VM_FAILED_RC
     return result.returncode
 
 
