@@ -53,8 +53,8 @@ class UI:
     def error(self, text: str) -> None:
         """Something that stops the run."""
 
-    def plan(self, per_host: dict[str, list[str]]) -> None:
-        """Dry run: what would be done on each host."""
+    def plan(self, per_host: dict[str, list[str]], action: str = "init") -> None:
+        """Dry run: what `action` would do on each host."""
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         """A table, e.g. the summary."""
@@ -113,8 +113,8 @@ class PlainUI(UI):
     def error(self, text: str) -> None:
         self._print(f"error: {text}")
 
-    def plan(self, per_host: dict[str, list[str]]) -> None:
-        self._print("Dry run: nothing was changed. Per host, this is what init would do:")
+    def plan(self, per_host: dict[str, list[str]], action: str = "init") -> None:
+        self._print(f"Dry run: nothing was changed. Per host, this is what {action} would do:")
         for host, lines in per_host.items():
             self._print(f"  {host}:")
             for line in lines or ["nothing (already done)"]:
@@ -228,10 +228,10 @@ class RichUI(UI):
     def error(self, text: str) -> None:
         self.console.print(f"[red]error:[/] {_escape(text)}")
 
-    def plan(self, per_host: dict[str, list[str]]) -> None:
+    def plan(self, per_host: dict[str, list[str]], action: str = "init") -> None:
         self._stop_live()
         self.console.print(
-            "[bold]Dry run[/]: nothing was changed. Per host, this is what init would do:"
+            f"[bold]Dry run[/]: nothing was changed. Per host, this is what {action} would do:"
         )
         for host, lines in per_host.items():
             self.console.print(f"  [bold]{host}[/]")
