@@ -157,39 +157,55 @@ def _version_of(package: str) -> str:
     return match.group(1)
 
 
+def _newest_cached() -> Optional[Kernel]:
+    """The newest kernel already unpacked, else one unpacked from the newest cached .deb."""
+    have = sorted(p.name for p in kernel_cache().glob("*-cloud-amd64") if _unpacked(p.name))
+    if have:
+        return _unpacked(have[-1])
+    debs = _cached_debs()
+    if debs:
+        return _unpack(debs[-1], _version_of(debs[-1].name.split("_")[0]))
+    return None
+
+
 def ensure_kernel(quiet: bool = False) -> Kernel:
-    """Return Debian's current cloud kernel, unpacked in the cache (downloaded once)."""
+    """Return Debian's current cloud kernel, unpacked in the cache (downloaded once).
+
+    Without apt metadata, or when a newer kernel cannot be downloaded, a cached one is used.
+    """
     package = _resolve_package()
-    if package is None:
-        # No apt metadata (offline): any kernel we already have will do.
-        debs = _cached_debs()
-        if debs:
-            package = debs[-1].name.split("_")[0]
-        else:
-            have = sorted(p.name for p in kernel_cache().glob("*-cloud-amd64") if _unpacked(p.name))
-            if have:
-                kernel = _unpacked(have[-1])
-                assert kernel is not None
-                return kernel
-            raise RuntimeError(
-                f"apt does not know {META_PACKAGE} and no kernel is cached in {CACHE}; "
-                "run `apt-get update` (needs the Debian archive) and retry"
-            )
-    version = _version_of(package)
-    kernel = _unpacked(version)
-    if kernel is not None:
-        return kernel
+    if package is not None:
+        kernel = _unpacked(_version_of(package))
+        if kernel is not None:
+            return kernel
     with cache_lock("kernel"):
+        if package is None:
+            kernel = _newest_cached()
+            if kernel is None:
+                raise RuntimeError(
+                    f"apt does not know {META_PACKAGE} and no kernel is cached in {CACHE}; "
+                    "run `apt-get update` (needs the Debian archive) and retry"
+                )
+            return kernel
+        version = _version_of(package)
         kernel = _unpacked(version)
         if kernel is not None:
             return kernel
         debs = sorted(CACHE.glob(f"{package}_*.deb"))
         if debs:
-            deb = debs[-1]
-        else:
-            if not quiet:
-                print(f"lab: downloading {package} (once)", file=sys.stderr)
+            return _unpack(debs[-1], version)
+        if not quiet:
+            print(f"lab: downloading {package} (once)", file=sys.stderr)
+        try:
             deb = _download(package)
+        except RuntimeError as e:
+            # Offline with a kernel from before the archive moved on: keep using that one.
+            kernel = _newest_cached()
+            if kernel is None:
+                raise
+            if not quiet:
+                print(f"lab: {e}; using the cached kernel {kernel.version}", file=sys.stderr)
+            return kernel
         return _unpack(deb, version)
 
 
