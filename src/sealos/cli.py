@@ -183,6 +183,120 @@ def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
+@cli.command("join")
+@click.option("--master", multiple=True, help="Master to add: IP, IP:PORT, range or name.")
+@click.option("--node", multiple=True, help="Node to add, same forms as --master.")
+@ssh_options
+@click.option("--pkg", default=None, help="The offline package (default: the one init used).")
+@click.option("--pkg-url", default=None, help="URL the new hosts download the package from.")
+@click.option("--pkg-sha256", default=None, help="SHA-256 of --pkg-url's file.")
+@click.option("--concurrency", default=None, type=int, help="Hosts at once (default: init's).")
+@click.option("--dry-run", is_flag=True, help="Connect, validate, print what would be done.")
+@click.pass_context
+def join_command(ctx: click.Context, **kw: Any) -> None:
+    """Add masters and nodes to the cluster recorded by `sealos init`."""
+    _run(lambda: _join(ctx, kw))
+
+
+def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
+    from sealos import members
+    from sealos.actions import join as join_action
+    from sealos.hosts import parse_hosts
+    from sealos.state import StateStore
+    from sealos.ui import make_ui
+
+    store = StateStore()
+    state = members.load(store)
+    values = members.settings_with(state, _typed(ctx, kw))
+    credentials = spec_mod.credentials_from(
+        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+    )
+    port = int(values.get("port") or 22)
+    result = join_action.run(
+        state,
+        values,
+        credentials,
+        parse_hosts(kw["master"], port, "--master"),
+        parse_hosts(kw["node"], port, "--node"),
+        make_ui(),
+        dry_run=kw["dry_run"],
+        store=store,
+        connect_timeout=kw["connect_timeout"],
+    )
+    return 0 if result.ok else EXIT_FAILED
+
+
+@cli.command("clean")
+@click.option("--master", multiple=True, help="Master to remove (IP, IP:PORT, range or name).")
+@click.option("--node", multiple=True, help="Node to remove, same forms as --master.")
+@click.option(
+    "--all", "everything", is_flag=True, help="Every host of the cluster (also without hosts)."
+)
+@click.option(
+    "--force", is_flag=True, help="No question; unreachable hosts are dropped from the state."
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="List per host what would be removed.")
+@ssh_options
+@click.option("--concurrency", default=None, type=int, help="Hosts at once (default: init's).")
+@click.pass_context
+def clean_command(ctx: click.Context, **kw: Any) -> None:
+    """Remove the cluster from some of its hosts, or all (nothing left behind)."""
+    _run(lambda: _clean(ctx, kw))
+
+
+def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
+    from sealos import members
+    from sealos.actions import clean as clean_action
+    from sealos.hosts import parse_hosts
+    from sealos.state import StateStore
+    from sealos.ui import make_ui
+
+    store = StateStore()
+    state = store.load()
+    typed = _typed(ctx, kw)
+    values = members.settings_with(state, typed) if state else spec_mod.merge({}, typed)
+    port = int(values.get("port") or 22)
+    masters = parse_hosts(kw["master"], port, "--master")
+    nodes = parse_hosts(kw["node"], port, "--node")
+    cleaning = clean_action.plan(state, masters, nodes, kw["everything"], str(store.path))
+    asks = not (kw["force"] or kw["yes"] or kw["dry_run"])
+    if asks and not _confirm(clean_action.describe_plan(cleaning) + " Continue?"):
+        click.echo("aborted; nothing was changed.", err=True)
+        return EXIT_FAILED
+    credentials = spec_mod.credentials_from(
+        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+    )
+    result = clean_action.run(
+        state,
+        cleaning,
+        values,
+        credentials,
+        make_ui(),
+        force=kw["force"],
+        dry_run=kw["dry_run"],
+        store=store,
+        connect_timeout=kw["connect_timeout"],
+    )
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _typed(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
+    """The settings the user typed on this command line (cluster.yaml keys)."""
+    typed: dict[str, Any] = {}
+    for param, key in _FILE_KEY.items():
+        if param in kw and ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
+            typed[key] = kw[param]
+    return typed
+
+
+def _confirm(question: str) -> bool:
+    if sys.stdin.isatty():
+        return click.confirm(question, default=False)
+    click.echo(f"{question} [y/N]: ", nl=False, err=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def _spec_values(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     """Merge defaults, -f FILE and the flags the user typed (in that order of precedence)."""
     file_values = spec_mod.load_file(Path(kw["spec_file"])) if kw.get("spec_file") else {}

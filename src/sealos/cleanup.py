@@ -1,0 +1,230 @@
+"""What `sealos clean` removes from one host, as one idempotent POSIX shell script.
+
+It works on a fully installed host, on one where `init` stopped anywhere, and on a clean one
+(nothing to do). Each thing it removes is printed as `removed: WHAT` (dry run: `would remove:
+WHAT`); trouble as `problem: WHAT`, and the script then exits non-zero after doing the rest.
+
+Order matters: lvscare's keeper stops first (so it cannot put rules back), `kubeadm reset -f`
+runs while the apiserver name still resolves, then lvscare removes its own rules, routes and
+interfaces (a sweep catches what is left when its binary is gone), then units, the hosts line,
+files and the binaries the package installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sealos import hostsfile
+from sealos import remote_paths as rp
+from sealos.kubeadm import APISERVER_PORT
+from sealos.lvscare_node import UNIT_NAME
+from sealos.remote_paths import q
+
+REMOVED = "removed: "
+WOULD = "would remove: "
+PROBLEM = "problem: "
+EXIT_BUSY = 75
+LOCK_WAIT = 300  # seconds to wait for an interrupted run's kubeadm to end
+
+SYSTEMD_DIR = "/etc/systemd/system"
+KUBELET_UNIT = f"{SYSTEMD_DIR}/kubelet.service"
+KUBELET_DROPINS = f"{SYSTEMD_DIR}/kubelet.service.d"
+KUBELET_WANTS = f"{SYSTEMD_DIR}/multi-user.target.wants/kubelet.service"
+# What the package's init.sh installs besides the binaries (sealos packages all write these).
+PACKAGE_SYSTEM_FILES = ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/ipvs.conf")
+PACKAGE_BINARIES = ("kubeadm", "kubelet", "kubectl")
+BIN_DIR = "/usr/bin"
+# Cluster data: kubeadm's and the kubelet's folders, the CNI's config, our markers last.
+CLUSTER_PATHS = (
+    rp.KUBE_DIR,
+    "/var/lib/kubelet",
+    "/var/lib/etcd",
+    "/var/lib/cni",
+    "/etc/cni/net.d",
+    "/var/run/kubernetes",
+    rp.KUBEADM_CONFIG,
+    rp.PACKAGE_DIR,
+)
+KUBECTL_CONFIG = f"{rp.HOME}/.kube/config"
+KUBECTL_CACHE = f"{rp.HOME}/.kube/cache"
+
+
+def endpoint(vip: str) -> str:
+    """VIP:6443 as lvscare's --vs wants it ([v6]:6443 for IPv6)."""
+    return f"[{vip}]:{APISERVER_PORT}" if ":" in vip else f"{vip}:{APISERVER_PORT}"
+
+
+def script(vips: Iterable[str], package_names: Iterable[str], dry_run: bool = False) -> str:
+    """The clean script for a host; `vips` and `package_names` come from the state (the script
+    also finds VIPs in lvscare's unit or manifest, and the package by the checksum init left)."""
+    endpoints = " ".join(q(endpoint(v)) for v in dict.fromkeys(vips))
+    packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
+    lvscare = q(rp.LVSCARE_BIN)
+    unit, wants, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_WANTS), q(rp.LVSCARE_MANIFEST)
+    remove_hosts_line = hostsfile.remove_entry_command()
+    return f"""
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+dry={1 if dry_run else 0}
+failed=0
+reload=0
+note() {{ if [ "$dry" = 1 ]; then echo "{WOULD}$*"; else echo "{REMOVED}$*"; fi; }}
+problem() {{ echo "{PROBLEM}$*"; failed=1; }}
+have() {{ command -v "$1" >/dev/null 2>&1; }}
+exists() {{ [ -e "$1" ] || [ -L "$1" ]; }}
+wipe() {{
+    for p in "$@"; do
+        if exists "$p"; then
+            note "$p"
+            if [ "$dry" = 0 ]; then rm -rf -- "$p" || problem "cannot remove $p"; fi
+        fi
+    done
+}}
+tail3() {{ printf '%s' "$1" | tail -n 3 | tr '\\n' ' '; }}
+
+# An interrupted run's kubeadm may still run under the host-wide lock: let it end first.
+if [ "$dry" = 0 ] && [ -d {q(rp.STATE_DIR)} ] && have flock; then
+    exec 9>>{q(rp.KUBEADM_LOCK)}
+    if ! flock -w {LOCK_WAIT} 9; then
+        echo "{PROBLEM}an earlier sealos run's kubeadm still holds {rp.KUBEADM_LOCK};" \
+            "wait for it to end and run clean again"
+        exit {EXIT_BUSY}
+    fi
+fi
+
+# VIPs: from the state, and from lvscare's own unit or manifest (they may differ after edits).
+endpoints="{endpoints}"
+if [ -f {unit} ]; then
+    endpoints="$endpoints $(sed -n 's/.* --vs \\([^ ]*\\).*/\\1/p' {unit})"
+fi
+if [ -f {manifest} ]; then
+    # the line after `- --vs` in the container's command list
+    vs=$(awk 'f {{ gsub(/^[ -]*|["\\047]/, ""); print; exit }} /- --vs$/ {{ f=1 }}' {manifest})
+    endpoints="$endpoints $vs"
+fi
+endpoints=$(printf '%s\\n' $endpoints | sort -u)
+
+# 1. lvscare's keeper: the unit (stopped first, so nothing puts rules back) or the static pod.
+if exists {unit} || {{ have systemctl && systemctl is-active --quiet {UNIT_NAME}; }}; then
+    note "{UNIT_NAME} (stopped)"
+    if [ "$dry" = 0 ]; then
+        systemctl disable --now {UNIT_NAME} >/dev/null 2>&1 ||
+            systemctl stop {UNIT_NAME} >/dev/null 2>&1
+    fi
+    reload=1
+fi
+wipe {unit} {wants} {manifest}
+
+# 2. kubeadm undoes what it made (while the apiserver name still resolves).
+if have kubeadm &&
+    {{ exists {q(rp.KUBE_DIR)} || exists /var/lib/kubelet || exists /var/lib/etcd; }}; then
+    note "the Kubernetes member on this host (kubeadm reset -f)"
+    if [ "$dry" = 0 ]; then
+        out=$(kubeadm reset -f 2>&1) || problem "kubeadm reset -f failed: $(tail3 "$out")"
+    fi
+fi
+
+# 3. lvscare removes its virtual server, routes and interfaces; a sweep catches the rest.
+if [ "$dry" = 0 ] && [ -x {lvscare} ] && have python3; then
+    for vs in $endpoints; do
+        out=$({lvscare} care --vs "$vs" --clean 2>&1) ||
+            problem "lvscare --clean for $vs failed: $(tail3 "$out")"
+        printf '%s\\n' "$out" | sed -n 's/.* INFO removed /{REMOVED}/p'
+    done
+fi
+if have nft; then
+    nft list tables 2>/dev/null | while read -r _ family name; do
+        case "$name" in
+        lvscare*)
+            note "nftables table $family $name"
+            [ "$dry" = 1 ] || nft delete table "$family" "$name" ||
+                problem "cannot delete nftables table $family $name"
+            ;;
+        esac
+    done
+fi
+for vs in $endpoints; do
+    vip=$(printf '%s' "$vs" | sed 's/^\\[//; s/\\]:[0-9]*$//; s/:[0-9]*$//')
+    case "$vip" in *:*) fam=-6 ;; *) fam=-4 ;; esac
+    ip $fam route show proto 247 2>/dev/null | while read -r dst rest; do
+        if [ "$dst" = "$vip" ]; then
+            note "route $dst $rest"
+            [ "$dry" = 1 ] || ip $fam route del "$dst" proto 247 ||
+                problem "cannot delete route $dst"
+        fi
+    done
+    if ip $fam -o addr show dev lo 2>/dev/null | grep -q "inet6\\? $vip/.*lo:lvscare"; then
+        note "address $vip on lo (lo:lvscare)"
+        [ "$dry" = 1 ] || ip $fam addr del "$vip" dev lo 2>/dev/null
+    fi
+    if have ipvsadm && ipvsadm -Ln -t "$vs" >/dev/null 2>&1; then
+        note "IPVS virtual server $vs"
+        [ "$dry" = 1 ] || ipvsadm -D -t "$vs" || problem "cannot delete IPVS virtual server $vs"
+    fi
+done
+if ip link show lvscare0 >/dev/null 2>&1; then
+    note "interface lvscare0"
+    [ "$dry" = 1 ] || ip link del lvscare0 || problem "cannot delete interface lvscare0"
+fi
+wipe {lvscare} {q(rp.LVSCARE_BIN + ".sealos-part")}
+
+# 4. The kubelet unit and its drop-ins (the package's init.sh installed them).
+if exists {q(KUBELET_UNIT)} || exists {q(KUBELET_DROPINS)}; then
+    if [ "$dry" = 0 ] && have systemctl; then
+        systemctl disable --now kubelet.service >/dev/null 2>&1 || true
+    fi
+    reload=1
+fi
+wipe {q(KUBELET_WANTS)} {q(KUBELET_UNIT)} {q(KUBELET_DROPINS)}
+
+# 5. Our /etc/hosts line (by its marker; other lines stay).
+if grep -qF -- {q(hostsfile.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
+    note "/etc/hosts line: $(grep -F -- {q(hostsfile.MARKER)} {q(rp.HOSTS_FILE)} | head -n 1)"
+    if [ "$dry" = 0 ]; then
+        ( {remove_hosts_line} ) || problem "cannot edit {rp.HOSTS_FILE}"
+    fi
+fi
+
+# 6. Binaries from the package: the three Kubernetes ones, and any other file of kube/bin that
+# /usr/bin holds unchanged.
+if [ -d {q(rp.PACKAGE_DIR + "/bin")} ]; then
+    for f in {q(rp.PACKAGE_DIR + "/bin")}/*; do
+        b=$(basename "$f")
+        case " {" ".join(PACKAGE_BINARIES)} " in *" $b "*) continue ;; esac
+        if [ -f "{BIN_DIR}/$b" ] && cmp -s "$f" "{BIN_DIR}/$b"; then wipe "{BIN_DIR}/$b"; fi
+    done
+fi
+for b in {" ".join(PACKAGE_BINARIES)}; do wipe "{BIN_DIR}/$b"; done
+
+# 7. The package file (by name, and any file in /root with the checksum init recorded).
+sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
+for f in {packages}; do wipe "$f" "$f.sealos-part"; done
+if [ -n "$sha" ]; then
+    for f in {q(rp.HOME)}/*.tar.gz; do
+        if [ -f "$f" ] && [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$sha" ]; then wipe "$f"; fi
+    done
+fi
+
+# 8. Cluster files, kubectl's config, what init.sh wrote, our markers.
+wipe {" ".join(q(p) for p in CLUSTER_PATHS)}
+wipe {q(KUBECTL_CONFIG)} {q(KUBECTL_CACHE)}
+# ~/.kube itself only when nothing else is in it
+[ "$dry" = 1 ] || rmdir {q(rp.HOME + "/.kube")} 2>/dev/null
+wipe {" ".join(q(p) for p in PACKAGE_SYSTEM_FILES)}
+wipe {q(rp.STATE_DIR)}
+
+if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
+exit $failed
+"""
+
+
+def parse(output: str) -> tuple[list[str], list[str]]:
+    """(what was removed or would be, problems) from the script's output."""
+    done: list[str] = []
+    problems: list[str] = []
+    for line in output.splitlines():
+        for prefix in (REMOVED, WOULD):
+            if line.startswith(prefix):
+                done.append(line[len(prefix) :].strip())
+        if line.startswith(PROBLEM):
+            problems.append(line[len(PROBLEM) :].strip())
+    return done, problems

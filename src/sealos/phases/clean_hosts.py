@@ -1,0 +1,62 @@
+"""Remove the cluster from hosts with the clean script (see `sealos.cleanup`); in a dry run the
+same script only lists what it would remove, so this phase runs in dry runs too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sealos import cleanup
+from sealos.context import Context, Node
+from sealos.errors import HostError
+from sealos.phases.base import Phase
+
+CLEAN_TIMEOUT = 900.0  # kubeadm reset, and waiting for an interrupted run's kubeadm
+
+
+class CleanHosts(Phase):
+    """Hosts that could be reached; each reports what it removed."""
+
+    in_dry_run = True
+
+    def __init__(
+        self,
+        title: str,
+        pick: Callable[[Context], list[Node]],
+        vips: list[str],
+        package_names: list[str],
+    ) -> None:
+        self.title = title
+        self.pick = pick
+        self.vips = vips
+        self.package_names = package_names
+
+    def hosts(self, ctx: Context) -> list[Node]:
+        return [n for n in self.pick(ctx) if n.error is None and n.host.connected]
+
+    def skip_reason(self, ctx: Context) -> str:
+        return "no host to clean here"
+
+    async def run_host(self, ctx: Context, node: Node) -> str:
+        ctx.ui.step(node.name, "listing what to remove" if ctx.dry_run else "removing")
+        script = cleanup.script(self.vips, self.package_names, dry_run=ctx.dry_run)
+        result = await node.host.run(
+            script, timeout=CLEAN_TIMEOUT, check=False, label="the clean script"
+        )
+        done, problems = cleanup.parse(result.stdout)
+        if ctx.dry_run:
+            for what in done:
+                ctx.would(node, f"remove {what}")
+            return f"{len(done)} thing(s) to remove" if done else "already clean"
+        if problems or not result.ok:
+            reason = problems[0] if problems else _last_line(result.stderr or result.stdout)
+            raise HostError(
+                node.name,
+                f"clean did not finish ({reason}); fix that and run the same clean again.",
+            )
+        return f"removed {len(done)} thing(s)" if done else "already clean"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
