@@ -303,9 +303,11 @@ class Host:
             self._log("stdin", f"{len(input.encode())} bytes (not logged)")
         started = time.monotonic()
         try:
-            done = await conn.run(
-                command, input=input, timeout=limit, check=False, errors="replace"
+            # Without input, stdin is closed: a command that reads it must not wait for the timeout.
+            stdin: dict[str, Any] = (
+                {"input": input} if input is not None else {"stdin": asyncssh.DEVNULL}
             )
+            done = await conn.run(command, timeout=limit, check=False, errors="replace", **stdin)
         except asyncssh.TimeoutError as e:
             out, err = _text(e.stdout), _text(e.stderr)
             self._log_output(out, err, hide_output)
@@ -401,9 +403,13 @@ class Host:
         *,
         mode: int = 0o644,
         progress: Optional[Progress] = None,
+        check_first: bool = True,
     ) -> bool:
-        """Upload unless the host already has a file with the same SHA-256; True when copied."""
-        if await self.sha256(remote) == local_sha256:
+        """Upload unless the host already has a file with the same SHA-256; True when copied.
+
+        check_first=False skips hashing the remote file first (facts already said it differs).
+        """
+        if check_first and await self.sha256(remote) == local_sha256:
             self._log("upload", f"{remote} already has SHA-256 {local_sha256[:12]}…, skipped")
             return False
         await self.upload(local, remote, mode=mode, progress=progress)

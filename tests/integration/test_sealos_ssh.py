@@ -256,3 +256,17 @@ def test_a_host_name_is_resolved_and_its_address_recorded(sshd: Sshd):
             await h.close()
 
     run(body())
+
+
+def test_commands_without_input_see_end_of_file_at_once(sshd: Sshd):
+    async def body():
+        h = root_host(sshd)
+        await h.connect()
+        try:
+            t0 = time.monotonic()
+            r = await h.run("cat; echo done", timeout=10)
+            assert r.stdout == "done\n" and time.monotonic() - t0 < 5
+        finally:
+            await h.close()
+
+    run(body())

@@ -102,8 +102,12 @@ class JoinNodes(Phase):
         masters = [m.ip for m in ctx.masters]
         ctx.ui.step(node.name, f"/etc/hosts: {spec.apiserver} -> {spec.vip}")
         await host.run(set_entry_command(spec.vip, spec.apiserver))
-        ctx.ui.step(node.name, "installing lvscare")
-        await host.upload_if_changed(ctx.bundle.path, rp.LVSCARE_BIN, ctx.bundle.sha256, mode=0o755)
+        if node.facts.lvscare_sha256 != ctx.bundle.sha256:
+            ctx.ui.step(node.name, "installing lvscare")
+            await host.upload_if_changed(
+                ctx.bundle.path, rp.LVSCARE_BIN, ctx.bundle.sha256, mode=0o755, check_first=False
+            )
+            node.facts.lvscare_sha256 = ctx.bundle.sha256
         note = "lvscare updated; joined before"
         if not node.facts.join_done:
             ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
