@@ -14,8 +14,11 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
+import hashlib
+import ipaddress
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -272,6 +275,19 @@ def main_vm_run(dir: str, cmd: list[str], timeout: float = 3600.0) -> int:
 # --- VM hosts -------------------------------------------------------------------------------
 
 
+_MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+def _qmp_path(workdir: Path) -> Path:
+    """The VM's QMP socket: in its workdir unless that path is too long for a unix socket."""
+    path = workdir.resolve() / "qmp.sock"
+    if len(str(path)) < 100:
+        return path
+    short = Path("/run/sealos-lab/qmp") / (hashlib.sha256(str(path).encode()).hexdigest()[:16])
+    short.parent.mkdir(parents=True, exist_ok=True)
+    return short
+
+
 def start_host(
     name: str,
     files: Path,
@@ -288,6 +304,15 @@ def start_host(
     `files` is copied over / at boot (hostname, keys, ...); the NIC with `mac` gets `ip_cidr`.
     Console log: workdir/console.log; disk: a qcow2 overlay in workdir over the shared image.
     """
+    # These go onto the kernel command line: refuse anything that is not plainly what it says.
+    try:
+        ipaddress.ip_interface(ip_cidr)
+        if gateway:
+            ipaddress.ip_address(gateway)
+    except ValueError as e:
+        raise ValueError(f"VM host {name}: {e}") from None
+    if not _MAC_RE.match(mac):
+        raise ValueError(f"VM host {name}: {mac!r} is not a MAC address like 52:54:00:12:34:56")
     kernel = ensure_kernel()
     initrd = ensure_initramfs(kernel)
     root = ensure_root_image(kernel)
@@ -302,7 +327,7 @@ def start_host(
     files_img = make_ext4(Path(files), workdir / "files.img", free_bytes=4 << 20, label="files")
     pidfile = workdir / "qemu.pid"
     pidfile.unlink(missing_ok=True)
-    qmp = workdir / "qmp.sock"
+    qmp = _qmp_path(workdir)
     append = (
         f"console=ttyS0 quiet loglevel=3 net.ifnames=0 lab.mode=host lab.mac={mac} lab.ip={ip_cidr}"
     )
@@ -397,15 +422,16 @@ def stop_host(pid: int, timeout: float = 20) -> None:
     for i, arg in enumerate(argv[:-1]):
         if arg == "-qmp" and argv[i + 1].startswith("unix:"):
             qmp = argv[i + 1][len("unix:") :].split(",")[0]
-    if qmp and _qmp_powerdown(qmp) and _wait_gone(pid, timeout):
-        return
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-        if not _alive(pid):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if _wait_gone(pid, wait):
-            return
+    if not (qmp and _qmp_powerdown(qmp) and _wait_gone(pid, timeout)):
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+            if not _alive(pid):
+                break
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            if _wait_gone(pid, wait):
+                break
+    if qmp and not _alive(pid):
+        Path(qmp).unlink(missing_ok=True)
 
 
 # Reads the banner patiently: under emulation every connection costs sshd a fork and an exec
