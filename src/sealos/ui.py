@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, TextIO
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
 PROGRESS_STEPS = 4  # plain output prints upload progress at 25 %, 50 %, 75 %, 100 %
@@ -139,10 +140,10 @@ class PlainUI(UI):
 class RichUI(UI):
     """A live table per phase on a terminal, then one summary line per phase."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Optional[Console] = None) -> None:
         from rich.console import Console
 
-        self.console = Console()
+        self.console = console or Console()
         self._rows: dict[str, _Row] = {}
         self._title = ""
         self._live: Optional[object] = None

@@ -227,3 +227,12 @@ def test_parallel_phases_respect_the_concurrency_bound_and_report_every_failure(
         raise AssertionError("the phase should have failed")
     assert running["max"] == 2
     assert [n.outcome for n in ctx.nodes].count(["fine"]) == 3
+
+
+def test_without_cni_skips_the_cni_phase(tmp_path):
+    from sealos.phases.apply_cni import ApplyCNI
+
+    ctx = make_ctx(tmp_path)
+    assert [n.name for n in ApplyCNI().hosts(ctx)] == ["10.0.0.2"]
+    ctx.spec.without_cni = True
+    assert ApplyCNI().hosts(ctx) == [] and "--without-cni" in ApplyCNI().skip_reason(ctx)
