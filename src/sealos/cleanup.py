@@ -227,4 +227,5 @@ def parse(output: str) -> tuple[list[str], list[str]]:
                 done.append(line[len(prefix) :].strip())
         if line.startswith(PROBLEM):
             problems.append(line[len(PROBLEM) :].strip())
-    return done, problems
+    # A file may be found twice (by the package name and by its checksum).
+    return list(dict.fromkeys(done)), problems

@@ -1,0 +1,250 @@
+"""`sealos join` and `sealos clean` end to end on the lab (issue 5, acceptance 1, 2, 3 and 5):
+real SSH hosts, the lab package's stand-ins, lvscare with the nftables backend on the nodes.
+
+One 6-host lab tells one story, test by test (each test needs the ones before it):
+init 1 master + 1 node; joins that must be refused; join 2 masters + 2 nodes; clean the first
+master, then a node, and join the cleaned master back; clean --all, scan every host against its
+inventory from before init, and init again on the same hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sealos_lab.lab import Lab
+from sealos_lab.testing import lab_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sealos_scan import Scan  # noqa: E402
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+VERSION = "v1.20.15"
+VIP = "10.103.97.2"
+READY_WINDOW = 10.0  # the stand-in apiserver calls a node Ready when it reported within 10 s
+
+
+@dataclass
+class Story:
+    """The lab, the operator's SEALOS_HOME, the scans from before init, and what passed."""
+
+    lab: Lab
+    home: Path
+    package: Path
+    scans: dict[str, Scan]
+    footprint: dict[str, set[str]] = field(default_factory=dict)
+    passed: set[str] = field(default_factory=set)
+
+    def need(self, *steps: str) -> None:
+        missing = [s for s in steps if s not in self.passed]
+        if missing:
+            pytest.fail(f"needs the earlier step(s) {', '.join(missing)} of this story to pass")
+
+    def sealos(self, *args: str, timeout: float = 600):
+        env = {
+            "PATH": os.environ["PATH"],
+            "SEALOS_HOME": str(self.home),
+            "SEALOS_PASSWORD": self.lab.password,
+        }
+        return self.lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=timeout)
+
+    def sh(self, host: str, script: str) -> str:
+        proc = self.lab.exec(host, ["sh", "-c", script], timeout=60)
+        assert proc.returncode == 0, f"{host}: {script}: {proc.stderr}"
+        return proc.stdout
+
+    def nodes(self, master: str) -> dict[str, str]:
+        """`kubectl get nodes` on a master: name -> STATUS."""
+        out = self.sh(master, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+        return {r[0]: r[1] for r in (line.split() for line in out.splitlines()[1:]) if r}
+
+    def balanced_over(self, node: str) -> set[str]:
+        """The real servers of the VIP in the node's nftables rules."""
+        ruleset = self.sh(node, "nft list table ip lvscare")
+        return set(re.findall(r"(\d+\.\d+\.\d+\.\d+) \. 6443", ruleset))
+
+
+def wait_until(check, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = check()
+    while not last and time.monotonic() < deadline:
+        time.sleep(interval)
+        last = check()
+    return last
+
+
+def ok(proc) -> str:
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory) -> Iterator[Story]:
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    from sealos_lab.package import build
+
+    folder = tmp_path_factory.mktemp("joinclean")
+    package = build(VERSION, folder / f"kube{VERSION[1:]}.tar.gz")
+    with lab_session("jcgrow", hosts=6) as lab:
+        scans = {h.name: Scan.take(lab, h.name) for h in lab.hosts}
+        yield Story(lab, folder / "home", package, scans)
+
+
+def test_init_one_master_one_node(story):
+    h = story.lab.hosts
+    ok(story.sealos("init", "--master", h[0].ip, "--node", h[1].ip, "--version", VERSION,
+                    "--pkg", str(story.package)))  # fmt: skip
+    for host in h[:2]:
+        story.footprint[host.name] = story.scans[host.name].footprint()
+    # The scan sees init's work (else "nothing left after clean" would prove nothing).
+    master, node = story.footprint[h[0].name], story.footprint[h[1].name]
+    for item in ("file:/usr/bin/kubeadm", "file:/etc/kubernetes/admin.conf", "listen:0.0.0.0:6443",
+                 "file:/root/kube", f"file:/root/{story.package.name}"):  # fmt: skip
+        assert item in master, sorted(master)
+    for item in ("file:/usr/local/bin/lvscare", "file:/etc/systemd/system/lvscare.service",
+                 "nft:table ip lvscare", "unit:lvscare.service loaded active"):  # fmt: skip
+        assert item in node, sorted(node)
+    assert any(i.startswith("route:10.103.97.2 ") for i in node), sorted(node)
+    story.passed.add("init")
+
+
+def test_join_refuses_a_member_and_a_duplicate_hostname(story):
+    """Acceptance 5: a host already in the cluster, and a host whose hostname a member has, are
+    refused with a clear message, and nothing changes (state file, the hosts)."""
+    story.need("init")
+    lab, h = story.lab, story.lab.hosts
+    state = (story.home / "config.yaml").read_bytes()
+    before = {x.name: Scan.take(lab, x.name) for x in h[:3]}
+
+    proc = story.sealos("join", "--node", h[1].ip)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"{h[1].ip} is already a node of this cluster" in proc.stdout, proc.stdout
+    assert f"sealos clean --node {h[1].ip}" in proc.stdout
+    assert "nothing was changed" in proc.stdout
+
+    original = h[2].hostname
+    lab.set_hostname(h[2].name, h[1].hostname)
+    try:
+        renamed = Scan.take(lab, h[2].name)
+        proc = story.sealos("join", "--node", h[2].ip)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert (
+            f"{h[2].ip} has the hostname {h[1].hostname!r}, which member {h[1].ip} already has"
+            in proc.stdout
+        ), proc.stdout
+        assert renamed.leftovers() == []
+    finally:
+        lab.set_hostname(h[2].name, original)
+    assert (story.home / "config.yaml").read_bytes() == state
+    for x in h[:2]:
+        assert before[x.name].leftovers() == [], x.name
+    story.passed.add("refusals")
+
+
+def test_join_two_masters_and_two_nodes(story):
+    """Acceptance 1: 6 Ready; every node's lvscare balances over all 3 masters."""
+    story.need("init")
+    h = story.lab.hosts
+    out = ok(story.sealos("join", "--master", h[2].ip, "--master", h[3].ip,
+                          "--node", h[4].ip, "--node", h[5].ip))  # fmt: skip
+    assert "Update lvscare on the nodes (1 host)" in out, out  # the node from init learns them
+    masters = {h[0].ip, h[2].ip, h[3].ip}
+    table = wait_until(
+        lambda: (t := story.nodes(h[0].name)) and set(t.values()) == {"Ready"} and t, 30
+    )
+    assert table and sorted(table) == sorted(x.hostname for x in h), story.nodes(h[0].name)
+    for node in (h[1], h[4], h[5]):
+        assert wait_until(lambda n=node: story.balanced_over(n.name) == masters, 15), (
+            node.name,
+            story.balanced_over(node.name),
+        )
+    state = (story.home / "config.yaml").read_text()
+    assert "joining" not in state and state.count("role: master") == 3
+    assert lab_secret_free(story)
+    story.passed.add("join")
+
+
+def lab_secret_free(story: Story) -> bool:
+    text = (story.home / "config.yaml").read_text()
+    text += "".join(p.read_text() for p in (story.home / "logs").glob("*.log"))
+    assert story.lab.password not in text
+    assert not re.search(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", text), "a bootstrap token leaked"
+    return True
+
+
+def test_clean_the_first_master_then_a_node(story):
+    """Acceptance 2: the nodes' rules list only the remaining masters and the nodes stay Ready;
+    the cleaned node leaves `kubectl get nodes`; both hosts are clean. Then the cleaned master
+    joins again (tokens now come from another master)."""
+    story.need("join")
+    lab, h = story.lab, story.lab.hosts
+    m1, m3, m4 = h[0], h[2], h[3]
+    dry = ok(story.sealos("clean", "--master", m1.ip, "--dry-run"))
+    assert "kubeadm reset -f" in dry and f"kubectl delete node {m1.hostname}" in dry, dry
+    assert story.scans[m1.name].leftovers() != []  # a dry run removes nothing
+    cleaned_at = time.monotonic()
+    out = ok(story.sealos("clean", "--master", m1.ip, "-y"))
+    assert f"deleted node(s) {m1.hostname}" in out, out
+    for node in (h[1], h[4], h[5]):
+        assert wait_until(lambda n=node: story.balanced_over(n.name) == {m3.ip, m4.ip}, 15), (
+            node.name,
+            story.balanced_over(node.name),
+        )
+    assert story.scans[m1.name].leftovers() == []
+
+    n6 = h[5]
+    ok(story.sealos("clean", "--node", n6.ip, "-y"))
+    time.sleep(max(0.0, cleaned_at + READY_WINDOW + 3 - time.monotonic()))
+    table = story.nodes(m3.name)
+    assert sorted(table) == sorted(x.hostname for x in (h[1], m3, m4, h[4])), table
+    assert set(table.values()) == {"Ready"}, table
+    assert story.scans[n6.name].leftovers() == []
+    state = (story.home / "config.yaml").read_text()
+    assert m1.ip not in state and n6.ip not in state
+
+    ok(story.sealos("join", "--master", m1.ip))
+    for node in (h[1], h[4]):
+        assert wait_until(
+            lambda n=node: story.balanced_over(n.name) == {m1.ip, m3.ip, m4.ip}, 15
+        ), story.balanced_over(node.name)
+    table = wait_until(
+        lambda: (t := story.nodes(m1.name)) and len(t) == 5 and set(t.values()) == {"Ready"} and t,
+        30,
+    )
+    assert table, story.nodes(m1.name)
+    story.passed.add("shrink")
+
+
+def test_clean_all_leaves_nothing_and_init_works_again(story):
+    """Acceptance 3: after `clean --all` every host is as before init, the state file is gone,
+    and a second init on the same hosts succeeds."""
+    story.need("shrink")
+    lab, h = story.lab, story.lab.hosts
+    out = ok(story.sealos("clean", "--all", "-y"))
+    assert "Clean the nodes" in out and "Clean the masters" in out
+    assert not (story.home / "config.yaml").exists()
+    for x in h:
+        assert story.scans[x.name].leftovers() == [], x.name
+    again = ok(story.sealos("clean", "--all", "-y", "--node", h[0].ip))  # nothing recorded now
+    assert "already clean" in again, again
+
+    ok(story.sealos("init", *[a for x in h[:3] for a in ("--master", x.ip)],
+                    *[a for x in h[3:] for a in ("--node", x.ip)],
+                    "--version", VERSION, "--pkg", str(story.package)))  # fmt: skip
+    table = wait_until(
+        lambda: (t := story.nodes(h[0].name)) and len(t) == 6 and set(t.values()) == {"Ready"} and t,
+        30,
+    )
+    assert table, story.nodes(h[0].name)
+    for node in h[3:]:
+        assert story.balanced_over(node.name) == {x.ip for x in h[:3]}

@@ -1,0 +1,75 @@
+"""A scan of a lab host for what `sealos init` puts there, for the clean tests.
+
+The scan does not carry a list of paths: it takes an inventory of the host (files under the
+folders a package, kubeadm or sealos write to, systemd units, listening sockets, nftables tables,
+routes marked by lvscare, interfaces and addresses, processes, /etc/hosts lines) before init and
+compares it with one taken later. What init adds is its footprint; after `clean` the inventory
+must equal the one taken before init, so anything new that init starts leaving behind shows up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sealos_lab.lab import Lab
+
+# Folders where Kubernetes, its package and sealos put files (the whole system, less the
+# kernel's and systemd's runtime trees, whose content changes on its own).
+ROOTS = ("/etc", "/usr", "/opt", "/root", "/var/lib", "/var/log", "/srv", "/home", "/tmp")
+
+INVENTORY = f"""
+for root in {" ".join(ROOTS)}; do
+    find "$root" -xdev -printf 'file:%p\\n' 2>/dev/null
+done
+systemctl list-unit-files --no-legend --no-pager 2>/dev/null | awk '{{print "unitfile:" $1}}'
+# A unit systemd once ran stays in its memory as "not-found inactive" (no file, no process)
+# until it garbage-collects it: such a unit is gone, everything else counts.
+systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null |
+    awk '!($2 == "not-found" && $3 == "inactive") {{print "unit:" $1 " " $2 " " $3}}'
+ss -Hltn 2>/dev/null | awk '{{print "listen:" $4}}'
+nft list tables 2>/dev/null | sed 's/^/nft:/'
+ip -4 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
+ip -6 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
+ip -o link show 2>/dev/null | awk -F': ' '{{print "link:" $2}}'
+ip -o addr show 2>/dev/null | awk '{{print "addr:" $2 " " $4 " " $NF}}'
+# ps in a variable first: a pipeline would list its own sed as a process
+procs=$(ps -eo args= 2>/dev/null)
+printf '%s\n' "$procs" | sed 's/^/proc:/'
+sed 's/^/hosts:/' /etc/hosts
+true
+"""
+
+
+def inventory(lab: Lab, host: str) -> set[str]:
+    """Everything the scan sees on `host`, one `kind:detail` string each."""
+    proc = lab.exec(host, ["sh", "-c", INVENTORY], timeout=120)
+    assert proc.returncode == 0, f"{host}: inventory failed: {proc.stderr}"
+    items = set(proc.stdout.splitlines())
+    assert any(i.startswith("file:/etc/") for i in items), f"{host}: empty inventory"
+    return items
+
+
+@dataclass
+class Scan:
+    """A host's inventory from before init, to compare later ones with."""
+
+    lab: Lab
+    host: str
+    before: set[str]
+
+    @classmethod
+    def take(cls, lab: Lab, host: str) -> Scan:
+        """Record the host as it is now (before init)."""
+        return cls(lab, host, inventory(lab, host))
+
+    def footprint(self) -> set[str]:
+        """What is on the host now that was not before (after init: what init created)."""
+        return inventory(self.lab, self.host) - self.before
+
+    def leftovers(self) -> list[str]:
+        """What init (or clean) left: added since the first inventory, or changed in
+        /etc/hosts. Empty when the host is as it was before init."""
+        now = inventory(self.lab, self.host)
+        added = sorted(now - self.before)
+        lost_hosts_lines = sorted(i for i in self.before - now if i.startswith("hosts:"))
+        return added + [f"missing {i}" for i in lost_hosts_lines]
