@@ -23,7 +23,7 @@ from sealos_lab.lab import Lab
 from sealos_lab.testing import lab_session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sealos_scan import Scan  # noqa: E402
+from sealos_scan import Scan
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -79,6 +79,11 @@ def wait_until(check, timeout: float, interval: float = 0.5):
         time.sleep(interval)
         last = check()
     return last
+
+
+def all_ready(table: dict[str, str]) -> dict[str, str]:
+    """The table when every node is Ready, else an empty one."""
+    return table if set(table.values()) == {"Ready"} else {}
 
 
 def ok(proc) -> str:
@@ -187,7 +192,7 @@ def test_clean_the_first_master_then_a_node(story):
     the cleaned node leaves `kubectl get nodes`; both hosts are clean. Then the cleaned master
     joins again (tokens now come from another master)."""
     story.need("join")
-    lab, h = story.lab, story.lab.hosts
+    h = story.lab.hosts
     m1, m3, m4 = h[0], h[2], h[3]
     dry = ok(story.sealos("clean", "--master", m1.ip, "--dry-run"))
     assert "kubeadm reset -f" in dry and f"kubectl delete node {m1.hostname}" in dry, dry
@@ -217,10 +222,7 @@ def test_clean_the_first_master_then_a_node(story):
         assert wait_until(
             lambda n=node: story.balanced_over(n.name) == {m1.ip, m3.ip, m4.ip}, 15
         ), story.balanced_over(node.name)
-    table = wait_until(
-        lambda: (t := story.nodes(m1.name)) and len(t) == 5 and set(t.values()) == {"Ready"} and t,
-        30,
-    )
+    table = wait_until(lambda: (t := story.nodes(m1.name)) and len(t) == 5 and all_ready(t), 30)
     assert table, story.nodes(m1.name)
     story.passed.add("shrink")
 
@@ -229,7 +231,7 @@ def test_clean_all_leaves_nothing_and_init_works_again(story):
     """Acceptance 3: after `clean --all` every host is as before init, the state file is gone,
     and a second init on the same hosts succeeds."""
     story.need("shrink")
-    lab, h = story.lab, story.lab.hosts
+    h = story.lab.hosts
     out = ok(story.sealos("clean", "--all", "-y"))
     assert "Clean the nodes" in out and "Clean the masters" in out
     assert not (story.home / "config.yaml").exists()
@@ -241,10 +243,7 @@ def test_clean_all_leaves_nothing_and_init_works_again(story):
     ok(story.sealos("init", *[a for x in h[:3] for a in ("--master", x.ip)],
                     *[a for x in h[3:] for a in ("--node", x.ip)],
                     "--version", VERSION, "--pkg", str(story.package)))  # fmt: skip
-    table = wait_until(
-        lambda: (t := story.nodes(h[0].name)) and len(t) == 6 and set(t.values()) == {"Ready"} and t,
-        30,
-    )
+    table = wait_until(lambda: (t := story.nodes(h[0].name)) and len(t) == 6 and all_ready(t), 30)
     assert table, story.nodes(h[0].name)
     for node in h[3:]:
         assert story.balanced_over(node.name) == {x.ip for x in h[:3]}
