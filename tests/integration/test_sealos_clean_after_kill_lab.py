@@ -1,0 +1,101 @@
+"""`sealos clean --all` after an `init` killed in the middle (issue 5, acceptance 4): whatever
+point init reached, clean brings every host back to its inventory from before init.
+
+The sealos process is killed (SIGKILL, by PID) when its output shows the step; the remote
+command it was running is left to end or die on its own, as after a lost operator session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sealos_lab.lab import Lab
+from sealos_lab.testing import lab_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sealos_scan import Scan
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+VERSION = "v1.20.15"
+
+# (name, a line of init's plain output, seconds to let the step run before the kill)
+KILL_POINTS = [
+    ("after-distribute", "==> Unpack the package and run init.sh", 0.0),
+    ("during-init-sh", ": running init.sh", 0.2),
+    ("during-kubeadm-init", ": kubeadm init (takes a while)", 1.5),
+    ("during-master-join", ": kubeadm join as a control plane", 1.0),
+    ("during-node-join", ": kubeadm join 10.103.97.2:6443", 0.3),
+]
+
+
+@dataclass
+class KillLab:
+    lab: Lab
+    package: Path
+    scans: dict[str, Scan]
+
+
+@pytest.fixture(scope="module")
+def kill_lab(tmp_path_factory) -> Iterator[KillLab]:
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    from sealos_lab.package import build
+
+    folder = tmp_path_factory.mktemp("killpkg")
+    package = build(VERSION, folder / f"kube{VERSION[1:]}.tar.gz")
+    with lab_session("jckill", hosts=3) as lab:
+        yield KillLab(lab, package, {h.name: Scan.take(lab, h.name) for h in lab.hosts})
+
+
+def _env(lab: Lab, home: Path) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
+
+
+@pytest.mark.parametrize(
+    ("point", "trigger", "delay"), KILL_POINTS, ids=[p[0] for p in KILL_POINTS]
+)
+def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
+    lab, h = kill_lab.lab, kill_lab.lab.hosts
+    home = tmp_path / "home"
+    args = ["--master", h[0].ip, "--master", h[1].ip, "--node", h[2].ip,
+            "--version", VERSION, "--pkg", str(kill_lab.package)]  # fmt: skip
+    runner = subprocess.Popen(
+        lab.run_argv([sys.executable, "-m", "sealos", "init", *args]),
+        env=_env(lab, home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        assert runner.stdout is not None
+        for line in runner.stdout:
+            seen.append(line)
+            if trigger in line:
+                time.sleep(delay)
+                break
+    finally:
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+    assert any(trigger in line for line in seen), "".join(seen)
+    assert (home / "config.yaml").exists(), "init saves the state before changing hosts"
+    time.sleep(1.0)  # the operator notices; remote commands see their session gone
+    left = {x.name: kill_lab.scans[x.name].leftovers() for x in h}
+    assert any(left.values()), f"the kill at {point} left nothing to clean: a test of nothing"
+
+    proc = lab.run([sys.executable, "-m", "sealos", "clean", "--all", "-y"],
+                   env=_env(lab, home), timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    for x in h:
+        assert kill_lab.scans[x.name].leftovers() == [], (point, x.name)
+    assert not (home / "config.yaml").exists()
