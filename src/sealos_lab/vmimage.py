@@ -59,7 +59,6 @@ MASKED_UNITS = [
     "systemd-update-utmp-runlevel.service",
     "systemd-networkd-wait-online.service",
     "getty@tty1.service",
-    "ipvsadm.service",
 ]
 # Free room in the root image for what hosts install (the image file is sparse).
 ROOT_FREE_BYTES = 3 << 30
