@@ -70,6 +70,11 @@ def _tidy(root: Path) -> None:
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc/machine-id").write_text("")
+    # debootstrap copies this machine's resolver; lab hosts resolve through /etc/hosts only.
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink():
+        resolv.unlink()
+    resolv.write_text("# sealos-lab: no DNS server; names come from /etc/hosts\n")
     for unit in ("systemd-timesyncd.service", "apt-daily.timer", "apt-daily-upgrade.timer"):
         link = root / "etc/systemd/system/multi-user.target.wants" / unit
         if link.is_symlink():
