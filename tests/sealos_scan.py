@@ -18,8 +18,9 @@ from sealos_lab.lab import Lab
 ROOTS = ("/etc", "/usr", "/opt", "/root", "/var/lib", "/var/log", "/srv", "/home", "/tmp")
 
 INVENTORY = f"""
+# systemd-private-* are services' private /tmp folders: new random names after every boot.
 for root in {" ".join(ROOTS)}; do
-    find "$root" -xdev -printf 'file:%p\\n' 2>/dev/null
+    find "$root" -xdev -name 'systemd-private-*' -prune -o -printf 'file:%p\\n' 2>/dev/null
 done
 systemctl list-unit-files --no-legend --no-pager 2>/dev/null | awk '{{print "unitfile:" $1}}'
 # A unit systemd once ran stays in its memory as "not-found inactive" (no file, no process)

@@ -160,8 +160,14 @@ def test_join_two_masters_and_two_nodes(story):
     """Acceptance 1: 6 Ready; every node's lvscare balances over all 3 masters."""
     story.need("init")
     h = story.lab.hosts
-    out = ok(story.sealos("join", "--master", h[2].ip, "--master", h[3].ip,
-                          "--node", h[4].ip, "--node", h[5].ip))  # fmt: skip
+    joins = ["--master", h[2].ip, "--master", h[3].ip, "--node", h[4].ip, "--node", h[5].ip]
+    state = (story.home / "config.yaml").read_bytes()
+    dry = ok(story.sealos("join", *joins, "--dry-run"))
+    assert "this is what join would do" in dry and "as a control plane" in dry, dry
+    assert f"rewrite /etc/systemd/system/lvscare.service with masters {h[0].ip}, {h[2].ip}" in dry
+    assert (story.home / "config.yaml").read_bytes() == state
+    assert story.scans[h[2].name].leftovers() == []
+    out = ok(story.sealos("join", *joins))
     assert "Update lvscare on the nodes (1 host)" in out, out  # the node from init learns them
     masters = {h[0].ip, h[2].ip, h[3].ip}
     table = wait_until(
@@ -227,13 +233,36 @@ def test_clean_the_first_master_then_a_node(story):
     story.passed.add("shrink")
 
 
+def test_an_unreachable_host_is_reported_and_force_drops_it(story):
+    """A host that cannot be reached is reported (exit non-zero, kept in the state); with
+    --force it leaves the state and the node list."""
+    story.need("shrink")
+    lab, h = story.lab, story.lab.hosts
+    n5, m3 = h[4], h[2]
+    lab.stop_host(n5.name)
+    try:
+        proc = story.sealos("clean", "--node", n5.ip, "-y", "--connect-timeout", "2")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout
+        assert f"error: {n5.ip}: " in proc.stdout, proc.stdout
+        assert "it was not cleaned" in proc.stdout and "--force" in proc.stdout, proc.stdout
+        assert n5.ip in (story.home / "config.yaml").read_text()
+        out = ok(story.sealos("clean", "--node", n5.ip, "--force", "--connect-timeout", "2"))
+        assert "dropped from the state" in out, out
+        assert n5.ip not in (story.home / "config.yaml").read_text()
+        assert n5.hostname not in story.nodes(m3.name)
+    finally:
+        lab.start_host(n5.name)
+    story.passed.add("unreachable")
+
+
 def test_clean_all_leaves_nothing_and_init_works_again(story):
     """Acceptance 3: after `clean --all` every host is as before init, the state file is gone,
     and a second init on the same hosts succeeds."""
-    story.need("shrink")
+    story.need("shrink", "unreachable")
     h = story.lab.hosts
-    out = ok(story.sealos("clean", "--all", "-y"))
-    assert "Clean the nodes" in out and "Clean the masters" in out
+    # n5 left the state by --force while it was down: name it to clean it as well.
+    out = ok(story.sealos("clean", "--all", "-y", "--node", h[4].ip))
+    assert "Clean the nodes (2 hosts)" in out and "Clean the masters (3 hosts)" in out, out
     assert not (story.home / "config.yaml").exists()
     for x in h:
         assert story.scans[x.name].leftovers() == [], x.name
