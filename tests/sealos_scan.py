@@ -74,3 +74,11 @@ class Scan:
         added = sorted(now - self.before)
         lost_hosts_lines = sorted(i for i in self.before - now if i.startswith("hosts:"))
         return added + [f"missing {i}" for i in lost_hosts_lines]
+
+    def changes(self) -> list[str]:
+        """Everything added (+) or gone (-) since the first inventory: empty when nothing
+        changed at all (for runs that must not touch the host)."""
+        now = inventory(self.lab, self.host)
+        return [f"+{i}" for i in sorted(now - self.before)] + [
+            f"-{i}" for i in sorted(self.before - now)
+        ]

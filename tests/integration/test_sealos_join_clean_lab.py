@@ -147,12 +147,12 @@ def test_join_refuses_a_member_and_a_duplicate_hostname(story):
             f"{h[2].ip} has the hostname {h[1].hostname!r}, which member {h[1].ip} already has"
             in proc.stdout
         ), proc.stdout
-        assert renamed.leftovers() == []
+        assert renamed.changes() == []
     finally:
         lab.set_hostname(h[2].name, original)
     assert (story.home / "config.yaml").read_bytes() == state
     for x in h[:2]:
-        assert before[x.name].leftovers() == [], x.name
+        assert before[x.name].changes() == [], x.name
     story.passed.add("refusals")
 
 
@@ -166,7 +166,7 @@ def test_join_two_masters_and_two_nodes(story):
     assert "this is what join would do" in dry and "as a control plane" in dry, dry
     assert f"rewrite /etc/systemd/system/lvscare.service with masters {h[0].ip}, {h[2].ip}" in dry
     assert (story.home / "config.yaml").read_bytes() == state
-    assert story.scans[h[2].name].leftovers() == []
+    assert story.scans[h[2].name].changes() == []
     out = ok(story.sealos("join", *joins))
     assert "Update lvscare on the nodes (1 host)" in out, out  # the node from init learns them
     masters = {h[0].ip, h[2].ip, h[3].ip}
@@ -200,9 +200,12 @@ def test_clean_the_first_master_then_a_node(story):
     story.need("join")
     h = story.lab.hosts
     m1, m3, m4 = h[0], h[2], h[3]
+    untouched = {x.name: Scan.take(story.lab, x.name) for x in (m1, h[1])}
     dry = ok(story.sealos("clean", "--master", m1.ip, "--dry-run"))
     assert "kubeadm reset -f" in dry and f"kubectl delete node {m1.hostname}" in dry, dry
-    assert story.scans[m1.name].leftovers() != []  # a dry run removes nothing
+    assert f"rewrite /etc/systemd/system/lvscare.service with masters {m3.ip}, {m4.ip}" in dry
+    for name, scan in untouched.items():
+        assert scan.changes() == [], name  # a dry run changes nothing
     cleaned_at = time.monotonic()
     out = ok(story.sealos("clean", "--master", m1.ip, "-y"))
     assert f"deleted node(s) {m1.hostname}" in out, out

@@ -300,6 +300,14 @@ def test_cli_join_without_a_cluster_or_hosts(tmp_path):
     assert out.exit_code == 2 and "name the hosts to add" in out.output
 
 
+def test_cli_join_waits_for_a_finished_init(tmp_path):
+    state = recorded()
+    state.status = "installing"
+    save(tmp_path, state)
+    out = invoke(tmp_path, ["join", "--node", "10.0.0.9"])
+    assert out.exit_code == 1 and "run the same `sealos init` again first" in out.output
+
+
 def test_cli_join_of_a_member_is_refused_before_connecting(tmp_path):
     save(tmp_path, recorded())
     before = (tmp_path / "config.yaml").read_bytes()

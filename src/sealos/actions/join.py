@@ -277,6 +277,11 @@ def _early_problems(
 ) -> list[str]:
     """Problems found without connecting: members named again, flags, package, version."""
     problems = []
+    if state.status != "ready":
+        problems.append(
+            f"the cluster recorded in {ctx.store.path} is not fully installed yet "
+            f"(status {state.status!r}); run the same `sealos init` again first."
+        )
     named = set()
     for a in [*new_masters, *new_nodes]:
         member = members.find(state, a)
