@@ -78,6 +78,12 @@ def test_clean_of_a_master_keeps_the_rest_and_changes_the_nodes_lvscare():
     assert [t.member.hostname for t in p.targets if t.member] == ["h2"]
 
 
+def test_naming_a_master_again_after_it_left_repairs_the_nodes_lvscare():
+    p = clean_action.plan(recorded(), hosts("10.0.0.4"), [], False, "state")
+    assert p.masters_removed and p.targets[0].member is None
+    assert [m.address for m in p.remaining_masters] == ["10.0.0.2", "10.0.0.3"]
+
+
 def test_clean_of_the_last_master_needs_all():
     with pytest.raises(SpecError, match="last master of the cluster; add --all"):
         clean_action.plan(recorded(), hosts("10.0.0.2", "10.0.0.3"), [], False, "state")

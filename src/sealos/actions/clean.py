@@ -58,8 +58,10 @@ class CleanPlan:
 
     @property
     def masters_removed(self) -> bool:
-        """True when a member master leaves a cluster that stays."""
-        return not self.whole and any(t.member and t.role == "master" for t in self.targets)
+        """True when masters are named in a cluster that stays: the remaining nodes' lvscare
+        then balances over the remaining masters (naming a master again, after it already
+        left, repairs a node that could not be reached the first time)."""
+        return not self.whole and any(t.role == "master" for t in self.targets)
 
 
 def plan(
@@ -189,6 +191,7 @@ async def run_async(
                 run.errors += [str(err) for err in e.errors]
             except SealosError as e:
                 run.errors.append(str(e))
+        run.errors += run.lvscare_not_updated(ctx)
         for n in run.unreachable(ctx):
             why = str(n.error).rstrip(".")
             if force:
@@ -255,14 +258,28 @@ class _Run:
         packages = [ctx.spec.package_name]
         steps: list[Phase] = []
         if c.masters_removed:
-            steps.append(
-                UpdateLvscare(lambda _c: self.nodes, lambda _c: [m.ip for m in self.masters])
-            )
+            steps.append(UpdateLvscare(lambda _c: self.nodes, lambda _c: self.remaining_ips()))
         for role, title in (("node", "Clean the nodes"), ("master", "Clean the masters")):
             steps.append(CleanHosts(title, self._targets_with(role), vips, packages))
         if not c.whole:
             steps.append(DeleteNodes(lambda _c: self.masters, self._node_names))
         return steps
+
+    def remaining_ips(self) -> list[str]:
+        """The masters that stay, as lvscare's real servers."""
+        return [m.ip or members.address_of(m).host for m in self.cleaning.remaining_masters]
+
+    def lvscare_not_updated(self, ctx: Context) -> list[str]:
+        """Remaining nodes whose lvscare could not be given the new master list."""
+        if not self.cleaning.masters_removed:
+            return []
+        masters = ", ".join(self.remaining_ips())
+        return [
+            f"{n.name} could not be reached, so its lvscare may still balance over a removed "
+            f"master (not only {masters}); bring it up and run the same clean again."
+            for n in self.nodes
+            if n.error is not None
+        ]
 
     def _targets_with(self, role: str) -> Callable[[Context], list[Node]]:
         return lambda ctx: [n for n in ctx.nodes if n.name in self.targets and n.role == role]
