@@ -24,7 +24,8 @@ REMOVED = "removed: "
 WOULD = "would remove: "
 PROBLEM = "problem: "
 EXIT_BUSY = 75
-LOCK_WAIT = 300  # seconds to wait for an interrupted run's kubeadm to end
+LOCK_GRACE = 5  # seconds an interrupted run's kubeadm gets to end by itself
+LOCK_WAIT = 60  # seconds it gets after SIGTERM
 
 SYSTEMD_DIR = "/etc/systemd/system"
 KUBELET_UNIT = f"{SYSTEMD_DIR}/kubelet.service"
@@ -81,13 +82,24 @@ wipe() {{
 }}
 tail3() {{ printf '%s' "$1" | tail -n 3 | tr '\\n' ' '; }}
 
-# An interrupted run's kubeadm may still run under the host-wide lock: let it end first.
+# An interrupted run's kubeadm may still run under the host-wide lock. Give it a moment to end;
+# then stop it: what it would finish is removed right after anyway.
 if [ "$dry" = 0 ] && [ -d {q(rp.STATE_DIR)} ] && have flock; then
     exec 9>>{q(rp.KUBEADM_LOCK)}
-    if ! flock -w {LOCK_WAIT} 9; then
-        echo "{PROBLEM}an earlier sealos run's kubeadm still holds {rp.KUBEADM_LOCK};" \
-            "wait for it to end and run clean again"
-        exit {EXIT_BUSY}
+    if ! flock -w {LOCK_GRACE} 9; then
+        for fd in /proc/[0-9]*/fd/*; do
+            [ "$(readlink "$fd" 2>/dev/null)" = {q(rp.KUBEADM_LOCK)} ] || continue
+            pid=${{fd#/proc/}}
+            pid=${{pid%%/*}}
+            if [ "$pid" != "$$" ] && kill "$pid" 2>/dev/null; then
+                note "process $pid (an interrupted run's kubeadm, holding the lock)"
+            fi
+        done
+        if ! flock -w {LOCK_WAIT} 9; then
+            echo "{PROBLEM}a process still holds {rp.KUBEADM_LOCK} after SIGTERM;" \\
+                "stop it (fuser {rp.KUBEADM_LOCK}) and run clean again"
+            exit {EXIT_BUSY}
+        fi
     fi
 fi
 

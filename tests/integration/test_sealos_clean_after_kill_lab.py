@@ -61,12 +61,9 @@ def _env(lab: Lab, home: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
 
 
-@pytest.mark.parametrize(
-    ("point", "trigger", "delay"), KILL_POINTS, ids=[p[0] for p in KILL_POINTS]
-)
-def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
+def init_killed_at(kill_lab: KillLab, home: Path, trigger: str, delay: float) -> list[str]:
+    """Start init on the lab (2 masters + 1 node), SIGKILL it once its output shows `trigger`."""
     lab, h = kill_lab.lab, kill_lab.lab.hosts
-    home = tmp_path / "home"
     args = ["--master", h[0].ip, "--master", h[1].ip, "--node", h[2].ip,
             "--version", VERSION, "--pkg", str(kill_lab.package)]  # fmt: skip
     runner = subprocess.Popen(
@@ -89,13 +86,52 @@ def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
         runner.wait(10)
     assert any(trigger in line for line in seen), "".join(seen)
     assert (home / "config.yaml").exists(), "init saves the state before changing hosts"
-    time.sleep(1.0)  # the operator notices; remote commands see their session gone
-    left = {x.name: kill_lab.scans[x.name].leftovers() for x in h}
-    assert any(left.values()), f"the kill at {point} left nothing to clean: a test of nothing"
+    return seen
 
+
+def clean_all(kill_lab: KillLab, home: Path) -> str:
+    lab = kill_lab.lab
     proc = lab.run([sys.executable, "-m", "sealos", "clean", "--all", "-y"],
                    env=_env(lab, home), timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("point", "trigger", "delay"), KILL_POINTS, ids=[p[0] for p in KILL_POINTS]
+)
+def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
+    h = kill_lab.lab.hosts
+    home = tmp_path / "home"
+    init_killed_at(kill_lab, home, trigger, delay)
+    time.sleep(1.0)  # the operator notices; remote commands see their session gone
+    left = {x.name: kill_lab.scans[x.name].leftovers() for x in h}
+    assert any(left.values()), f"the kill at {point} left nothing to clean: a test of nothing"
+    clean_all(kill_lab, home)
     for x in h:
         assert kill_lab.scans[x.name].leftovers() == [], (point, x.name)
     assert not (home / "config.yaml").exists()
+
+
+def test_clean_stops_a_process_an_interrupted_run_left_holding_the_lock(kill_lab, tmp_path):
+    """A kubeadm whose operator is gone may hold the host's kubeadm lock for minutes (discovery
+    retries); clean gives it a moment, then stops it."""
+    lab, h = kill_lab.lab, kill_lab.lab.hosts
+    home = tmp_path / "home"
+    init_killed_at(kill_lab, home, "==> Unpack the package and run init.sh", 0.0)
+    lock = "/var/lib/sealos/kubeadm.lock"
+    hold = f"mkdir -p /var/lib/sealos && (flock {lock} sleep 600 </dev/null >/dev/null 2>&1 &)"
+    assert lab.exec(h[2].name, ["sh", "-c", hold]).returncode == 0
+    assert wait_held(lab, h[2].name, lock)
+    out = clean_all(kill_lab, home)
+    assert "an interrupted run's kubeadm, holding the lock" in out, out
+    for x in h:
+        assert kill_lab.scans[x.name].leftovers() == [], x.name  # the holder is gone too
+
+
+def wait_held(lab: Lab, host: str, lock: str) -> bool:
+    for _ in range(20):
+        if lab.exec(host, ["flock", "-n", lock, "true"]).returncode != 0:
+            return True
+        time.sleep(0.1)
+    return False

@@ -48,6 +48,8 @@ class CleanHosts(Phase):
             for what in done:
                 ctx.would(node, f"remove {what}")
             return f"{len(done)} thing(s) to remove" if done else "already clean"
+        for what in done:
+            ctx.ui.step(node.name, f"removed {what}")
         if problems or not result.ok:
             reason = problems[0] if problems else _last_line(result.stderr or result.stdout)
             raise HostError(
