@@ -336,3 +336,15 @@ def test_cli_clean_refusals_and_confirmation(tmp_path):
     assert "This removes Kubernetes, lvscare and the package from 1 host(s): 10.0.0.5" in out.output
     assert "aborted; nothing was changed." in out.output
     assert (tmp_path / "config.yaml").read_bytes() == before
+
+
+def test_clean_refuses_a_member_named_by_another_name(tmp_path):
+    state = recorded()
+    cleaning = clean_action.plan(state, [], parse_hosts(["node5.example"]), False, "state")
+    assert cleaning.targets[0].member is None  # not known by that name before connecting
+    run = clean_action._Run(cleaning, force=False)
+    ctx = make_join_ctx(tmp_path, [], [])
+    ctx.nodes = [node("node5.example", "node", "h5", ip="10.0.0.5")]
+    run.targets = {"node5.example": cleaning.targets[0]}
+    with pytest.raises(SpecError, match=r"recorded as 10\.0\.0\.5; name it that way"):
+        run.check_aliases(ctx, state)

@@ -183,6 +183,7 @@ async def run_async(
         ctx.client_keys = load_client_keys(credentials)
         run.add_nodes(ctx)
         await run_phases(ctx, [Connect(), GatherFacts()])
+        run.check_aliases(ctx, state)
         for phase in run.phases(ctx, state):
             try:
                 await run_phases(ctx, [phase])
@@ -264,6 +265,20 @@ class _Run:
         if not c.whole:
             steps.append(DeleteNodes(lambda _c: self.masters, self._node_names))
         return steps
+
+    def check_aliases(self, ctx: Context, state: ClusterState) -> None:
+        """A host named by another name than its record would be cleaned but stay recorded:
+        refuse before anything changes."""
+        for n in ctx.nodes:
+            t = self.targets.get(n.name)
+            if t is None or t.member is not None or not n.host.connected:
+                continue
+            member = members.find_by_ip(state, n.ip)
+            if member is not None:
+                raise SpecError(
+                    f"{n.name} is the {member.role} recorded as {member.address}; "
+                    f"name it that way (--{member.role} {member.address}). Nothing was changed."
+                )
 
     def remaining_ips(self) -> list[str]:
         """The masters that stay, as lvscare's real servers."""
