@@ -2,7 +2,8 @@
 
 It works on a fully installed host, on one where `init` stopped anywhere, and on a clean one
 (nothing to do). Each thing it removes is printed as `removed: WHAT` (dry run: `would remove:
-WHAT`); trouble as `problem: WHAT`, and the script then exits non-zero after doing the rest.
+WHAT`); trouble as `problem: WHAT` (the script exits non-zero), or, where --force lets it go
+on, as `warning: WHAT`.
 
 Order matters: lvscare's keeper stops first (so it cannot put rules back), `kubeadm reset -f`
 runs while the apiserver name still resolves, then lvscare removes its own rules, routes and
@@ -23,6 +24,7 @@ from sealos.remote_paths import q
 REMOVED = "removed: "
 WOULD = "would remove: "
 PROBLEM = "problem: "
+WARNING = "warning: "
 EXIT_BUSY = 75
 LOCK_GRACE = 5  # seconds an interrupted run's kubeadm gets to end by itself
 LOCK_WAIT = 60  # seconds it gets after SIGTERM
@@ -55,9 +57,12 @@ def endpoint(vip: str) -> str:
     return f"[{vip}]:{APISERVER_PORT}" if ":" in vip else f"{vip}:{APISERVER_PORT}"
 
 
-def script(vips: Iterable[str], package_names: Iterable[str], dry_run: bool = False) -> str:
+def script(
+    vips: Iterable[str], package_names: Iterable[str], dry_run: bool = False, force: bool = False
+) -> str:
     """The clean script for a host; `vips` and `package_names` come from the state (the script
-    also finds VIPs in lvscare's unit or manifest, and the package by the checksum init left)."""
+    also finds VIPs in lvscare's unit or manifest, and the package by the checksum init left).
+    With `force`, a failing `kubeadm reset` is a warning and the files go anyway."""
     endpoints = " ".join(q(endpoint(v)) for v in dict.fromkeys(vips))
     packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
     lvscare = q(rp.LVSCARE_BIN)
@@ -66,6 +71,7 @@ def script(vips: Iterable[str], package_names: Iterable[str], dry_run: bool = Fa
     return f"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 dry={1 if dry_run else 0}
+force={1 if force else 0}
 failed=0
 reload=0
 note() {{ if [ "$dry" = 1 ]; then echo "{WOULD}$*"; else echo "{REMOVED}$*"; fi; }}
@@ -130,8 +136,14 @@ wipe {unit} {wants} {manifest}
 if have kubeadm &&
     {{ exists {q(rp.KUBE_DIR)} || exists /var/lib/kubelet || exists /var/lib/etcd; }}; then
     note "the Kubernetes member on this host (kubeadm reset -f)"
-    if [ "$dry" = 0 ]; then
-        out=$(kubeadm reset -f 2>&1) || problem "kubeadm reset -f failed: $(tail3 "$out")"
+    if [ "$dry" = 0 ] && ! out=$(kubeadm reset -f 2>&1); then
+        if [ "$force" = 1 ]; then
+            echo "{WARNING}kubeadm reset -f failed ($(tail3 "$out")); its files go anyway (--force)"
+        else
+            # Stop here: removing kubeadm's files would leave whatever it could not stop running.
+            problem "kubeadm reset -f failed ($(tail3 "$out")); fix that, or add --force"
+            exit 1
+        fi
     fi
 fi
 
@@ -229,15 +241,18 @@ exit $failed
 """
 
 
-def parse(output: str) -> tuple[list[str], list[str]]:
-    """(what was removed or would be, problems) from the script's output."""
+def parse(output: str) -> tuple[list[str], list[str], list[str]]:
+    """(what was removed or would be, problems, warnings) from the script's output."""
     done: list[str] = []
     problems: list[str] = []
+    warnings: list[str] = []
     for line in output.splitlines():
         for prefix in (REMOVED, WOULD):
             if line.startswith(prefix):
                 done.append(line[len(prefix) :].strip())
         if line.startswith(PROBLEM):
             problems.append(line[len(PROBLEM) :].strip())
+        if line.startswith(WARNING):
+            warnings.append(line[len(WARNING) :].strip())
     # A file may be found twice (by the package name and by its checksum).
-    return list(dict.fromkeys(done)), problems
+    return list(dict.fromkeys(done)), problems, warnings

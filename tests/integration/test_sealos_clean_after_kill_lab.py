@@ -135,3 +135,31 @@ def wait_held(lab: Lab, host: str, lock: str) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_a_failing_kubeadm_reset_stops_clean_unless_forced(kill_lab, tmp_path):
+    """Without a recorded cluster, on a named host: a kubeadm whose reset fails stops the clean
+    there (removing its files would hide what it left running); --force goes on."""
+    lab, host = kill_lab.lab, kill_lab.lab.hosts[2]
+    home = tmp_path / "home"
+    broken = "/usr/local/sbin/kubeadm"  # first in the clean script's PATH
+    setup = (
+        f"printf '#!/bin/sh\\necho cannot reach the cluster >&2\\nexit 1\\n' > {broken} && "
+        f"chmod +x {broken} && mkdir -p /etc/kubernetes/pki && touch /etc/kubernetes/admin.conf"
+    )
+    assert lab.exec(host.name, ["sh", "-c", setup]).returncode == 0
+    try:
+        argv = [sys.executable, "-m", "sealos", "clean", "--node", host.ip, "-y"]
+        proc = lab.run(argv, env=_env(lab, home), timeout=300)
+        assert proc.returncode == 1, proc.stdout
+        assert "kubeadm reset -f failed (cannot reach the cluster" in proc.stdout, proc.stdout
+        assert "add --force" in proc.stdout
+        assert lab.exec(host.name, ["test", "-e", "/etc/kubernetes/admin.conf"]).returncode == 0
+
+        proc = lab.run([*argv[:-1], "--force"], env=_env(lab, home), timeout=300)
+        assert proc.returncode == 0, proc.stdout
+        assert "its files go anyway (--force)" in proc.stdout, proc.stdout
+        assert lab.exec(host.name, ["test", "-e", "/etc/kubernetes"]).returncode == 1
+    finally:
+        lab.exec(host.name, ["rm", "-rf", broken, "/etc/kubernetes"])
+    assert kill_lab.scans[host.name].leftovers() == []

@@ -279,11 +279,19 @@ def test_clean_script_is_valid_sh_even_with_odd_names(dry_run):
     assert "'/root/kube 1.20'\"'\"'s $(x).tar.gz'" in text
     assert "'[fd00::2]:6443'" in text and "10.103.97.2:6443" in text
     assert ("dry=1" in text) is dry_run
+    assert "force=1" in cleanup.script([VIP], [], force=True)
 
 
 def test_clean_output_is_parsed_once_per_thing():
-    out = "removed: /root/kube.tar.gz\nremoved: /root/kube.tar.gz\nproblem: cannot remove /x\n"
-    assert cleanup.parse(out) == (["/root/kube.tar.gz"], ["cannot remove /x"])
+    out = (
+        "removed: /root/kube.tar.gz\nremoved: /root/kube.tar.gz\nproblem: cannot remove /x\n"
+        "warning: kubeadm reset -f failed\n"
+    )
+    assert cleanup.parse(out) == (
+        ["/root/kube.tar.gz"],
+        ["cannot remove /x"],
+        ["kubeadm reset -f failed"],
+    )
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -261,7 +261,9 @@ class _Run:
         if c.masters_removed:
             steps.append(UpdateLvscare(lambda _c: self.nodes, lambda _c: self.remaining_ips()))
         for role, title in (("node", "Clean the nodes"), ("master", "Clean the masters")):
-            steps.append(CleanHosts(title, self._targets_with(role), vips, packages))
+            steps.append(
+                CleanHosts(title, self._targets_with(role), vips, packages, force=self.force)
+            )
         if not c.whole:
             steps.append(DeleteNodes(lambda _c: self.masters, self._node_names))
         return steps

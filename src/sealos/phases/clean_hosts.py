@@ -25,11 +25,13 @@ class CleanHosts(Phase):
         pick: Callable[[Context], list[Node]],
         vips: list[str],
         package_names: list[str],
+        force: bool = False,
     ) -> None:
         self.title = title
         self.pick = pick
         self.vips = vips
         self.package_names = package_names
+        self.force = force
 
     def hosts(self, ctx: Context) -> list[Node]:
         return [n for n in self.pick(ctx) if n.error is None and n.host.connected]
@@ -39,11 +41,15 @@ class CleanHosts(Phase):
 
     async def run_host(self, ctx: Context, node: Node) -> str:
         ctx.ui.step(node.name, "listing what to remove" if ctx.dry_run else "removing")
-        script = cleanup.script(self.vips, self.package_names, dry_run=ctx.dry_run)
+        script = cleanup.script(
+            self.vips, self.package_names, dry_run=ctx.dry_run, force=self.force
+        )
         result = await node.host.run(
             script, timeout=CLEAN_TIMEOUT, check=False, label="the clean script"
         )
-        done, problems = cleanup.parse(result.stdout)
+        done, problems, warnings = cleanup.parse(result.stdout)
+        for w in warnings:
+            ctx.ui.warn(f"{node.name}: {w}")
         if ctx.dry_run:
             for what in done:
                 ctx.would(node, f"remove {what}")
