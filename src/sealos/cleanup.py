@@ -109,6 +109,28 @@ if [ "$dry" = 0 ] && [ -d {q(rp.STATE_DIR)} ] && have flock; then
     fi
 fi
 
+# An interrupted run may still be unpacking the package or running init.sh (they run without
+# the lock): stop them with their whole command (its process group, one per SSH command), or
+# they would put files back after this script removed them.
+pgrp() {{ sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f3; }}
+if [ "$dry" = 0 ]; then
+    mine=$(pgrp $$)
+    for d in /proc/[0-9]*; do
+        pid=${{d#/proc/}}
+        args=$(tr '\\000' ' ' < "$d/cmdline" 2>/dev/null) || continue
+        args=${{args% }}
+        case "$args" in
+        "tar -C {rp.HOME} -xzf {rp.HOME}/"*) ;;
+        "sh init.sh"*) [ "$(readlink "$d/cwd")" = {q(rp.PACKAGE_DIR + "/shell")} ] || continue ;;
+        *) continue ;;
+        esac
+        group=$(pgrp "$pid")
+        if [ -n "$group" ] && [ "$group" != "$mine" ] && kill -TERM "-$group" 2>/dev/null; then
+            note "process $pid ($args, left by an interrupted run)"
+        fi
+    done
+fi
+
 # VIPs: from the state, and from lvscare's own unit or manifest (they may differ after edits).
 endpoints="{endpoints}"
 if [ -f {unit} ]; then

@@ -113,20 +113,40 @@ def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
     assert not (home / "config.yaml").exists()
 
 
-def test_clean_stops_a_process_an_interrupted_run_left_holding_the_lock(kill_lab, tmp_path):
+def test_clean_stops_what_an_interrupted_run_left_running(kill_lab, tmp_path):
     """A kubeadm whose operator is gone may hold the host's kubeadm lock for minutes (discovery
-    retries); clean gives it a moment, then stops it."""
+    retries): clean gives it a moment, then stops it. An init.sh or a package unpacking still
+    running (no lock) is stopped with its whole command at once."""
     lab, h = kill_lab.lab, kill_lab.lab.hosts
     home = tmp_path / "home"
     init_killed_at(kill_lab, home, "==> Unpack the package and run init.sh", 0.0)
     lock = "/var/lib/sealos/kubeadm.lock"
-    hold = f"mkdir -p /var/lib/sealos && (flock {lock} sleep 600 </dev/null >/dev/null 2>&1 &)"
+    detached = "</dev/null >/dev/null 2>&1 &"
+    hold = f"mkdir -p /var/lib/sealos && (flock {lock} sleep 600 {detached})"
     assert lab.exec(h[2].name, ["sh", "-c", hold]).returncode == 0
     assert wait_held(lab, h[2].name, lock)
+    # As SSH runs them: a session of their own; init.sh's child and tar's gzip go with them.
+    slow_init = (
+        "mkdir -p /root/kube/shell && printf 'sleep 601\\n' > /root/kube/shell/init.sh && "
+        f"setsid sh -c 'cd /root/kube/shell && sh init.sh' {detached}"
+    )
+    # tar stays busy on its first member (its helper sleeps), as if the package were huge
+    slow_tar = (
+        f"setsid tar -C /root -xzf /root/{kill_lab.package.name} "
+        f"'--to-command=sleep 602' {detached}"
+    )
+    for script in (slow_init, slow_tar):
+        assert lab.exec(h[1].name, ["sh", "-c", script]).returncode == 0
+    time.sleep(0.5)
+    running = lab.exec(h[1].name, ["ps", "-eo", "args="]).stdout
+    assert "sleep 601" in running and "sleep 602" in running, running
+
     out = clean_all(kill_lab, home)
     assert "an interrupted run's kubeadm, holding the lock" in out, out
+    assert "sh init.sh, left by an interrupted run" in out, out
+    assert f"tar -C /root -xzf /root/{kill_lab.package.name}" in out, out
     for x in h:
-        assert kill_lab.scans[x.name].leftovers() == [], x.name  # the holder is gone too
+        assert kill_lab.scans[x.name].leftovers() == [], x.name  # the processes are gone too
 
 
 def wait_held(lab: Lab, host: str, lock: str) -> bool:
