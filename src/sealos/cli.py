@@ -233,7 +233,9 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     "--all", "everything", is_flag=True, help="Every host of the cluster (also without hosts)."
 )
 @click.option(
-    "--force", is_flag=True, help="No question; unreachable hosts are dropped from the state."
+    "--force",
+    is_flag=True,
+    help="No question; unreachable hosts leave the state; a failing kubeadm reset is no stop.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List per host what would be removed.")
