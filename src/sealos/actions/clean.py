@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from sealos import members
-from sealos.actions.init import Result
+from sealos.actions.init import Result, close_run
 from sealos.context import Context, Node
 from sealos.errors import SealosError, SpecError
 from sealos.hosts import HostAddress
@@ -217,13 +217,7 @@ async def run_async(
             ui.error(err)
         if run.errors and not dry_run:
             ui.info(f"Fix the problems above and run the same clean again. Log: {log.path}")
-        await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
-        result.seconds = time.monotonic() - started
-        result.phase_times = list(ctx.phase_times)
-        result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
-        ui.close()
-        log.write("sealos", "end", "ok" if result.ok else "failed")
-        log.close()
+        await close_run(ctx, result, ui, log, started)
     return result
 
 

@@ -54,6 +54,34 @@ class Result:
     timings: dict[str, list[CommandTiming]] = field(default_factory=dict)  # per host
 
 
+def report_problems(e: ValidationFailed, result: Result, ui: UI) -> None:
+    """Validation found problems before anything changed: list them all."""
+    result.problems = e.problems
+    for p in e.problems:
+        ui.error(p)
+    ui.info(f"{len(e.problems)} problem(s); nothing was changed. Fix them and run again.")
+
+
+def report_phase_failure(e: PhaseFailed, result: Result, ui: UI, how_to_go_on: str) -> None:
+    """A phase failed on some hosts: name them and say how to go on."""
+    result.failed_phase = e.title
+    result.errors = [str(err) for err in e.errors]
+    for err in e.errors:
+        ui.error(str(err))
+    ui.info(how_to_go_on)
+
+
+async def close_run(ctx: Context, result: Result, ui: UI, log: CommandLog, started: float) -> None:
+    """End of every action: close the hosts, record the timings, close the UI and the log."""
+    await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
+    result.seconds = time.monotonic() - started
+    result.phase_times = list(ctx.phase_times)
+    result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
+    ui.close()
+    log.write("sealos", "end", "ok" if result.ok else "failed")
+    log.close()
+
+
 def phases(spec_problems: list[str]) -> list[Phase]:
     """The phases of `init`, in order."""
     return [
@@ -117,18 +145,14 @@ async def run_async(
             result.nodes_output = await _finish(ctx)
         result.ok = True
     except ValidationFailed as e:
-        result.problems = e.problems
-        for p in e.problems:
-            ui.error(p)
-        ui.info(f"{len(e.problems)} problem(s); nothing was changed. Fix them and run again.")
+        report_problems(e, result, ui)
     except PhaseFailed as e:
-        result.failed_phase = e.title
-        result.errors = [str(err) for err in e.errors]
-        for err in e.errors:
-            ui.error(str(err))
-        ui.info(
+        report_phase_failure(
+            e,
+            result,
+            ui,
             f"'{e.title}' failed. Fix the cause and run the same command again: "
-            f"finished work is skipped. Full log: {log.path}"
+            f"finished work is skipped. Full log: {log.path}",
         )
         _summary(ctx)
     except SealosError as e:
@@ -137,13 +161,7 @@ async def run_async(
     finally:
         if ctx.bundle_task is not None and not ctx.bundle_task.done():
             ctx.bundle_task.cancel()
-        await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
-        result.seconds = time.monotonic() - started
-        result.phase_times = list(ctx.phase_times)
-        result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
-        ui.close()
-        log.write("sealos", "end", "ok" if result.ok else "failed")
-        log.close()
+        await close_run(ctx, result, ui, log, started)
     return result
 
 

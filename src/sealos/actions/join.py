@@ -18,7 +18,7 @@ from sealos import members
 from sealos import package as package_mod
 from sealos import remote_paths as rp
 from sealos import validate as rules
-from sealos.actions.init import Result
+from sealos.actions.init import Result, close_run, report_phase_failure, report_problems
 from sealos.context import Context, Node
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.hosts import HostAddress
@@ -234,31 +234,21 @@ async def run_async(
             result.nodes_output = await _nodes_table(ctx)
         result.ok = True
     except ValidationFailed as e:
-        result.problems = e.problems
-        for p in e.problems:
-            ui.error(p)
-        ui.info(f"{len(e.problems)} problem(s); nothing was changed. Fix them and run again.")
+        report_problems(e, result, ui)
     except PhaseFailed as e:
-        result.failed_phase = e.title
-        result.errors = [str(err) for err in e.errors]
-        for err in e.errors:
-            ui.error(str(err))
-        ui.info(
+        report_phase_failure(
+            e,
+            result,
+            ui,
             f"'{e.title}' failed. Fix the cause and run the same `sealos join` again: finished "
-            f"work is skipped (or undo it with `sealos clean` for those hosts). Log: {log.path}"
+            f"work is skipped (or undo it with `sealos clean` for those hosts). Log: {log.path}",
         )
         _summary(ctx, new)
     except SealosError as e:
         result.errors = [str(e)]
         ui.error(str(e))
     finally:
-        await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
-        result.seconds = time.monotonic() - started
-        result.phase_times = list(ctx.phase_times)
-        result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
-        ui.close()
-        log.write("sealos", "end", "ok" if result.ok else "failed")
-        log.close()
+        await close_run(ctx, result, ui, log, started)
     return result
 
 
