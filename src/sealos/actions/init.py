@@ -186,6 +186,11 @@ def _nodes(ctx: Context) -> list[Node]:
 async def _finish(ctx: Context) -> str:
     """Summary table and `kubectl get nodes` from the first master."""
     _summary(ctx)
+    return await nodes_table(ctx)
+
+
+async def nodes_table(ctx: Context) -> str:
+    """Show `kubectl get nodes -o wide` from the first master; its output, or "" if unreachable."""
     m0 = ctx.first_master
     try:
         out = await m0.host.run(

@@ -16,11 +16,16 @@ from typing import Any, Optional
 
 from sealos import members
 from sealos import package as package_mod
-from sealos import remote_paths as rp
 from sealos import validate as rules
-from sealos.actions.init import Result, close_run, report_phase_failure, report_problems
+from sealos.actions.init import (
+    Result,
+    close_run,
+    nodes_table,
+    report_phase_failure,
+    report_problems,
+)
 from sealos.context import Context, Node
-from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
+from sealos.errors import SealosError, SpecError, ValidationFailed
 from sealos.hosts import HostAddress
 from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.base import Phase, PhaseFailed, run_phases
@@ -33,7 +38,6 @@ from sealos.phases.prepare_hosts import PrepareHosts
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate_join import ValidateJoin, already_member
 from sealos.redaction import Redactor
-from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
 from sealos.ssh import Host, load_client_keys
 from sealos.state import ClusterState, Member, StateStore
@@ -231,7 +235,7 @@ async def run_async(
             ui.plan(result.plan, action="join")
         else:
             _summary(ctx, new)
-            result.nodes_output = await _nodes_table(ctx)
+            result.nodes_output = await nodes_table(ctx)
         result.ok = True
     except ValidationFailed as e:
         report_problems(e, result, ui)
@@ -327,16 +331,3 @@ def _summary(ctx: Context, new: set[str]) -> None:
         kind = f"{n.role} (new)" if n.name in new else n.role
         rows.append([n.name, kind, hostname, n.ip, what])
     ctx.ui.table("Summary", ["host", "role", "hostname", "ip", "this run"], rows)
-
-
-async def _nodes_table(ctx: Context) -> str:
-    m0 = ctx.first_master
-    try:
-        out = await m0.host.run(
-            f"kubectl --kubeconfig {q(rp.ADMIN_CONF)} get nodes -o wide", timeout=60
-        )
-    except HostError as e:
-        ctx.ui.warn(f"could not list the nodes: {e}")
-        return ""
-    ctx.ui.block(f"kubectl get nodes (on {m0.name}):", out.stdout)
-    return out.stdout
