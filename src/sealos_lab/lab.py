@@ -282,6 +282,8 @@ class Lab:
         """Power the host off (clean shutdown, then SIGKILL); its files stay for `start_host`."""
         h = self.host(host_name)
         _stop_hosts([h])
+        if h.kind == "nspawn":
+            nspawn.remove_cgroups(h.machine)
         h.pid = h.pid_start = None
         self.save()
 
@@ -824,9 +826,18 @@ def down(name: str = "default") -> None:
             # systemd-nspawn removes this itself on a clean exit, not after SIGKILL.
             with contextlib.suppress(OSError):
                 Path(f"/run/systemd/nspawn/propagate/{h.machine}").rmdir()
+        # By name, not from the state: a crash may have lost the state file.
+        for machine in lab_cgroup_machines(name):
+            nspawn.remove_cgroups(machine)
         shutil.rmtree(d, ignore_errors=True)
     if d.exists():
         raise LabError(f"could not remove {d}; remove it by hand")
+
+
+def lab_cgroup_machines(name: str) -> list[str]:
+    """The machines of lab `name` (`sl-<name>-h<N>`) that have cgroups on this machine."""
+    own = re.compile(rf"sl-{re.escape(name)}-h\d+")
+    return sorted(m for m in nspawn.cgroup_machines() if own.fullmatch(m))
 
 
 def _kill_inside(namespaces: Sequence[str]) -> None:

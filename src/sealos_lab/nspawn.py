@@ -3,6 +3,13 @@ inside a network namespace made beforehand. Also the PID bookkeeping every lab p
 
 Flags come from measurements on this kind of machine (see lab-notes): PID 1 here is not systemd, so
 `--register=no --keep-unit`; `--capability=all` so that nft works inside.
+
+With `--keep-unit` and nobody to hand out units, systemd-nspawn makes its `payload` and `supervisor`
+cgroups inside the cgroup it was started in. Started from one shared cgroup, every host's systemd
+would manage the same `/payload/system.slice/*.service` cgroups, and under load one host's systemd
+removing or emptying a unit's cgroup made another's fail to start it (status 219/CGROUP, "Failed to
+kill control group: Input/output error"; 4 of 18 hosts in three 6-host boots had one). So each
+host starts in a cgroup of its own, `sealos-lab/<machine>` in the systemd hierarchies here.
 """
 
 from __future__ import annotations
@@ -27,13 +34,75 @@ HOST_ENV = (
 )
 
 
+CGROUP_GROUP = "sealos-lab"
+
+
+def _systemd_hierarchies() -> list[Path]:
+    """Mount points of the cgroup hierarchies systemd keeps its units in: the named v1 hierarchy
+    `name=systemd` and the v2 (unified) one, where mounted."""
+    found = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            left, _, right = line.partition(" - ")
+            fields, rest = left.split(), right.split()
+            if len(rest) < 3:
+                continue
+            fstype, options = rest[0], rest[2].split(",")
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options):
+                found.append(Path(fields[4].replace("\\040", " ")))
+    return found
+
+
+def cgroups(machine: str) -> list[Path]:
+    """The host's own cgroup in each systemd hierarchy (they may not exist)."""
+    return [root / CGROUP_GROUP / machine for root in _systemd_hierarchies()]
+
+
+def cgroup_machines() -> set[str]:
+    """The machines that have a cgroup here (a running host, or one a crash left)."""
+    names: set[str] = set()
+    for root in _systemd_hierarchies():
+        with contextlib.suppress(OSError):
+            names.update(p.name for p in (root / CGROUP_GROUP).iterdir() if p.is_dir())
+    return names
+
+
+def remove_cgroups(machine: str) -> None:
+    """Remove the host's cgroups, innermost first; one that still holds a process stays."""
+    for top in cgroups(machine):
+        if not top.is_dir():
+            continue
+        for folder, _dirs, _files in os.walk(top, topdown=False):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+# Moves this shell into each cgroup given (paths first, then "--", then the command), then
+# becomes the command: the PID Popen returns is systemd-nspawn's, in the host's cgroups.
+_INTO_CGROUPS = (
+    'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; done; '
+    'shift; exec "$@"'
+)
+
+
 def start(machine: str, rootfs: Path, upper: Path, netns: str, log: Path) -> int:
     """Boot a container on `rootfs` with writes going to `upper`; return the nspawn PID.
 
     The process runs in its own session so that Ctrl-C on the caller leaves it alone; `stop()`
-    ends it by PID.
+    ends it by PID. It starts in cgroups of its own (see the module's notes), fresh ones: what a
+    previous boot of the host left there is removed first.
     """
+    remove_cgroups(machine)
+    own = cgroups(machine)
+    for folder in own:
+        folder.mkdir(parents=True, exist_ok=True)
     argv = [
+        "sh",
+        "-c",
+        _INTO_CGROUPS,
+        "sh",
+        *(str(f) for f in own),
+        "--",
         "systemd-nspawn",
         "--quiet",
         "--register=no",

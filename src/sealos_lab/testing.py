@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sealos_lab import netns, nspawn
-from sealos_lab.lab import Lab, down, up
+from sealos_lab.lab import Lab, down, lab_cgroup_machines, up
 from sealos_lab.paths import lab_dir
 
 
@@ -79,7 +79,8 @@ def recorded_pids(name: str) -> list[tuple[int, Optional[int]]]:
 
 def leftovers(name: str, pids: Sequence[tuple[int, Optional[int]]] = ()) -> list[str]:
     """What of lab `name` is still on this machine (namespaces, mounts under its folder, the
-    processes `pids` if alive, its folder), one phrase each; empty when it is all gone."""
+    processes `pids` if alive, its hosts' cgroups, its folder), one phrase each; empty when it
+    is all gone."""
     found = [f"namespace {ns}" for ns in netns.list_netns() if ns.startswith(f"sl-{name}-")]
     d = str(lab_dir(name))
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -87,6 +88,7 @@ def leftovers(name: str, pids: Sequence[tuple[int, Optional[int]]] = ()) -> list
         if point == d or point.startswith(d + "/"):
             found.append(f"mount {point}")
     found += [f"process {pid}" for pid, st in pids if nspawn.alive(pid, st)]
+    found += [f"cgroup {m}" for m in lab_cgroup_machines(name)]
     if Path(d).exists():
         found.append(f"folder {d}")
     return found

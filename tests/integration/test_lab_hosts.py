@@ -100,9 +100,15 @@ def test_hosts_have_their_own_files_hostnames_and_host_keys(lab4):
 def test_hosts_run_real_systemd(lab4):
     lab, _ = lab4
     for h in HOSTS:
+        # Every boot unit started: hosts sharing one cgroup used to fail some (219/CGROUP).
+        failed = lab.exec(h, ["systemctl", "--failed", "--no-legend", "--plain"]).stdout
         state = lab.exec(h, ["systemctl", "is-system-running"]).stdout.strip()
-        assert state in ("running", "degraded"), (h, state)
+        assert state == "running" and failed == "", (h, state, failed)
         assert lab.exec(h, ["systemctl", "is-active", "ssh"]).stdout.strip() == "active"
+        # Each host's systemd keeps its units in a cgroup of its own.
+        init = labmod.nspawn.init_pid(lab.host(h).pid)
+        own = f"/sealos-lab/{lab.host(h).machine}/payload/init.scope"
+        assert f"name=systemd:{own}" in Path(f"/proc/{init}/cgroup").read_text(), h
     # A user's own service starts like on a real host.
     unit = "[Service]\nExecStart=/bin/sleep 300\n"
     assert lab.exec("h2", ["sh", "-c", "cat > /etc/systemd/system/labprobe.service"], input=unit)
@@ -183,7 +189,7 @@ def test_down_leaves_nothing_behind():
     assert [lab.exec(h, ["hostname"]).stdout.strip() for h in ("h1", "h2")] == ["twin", "twin"]
     pids = recorded_pids(name)
     present = leftovers(name, pids)  # the check sees a lab that is up
-    assert {x.split()[0] for x in present} == {"namespace", "process", "folder"}, present
+    assert {x.split()[0] for x in present} == {"namespace", "process", "cgroup", "folder"}
     assert cli("down", "--name", name).returncode == 0
     assert leftovers(name, pids) == []
 
