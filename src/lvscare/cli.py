@@ -215,6 +215,14 @@ def clean(config: CareConfig) -> None:
         log.info("nothing to remove for %s", config.vs)
 
 
+def _ready() -> None:
+    """The rules are in place: a `Type=notify` unit's start returns now."""
+    from lvscare.sdnotify import notify
+
+    if notify("READY=1"):
+        log.info("told systemd: ready (the rules are in place)")
+
+
 def care(config: CareConfig) -> int:
     """Run the reconcile loop until SIGTERM/SIGINT (or once); returns the exit code."""
     from lvscare import route
@@ -253,6 +261,7 @@ def care(config: CareConfig) -> int:
             once=config.run_once,
             loop=loop,
             stopper=stopper,
+            on_ready=_ready,
         )
         if config.run_once and reconciler.applied is None:
             return EXIT_FAILURE

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Optional, Protocol
 
 from lvscare.backends.base import Backend, BackendError
@@ -185,9 +185,11 @@ def run(
     once: bool = False,
     loop: Optional[asyncio.AbstractEventLoop] = None,
     stopper: Optional[Stopper] = None,
+    on_ready: Optional[Callable[[], None]] = None,
 ) -> None:
     """Tick every `interval` seconds until stopped (or once); errors of a tick are logged and the
-    next tick tries again."""
+    next tick tries again. `on_ready` is called once, after the first tick that put the rules
+    in place (and made the VIP reachable)."""
     loop = loop or asyncio.new_event_loop()
     stopper = stopper or Stopper(loop)
     endpoints = reconciler.real_servers
@@ -201,12 +203,17 @@ def run(
         except Exception:
             # A daemon that runs for months must outlive a bug in one tick; the log says where.
             log.exception("unexpected error in this tick; trying again in %gs", interval)
+        reachable = True
         if reachability is not None:
             try:
                 for message in reachability.ensure():
                     log.info("%s", message)
             except (OSError, UserError) as exc:
                 log.error("cannot keep %s reachable: %s; trying again", reconciler.vs, exc)
+                reachable = False
+        if on_ready is not None and reconciler.applied is not None and reachable:
+            on_ready()
+            on_ready = None
         if once:
             return
         next_tick += interval

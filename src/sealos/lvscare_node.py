@@ -77,7 +77,11 @@ def _endpoint(ip: str) -> str:
 
 
 def systemd_unit(vip: str, masters: list[str]) -> str:
-    """The unit that keeps the VIP rule before kubelet starts (also after a reboot)."""
+    """The unit that keeps the VIP rule before kubelet starts (also after a reboot).
+
+    `Type=notify`: lvscare says READY once the VIP rule is in place, so `systemctl start` returns
+    only then and `kubeadm join` may follow at once.
+    """
     exec_start = " ".join([LVSCARE_BIN, *care_args(vip, masters)])
     return (
         "# Written by sealos: keeps the apiserver VIP balanced over the masters on this node.\n"
@@ -88,6 +92,9 @@ def systemd_unit(vip: str, masters: list[str]) -> str:
         "Before=kubelet.service\n"
         "\n"
         "[Service]\n"
+        "Type=notify\n"
+        "NotifyAccess=main\n"
+        "TimeoutStartSec=60\n"
         f"ExecStart={exec_start}\n"
         "Restart=always\n"
         "RestartSec=2\n"

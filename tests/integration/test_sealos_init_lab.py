@@ -130,6 +130,10 @@ def test_three_masters_two_nodes_come_up(cluster):
         assert sh(lab, h.name, "systemctl is-active lvscare.service").strip() == "active"
         ruleset = sh(lab, h.name, "nft list table ip lvscare")
         assert VIP in ruleset and all(m.ip in ruleset for m in masters), ruleset
+        # The unit started before the join and said ready once the rule was in place.
+        assert sh(lab, h.name, "systemctl show -p Type --value lvscare").strip() == "notify"
+        journal = sh(lab, h.name, "journalctl -u lvscare.service --no-pager -o cat")
+        assert "told systemd: ready (the rules are in place)" in journal, journal
     assert "kubectl get nodes" in proc.stdout and "Summary" in proc.stdout
     state = home / "config.yaml"
     assert state.stat().st_mode & 0o777 == 0o600

@@ -90,7 +90,10 @@ def test_dry_run_prints_the_plan_per_host_and_changes_nothing(lab, package, tmp_
     assert f"  {m1}:" in out and f"  {m2}:" in out and f"  {n1}:" in out
     assert "kubeadm init --config /root/kubeadm-config.yaml --upload-certs" in out
     assert f"map apiserver.cluster.local to {m1} (the first master)" in out
-    assert "lvscare care --vs 10.103.97.2:6443" in out and "--run-once" in out
+    # The node's lvscare unit starts (ready once the VIP rule is in place) before its join.
+    plan = out[out.rindex(f"  {n1}:") :]
+    assert "lvscare.service (Before=kubelet.service" in plan, plan
+    assert plan.index("lvscare care --vs 10.103.97.2:6443") < plan.index("kubeadm join"), plan
     assert snapshot(lab) == before
     assert not (tmp_path / "config.yaml").exists()
     assert lab.password not in out + proc.stderr

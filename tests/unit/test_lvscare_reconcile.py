@@ -266,3 +266,52 @@ def test_run_loop_keeps_the_vip_reachable_every_tick(kernel, caplog):
         loop.close()
     assert reach.calls == 3
     assert sum("added route" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_ready_is_told_once_after_the_first_tick_that_put_the_rules_in_place(kernel):
+    """`on_ready` (READY=1 to systemd) waits for rules that are really in place: not after a tick
+    whose changes the kernel refused, and only once."""
+    loop = asyncio.new_event_loop()
+    told: list[int] = []
+    try:
+        stopper = Stopper(loop)
+        prober = FakeProber([all_up()] * 4, [stopper])
+        kernel.fail_next_apply = True
+        run(
+            make(kernel),
+            prober,
+            0.01,
+            loop=loop,
+            stopper=stopper,
+            on_ready=lambda: told.append(prober.ticks),
+        )
+    finally:
+        loop.close()
+    assert told == [2]  # tick 1 failed, tick 2 made the rules, ticks 3 and 4 say nothing
+
+
+def test_ready_waits_until_the_vip_is_reachable(kernel):
+    class FailingOnce(Reach):
+        def ensure(self):
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("no route to 192.168.0.2")
+            return []
+
+    loop = asyncio.new_event_loop()
+    told: list[int] = []
+    try:
+        stopper = Stopper(loop)
+        prober = FakeProber([all_up()] * 3, [stopper])
+        run(
+            make(kernel),
+            prober,
+            0.01,
+            reachability=FailingOnce(),
+            loop=loop,
+            stopper=stopper,
+            on_ready=lambda: told.append(prober.ticks),
+        )
+    finally:
+        loop.close()
+    assert told == [2]

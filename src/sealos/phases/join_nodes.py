@@ -1,7 +1,12 @@
 """Join the worker nodes in parallel, each reaching the masters through its own lvscare:
-apiserver name -> VIP in /etc/hosts, lvscare bundle installed, VIP rule created once
-(`lvscare care --run-once`), `kubeadm join VIP:6443`, then lvscare kept running (systemd unit
-ordered before kubelet, or a static pod).
+apiserver name -> VIP in /etc/hosts, lvscare bundle installed, the VIP rule in place, then
+`kubeadm join VIP:6443`.
+
+With the systemd unit (ordered before kubelet) the unit is started before the join: it is
+`Type=notify`, so its start returns once lvscare has made the VIP rule, and one lvscare process
+does what `care --run-once` plus the service did (half the Python start-ups on the nodes, which
+share the operator's CPUs in the lab). A static pod only runs once kubelet does, after the join,
+so that way the rule is made first with `lvscare care --run-once`.
 """
 
 from __future__ import annotations
@@ -74,19 +79,24 @@ class JoinNodes(Phase):
             lines.append(f"/etc/hosts: map {spec.apiserver} to the VIP {spec.vip}")
         if ctx.bundle is None or node.facts.lvscare_sha256 != ctx.bundle.sha256:
             lines.append(f"install the lvscare bundle to {rp.LVSCARE_BIN}")
+        systemd = spec.lvscare_mode == "systemd"
+        if systemd and not self._lvscare_ok(ctx, node):
+            care = " ".join(lvscare_node.care_args(spec.vip, masters))
+            lines.append(
+                f"keep lvscare running: {rp.LVSCARE_UNIT} (Before=kubelet.service; its start "
+                f"returns once the VIP rule is in place): lvscare {care}"
+            )
         if not node.facts.join_done:
             if node.facts.kubeadm_leftovers:
                 lines.append("kubeadm reset -f (an earlier join stopped halfway)")
-            run_once = " ".join(lvscare_node.care_args(spec.vip, masters, run_once=True))
-            lines.append(f"lvscare {run_once}")
+            if not systemd:
+                run_once = " ".join(lvscare_node.care_args(spec.vip, masters, run_once=True))
+                lines.append(f"lvscare {run_once}")
             lines.append(
                 f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT} (token via a 0600 file)"
             )
-        if not self._lvscare_ok(ctx, node):
-            if spec.lvscare_mode == "systemd":
-                lines.append(f"keep lvscare running: {rp.LVSCARE_UNIT} (Before=kubelet.service)")
-            else:
-                lines.append(f"keep lvscare running: static pod {rp.LVSCARE_MANIFEST}")
+        if not systemd and not self._lvscare_ok(ctx, node):
+            lines.append(f"keep lvscare running: static pod {rp.LVSCARE_MANIFEST}")
         return lines
 
     async def prepare(self, ctx: Context, nodes: list[Node]) -> None:
@@ -102,17 +112,22 @@ class JoinNodes(Phase):
         masters = [m.ip for m in ctx.masters]
         ctx.ui.step(node.name, f"/etc/hosts: {spec.apiserver} -> {spec.vip}")
         await host.run(set_entry_command(spec.vip, spec.apiserver))
-        if node.facts.lvscare_sha256 != ctx.bundle.sha256:
+        new_bundle = node.facts.lvscare_sha256 != ctx.bundle.sha256
+        if new_bundle:
             ctx.ui.step(node.name, "installing lvscare")
             await host.upload_if_changed(
                 ctx.bundle.path, rp.LVSCARE_BIN, ctx.bundle.sha256, mode=0o755, check_first=False
             )
             node.facts.lvscare_sha256 = ctx.bundle.sha256
         note = "lvscare updated; joined before"
+        if spec.lvscare_mode == "systemd":
+            # Returns once the VIP rule is in place.
+            await self._keep_running(ctx, node, new_bundle)
         if not node.facts.join_done:
-            ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
-            rule = lvscare_node.care_args(spec.vip, masters, run_once=True)
-            await host.run(shlex.join([rp.LVSCARE_BIN, *rule]), timeout=120)
+            if spec.lvscare_mode != "systemd":
+                ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
+                rule = lvscare_node.care_args(spec.vip, masters, run_once=True)
+                await host.run(shlex.join([rp.LVSCARE_BIN, *rule]), timeout=120)
             ctx.ui.step(node.name, f"kubeadm join {spec.vip}:{kubeadm.APISERVER_PORT}")
             info = await ctx.join_info(control_plane=False)
             doc = kubeadm.join_document(ctx.version, info, f"{spec.vip}:{kubeadm.APISERVER_PORT}")
@@ -124,11 +139,13 @@ class JoinNodes(Phase):
             )
             node.facts.join_done = True
             note = "joined"
-        await self._keep_running(ctx, node)
+        if spec.lvscare_mode != "systemd":
+            await self._keep_running(ctx, node, new_bundle)
         return note
 
-    async def _keep_running(self, ctx: Context, node: Node) -> None:
-        """The systemd unit or the static pod; the other way goes if an earlier run used it."""
+    async def _keep_running(self, ctx: Context, node: Node, new_bundle: bool) -> None:
+        """The systemd unit or the static pod; the other way goes if an earlier run used it.
+        A running unit restarts when its text or the bundle changed."""
         f = node.facts
         assert f is not None
         host = node.host
@@ -140,9 +157,12 @@ class JoinNodes(Phase):
             changed = f.lvscare_unit_sha256 != _sha(unit)
             if changed:
                 await host.put_bytes(unit.encode(), rp.LVSCARE_UNIT, mode=0o644)
-            if changed or not f.lvscare_active:
-                restart = f.lvscare_unit_sha256 is not None and changed
-                await host.run(lvscare_node.service_command(restart))
+            if changed or new_bundle or not f.lvscare_active:
+                # `restart` starts a stopped unit too.
+                restart = changed or new_bundle
+                await host.run(lvscare_node.service_command(restart), timeout=120)
+            f.lvscare_unit_sha256, f.lvscare_active = _sha(unit), True
+            f.lvscare_manifest_sha256 = None
         else:
             if f.lvscare_unit_sha256 is not None:
                 await host.run(
@@ -154,3 +174,4 @@ class JoinNodes(Phase):
             manifest = desired_manifest(ctx)
             if f.lvscare_manifest_sha256 != _sha(manifest):
                 await host.put_bytes(manifest.encode(), rp.LVSCARE_MANIFEST, mode=0o644)
+            f.lvscare_manifest_sha256, f.lvscare_unit_sha256 = _sha(manifest), None
