@@ -12,6 +12,37 @@ from sealos.phases.base import Phase
 from sealos.remote_paths import q
 
 
+def host_problems(ctx: Context, nodes: list[Node]) -> list[str]:
+    """What `init`'s rules find in these hosts' facts (against the spec and the package); the
+    warnings they find go to the UI at once."""
+    views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in nodes if n.facts]
+    for w in rules.warnings(views, ctx.operator_time):
+        ctx.ui.warn(w)
+    return rules.host_problems(ctx.spec, views, ctx.package)
+
+
+async def bundle_problems(ctx: Context) -> list[str]:
+    """Have the lvscare bundle in `ctx.bundle` (the build started while hosts connected, else
+    built now); a failed build is a problem."""
+    try:
+        if ctx.bundle_task is not None:
+            ctx.bundle = await ctx.bundle_task
+        else:
+            ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
+    except SealosError as e:
+        return [str(e)]
+    return []
+
+
+def conclude(ctx: Context, nodes: list[Node], problems: list[str]) -> None:
+    """Mark each host's row done and raise ValidationFailed with the problems, if any."""
+    for n in nodes:
+        ctx.ui.host_done(n.name, n.usable, "" if n.usable else "see the problems below")
+    if problems:
+        # A host listed twice (master and node) would repeat its connection problem.
+        raise ValidationFailed(list(dict.fromkeys(problems)))
+
+
 class Validate(Phase):
     """Spec, reachability, credentials, facts, package checksum source, lvscare bundle, state."""
 
@@ -27,26 +58,13 @@ class Validate(Phase):
     async def run(self, ctx: Context, nodes: list[Node]) -> None:
         problems = list(self.spec_problems)
         problems += [str(n.error) for n in nodes if n.error is not None]
-        views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in nodes if n.facts]
-        problems += rules.host_problems(ctx.spec, views, ctx.package)
-        for w in rules.warnings(views, ctx.operator_time):
-            ctx.ui.warn(w)
+        problems += host_problems(ctx, nodes)
         problems += self._state_problems(ctx)
         if not problems and ctx.spec.pkg_url and not ctx.package_sha256:
             problems += await self._published_checksum(ctx)
         if ctx.workers:
-            try:
-                if ctx.bundle_task is not None:
-                    ctx.bundle = await ctx.bundle_task
-                else:
-                    ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
-            except SealosError as e:
-                problems.append(str(e))
-        for n in nodes:
-            ctx.ui.host_done(n.name, n.usable, "" if n.usable else "see the problems below")
-        if problems:
-            # A host listed twice (master and node) would repeat its connection problem.
-            raise ValidationFailed(list(dict.fromkeys(problems)))
+            problems += await bundle_problems(ctx)
+        conclude(ctx, nodes, problems)
 
     def _state_problems(self, ctx: Context) -> list[str]:
         recorded = ctx.state.masters

@@ -5,11 +5,10 @@ join needs it. Every problem is one sentence naming the host and the fix; all ar
 
 from __future__ import annotations
 
-from sealos import lvscare_node, members
-from sealos import validate as rules
+from sealos import members
 from sealos.context import Context, Node
-from sealos.errors import SealosError, ValidationFailed
 from sealos.phases.base import Phase
+from sealos.phases.validate import bundle_problems, conclude, host_problems
 from sealos.state import ClusterState
 
 
@@ -92,22 +91,13 @@ class ValidateJoin(Phase):
         problems += [str(n.error) for n in new if n.error is not None]
         problems += membership_problems(ctx.state, new, existing)
         problems += self._cluster_problems(ctx, existing, new)
-        views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in new if n.facts]
-        problems += rules.host_problems(ctx.spec, views, ctx.package)
-        for w in rules.warnings(views, ctx.operator_time):
-            ctx.ui.warn(w)
+        problems += host_problems(ctx, new)
         problems += self._leftover_problems(ctx, new)
         if any(n.role == "node" for n in new) or (
             any(n.role == "master" for n in new) and ctx.workers
         ):
-            try:
-                ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
-            except SealosError as e:
-                problems.append(str(e))
-        for n in nodes:
-            ctx.ui.host_done(n.name, n.usable, "" if n.usable else "see the problems below")
-        if problems:
-            raise ValidationFailed(list(dict.fromkeys(problems)))
+            problems += await bundle_problems(ctx)
+        conclude(ctx, nodes, problems)
 
     def _cluster_problems(self, ctx: Context, existing: list[Node], new: list[Node]) -> list[str]:
         masters = [n for n in existing if n.role == "master"]
