@@ -120,11 +120,12 @@ class JoinNodes(Phase):
             )
             node.facts.lvscare_sha256 = ctx.bundle.sha256
         note = "lvscare updated; joined before"
-        if spec.lvscare_mode == "systemd":
+        systemd = spec.lvscare_mode == "systemd"
+        if systemd:
             # Returns once the VIP rule is in place.
             await self._keep_running(ctx, node, new_bundle)
         if not node.facts.join_done:
-            if spec.lvscare_mode != "systemd":
+            if not systemd:
                 ctx.ui.step(node.name, "lvscare care --run-once (VIP rule)")
                 rule = lvscare_node.care_args(spec.vip, masters, run_once=True)
                 await host.run(shlex.join([rp.LVSCARE_BIN, *rule]), timeout=120)
@@ -139,7 +140,7 @@ class JoinNodes(Phase):
             )
             node.facts.join_done = True
             note = "joined"
-        if spec.lvscare_mode != "systemd":
+        if not systemd:
             await self._keep_running(ctx, node, new_bundle)
         return note
 
