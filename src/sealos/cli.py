@@ -201,7 +201,7 @@ def join_command(ctx: click.Context, **kw: Any) -> None:
 def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos import members
     from sealos.actions import join as join_action
-    from sealos.hosts import parse_hosts
+    from sealos.addresses import parse_hosts
     from sealos.state import StateStore
     from sealos.ui import make_ui
 
@@ -250,7 +250,7 @@ def clean_command(ctx: click.Context, **kw: Any) -> None:
 def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos import members
     from sealos.actions import clean as clean_action
-    from sealos.hosts import parse_hosts
+    from sealos.addresses import parse_hosts
     from sealos.state import StateStore
     from sealos.ui import make_ui
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from sealos import kubeadm
+from sealos.addresses import HostAddress
 from sealos.errors import HostError, SealosError
+from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
-from sealos.hosts import HostAddress
-from sealos.hostsfile import resolves_to
 from sealos.kubeadm import ClusterSettings, JoinInfo
 from sealos.kubeversion import KubeVersion
 from sealos.logfile import CommandLog
@@ -21,18 +21,18 @@ from sealos.package import PackageInfo
 from sealos.redaction import Redactor
 from sealos.remote_paths import KUBEADM_CONFIG
 from sealos.spec import ClusterSpec
-from sealos.ssh import Host
+from sealos.ssh import SSHConnection
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI
 
 
 @dataclass
-class Node:
+class ClusterHost:
     """One host taking part in the run, with its role, connection and facts."""
 
     address: HostAddress
     role: str  # master | node
-    host: Host
+    ssh: SSHConnection
     facts: Optional[HostFacts] = None
     error: Optional[HostError] = None
     outcome: list[str] = field(default_factory=list)  # what was done, for the summary
@@ -45,7 +45,7 @@ class Node:
     @property
     def ip(self) -> str:
         """The address the cluster uses for this host (the one SSH reached)."""
-        return self.host.ip
+        return self.ssh.ip
 
     @property
     def usable(self) -> bool:
@@ -78,7 +78,7 @@ class Context:
         self.store = store
         self.state = state or ClusterState()
         self.dry_run = dry_run
-        self.nodes: list[Node] = []
+        self.nodes: list[ClusterHost] = []
         self.package: Optional[PackageInfo] = None
         self.package_sha256: Optional[str] = spec.pkg_sha256
         self.bundle: Optional[Bundle] = None
@@ -101,17 +101,17 @@ class Context:
         return self.spec.version
 
     @property
-    def masters(self) -> list[Node]:
+    def masters(self) -> list[ClusterHost]:
         """Masters, the first master first."""
         return [n for n in self.nodes if n.role == "master"]
 
     @property
-    def workers(self) -> list[Node]:
+    def workers(self) -> list[ClusterHost]:
         """Worker nodes."""
         return [n for n in self.nodes if n.role == "node"]
 
     @property
-    def first_master(self) -> Node:
+    def first_master(self) -> ClusterHost:
         """The master `kubeadm init` runs on."""
         return self.masters[0]
 
@@ -129,7 +129,7 @@ class Context:
             repo=s.repo,
         )
 
-    def would(self, node: Node, line: str) -> None:
+    def would(self, node: ClusterHost, line: str) -> None:
         """Dry run: remember that `line` would be done on `node`."""
         self.plan.setdefault(node.name, []).append(line)
 
@@ -155,7 +155,7 @@ class Context:
     async def _fresh_token(self) -> JoinInfo:
         m0 = self.first_master
         self.ui.step(m0.name, "creating a join token")
-        result = await m0.host.run(kubeadm.token_create_command(), timeout=120)
+        result = await m0.ssh.run(kubeadm.token_create_command(), timeout=120)
         info = kubeadm.parse_join_commands(result.stdout)
         if info is None:
             raise HostError(
@@ -171,7 +171,7 @@ class Context:
         self.ui.step(m0.name, "uploading control-plane certificates")
         has_config = m0.facts is not None and m0.facts.kubeadm_config_sha256 is not None
         command = kubeadm.upload_certs_command(self.version, KUBEADM_CONFIG if has_config else None)
-        result = await m0.host.run(command, timeout=300)
+        result = await m0.ssh.run(command, timeout=300)
         key = kubeadm.parse_certificate_key(result.stdout)
         if key is None:
             raise HostError(

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 from sealos import spec as spec_mod
+from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_host
 from sealos.errors import SealosError, SpecError
-from sealos.hosts import DEFAULT_SSH_PORT, HostAddress, parse_host
 from sealos.spec import ClusterSpec, Credentials
 from sealos.state import ClusterState, Member, StateStore
 

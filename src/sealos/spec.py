@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import yaml
 
+from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_hosts
 from sealos.errors import SpecError
-from sealos.hosts import DEFAULT_SSH_PORT, HostAddress, parse_hosts
 from sealos.kubeversion import KubeVersion
 
 DEFAULT_VIP = "10.103.97.2"

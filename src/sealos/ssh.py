@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 import asyncssh
 
+from sealos.addresses import HostAddress
 from sealos.errors import CommandError, HostError, SpecError
-from sealos.hosts import HostAddress
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.remote_paths import q
@@ -94,7 +94,7 @@ class _PinningClient(asyncssh.SSHClient):
         return False
 
 
-class Host:
+class SSHConnection:
     """A connection to one host. Create, `await connect()`, use, `await close()`."""
 
     def __init__(

@@ -12,9 +12,9 @@ from typing import Optional
 
 import yaml
 
+from sealos.addresses import HostAddress, find_duplicates
+from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
-from sealos.hosts import HostAddress, find_duplicates
-from sealos.hostsfile import resolves_to
 from sealos.package import PackageInfo, host_arch
 from sealos.spec import ClusterSpec
 

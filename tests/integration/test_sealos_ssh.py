@@ -21,12 +21,12 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from sealos.addresses import HostAddress
 from sealos.errors import CommandError, HostError
-from sealos.hosts import HostAddress
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.spec import Credentials
-from sealos.ssh import Host, load_client_keys
+from sealos.ssh import SSHConnection, load_client_keys
 
 pytestmark = pytest.mark.root
 
@@ -96,9 +96,9 @@ def sshd(tmp_path_factory) -> Iterator[Sshd]:
         subprocess.run(["userdel", user], check=False)
 
 
-def root_host(sshd: Sshd, log: CommandLog | None = None, **kw) -> Host:
+def root_host(sshd: Sshd, log: CommandLog | None = None, **kw) -> SSHConnection:
     creds = Credentials(user="root", key_path=sshd.key_path)
-    return Host(
+    return SSHConnection(
         HostAddress("127.0.0.1", sshd.port),
         creds,
         client_keys=load_client_keys(creds),
@@ -159,7 +159,7 @@ def test_password_with_shell_metacharacters_and_wrong_password(sshd: Sshd, tmp_p
     async def body():
         creds = Credentials(user=sshd.user, password=sshd.password)
         log = CommandLog(log_path, Redactor(*creds.secrets()))
-        h = Host(HostAddress("127.0.0.1", sshd.port), creds, log=log)
+        h = SSHConnection(HostAddress("127.0.0.1", sshd.port), creds, log=log)
         await h.connect()
         r = await h.run("whoami; printf '%s\\n' \"$1\"", input=None)
         assert r.stdout.splitlines()[0] == sshd.user
@@ -167,7 +167,7 @@ def test_password_with_shell_metacharacters_and_wrong_password(sshd: Sshd, tmp_p
         await h.run(f"printf '%s' {__import__('shlex').quote(sshd.password)}")
         await h.close()
         log.close()
-        bad = Host(
+        bad = SSHConnection(
             HostAddress("127.0.0.1", sshd.port), Credentials(user=sshd.user, password="wrong")
         )
         with pytest.raises(HostError) as e:
@@ -192,11 +192,13 @@ def test_refused_port_and_silent_server_fail_fast_naming_the_host(sshd: Sshd):
     stop = threading.Event()
 
     async def body():
-        closed = Host(HostAddress("127.0.0.1", free_port()), Credentials(password="x"))
+        closed = SSHConnection(HostAddress("127.0.0.1", free_port()), Credentials(password="x"))
         with pytest.raises(HostError) as e:
             await closed.connect()
         assert e.value.kind == "unreachable" and "refused" in str(e.value)
-        mute = Host(HostAddress("127.0.0.1", port), Credentials(password="x"), login_timeout=1.0)
+        mute = SSHConnection(
+            HostAddress("127.0.0.1", port), Credentials(password="x"), login_timeout=1.0
+        )
         t0 = time.monotonic()
         with pytest.raises(HostError) as e:
             await mute.connect()
@@ -247,7 +249,9 @@ def test_a_host_name_is_resolved_and_its_address_recorded(sshd: Sshd):
     async def body():
         # Resolved by /etc/hosts: no name server is asked.
         creds = Credentials(user="root", key_path=sshd.key_path)
-        h = Host(HostAddress("localhost", sshd.port), creds, client_keys=load_client_keys(creds))
+        h = SSHConnection(
+            HostAddress("localhost", sshd.port), creds, client_keys=load_client_keys(creds)
+        )
         await h.connect()
         try:
             assert h.ip == "127.0.0.1"

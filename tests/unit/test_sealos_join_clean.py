@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sealos import cleanup, lvscare_node
+from sealos import clean_script, lvscare_node
 from sealos import spec as spec_mod
 from sealos.actions import clean as clean_action
 from sealos.actions import join as join_action
+from sealos.addresses import HostAddress, parse_hosts
 from sealos.cli import cli
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import SpecError, ValidationFailed
 from sealos.facts import HostFacts
-from sealos.hosts import HostAddress, parse_hosts
 from sealos.kubeversion import KubeVersion
 from sealos.logfile import CommandLog
 from sealos.lvscare_node import Bundle
@@ -29,7 +29,7 @@ from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate_join import ValidateJoin, membership_problems
 from sealos.redaction import Redactor
-from sealos.ssh import Host
+from sealos.ssh import SSHConnection
 from sealos.state import ClusterState, Member, StateStore
 from sealos.ui import PlainUI
 
@@ -107,7 +107,7 @@ def test_clean_without_a_state_needs_hosts_and_cleans_them_alone(tmp_path):
 # --- join: what it refuses ----------------------------------------------------------------------
 
 
-class _Reached(Host):
+class _Reached(SSHConnection):
     """A host that reports it is connected, at a given address (no network involved)."""
 
     @property
@@ -115,11 +115,13 @@ class _Reached(Host):
         return True
 
 
-def node(address: str, role: str, hostname: str = "", ip: str = "", reached: bool = True) -> Node:
+def node(
+    address: str, role: str, hostname: str = "", ip: str = "", reached: bool = True
+) -> ClusterHost:
     a = parse_hosts([address])[0]
-    host = (_Reached if reached else Host)(a, spec_mod.Credentials())
+    host = (_Reached if reached else SSHConnection)(a, spec_mod.Credentials())
     host.ip = ip or a.host
-    n = Node(a, role, host)
+    n = ClusterHost(a, role, host)
     tools = {"tar", "gzip", "sha256sum", "systemctl", "python3"}
     facts = HostFacts(hostname=hostname, uid=0, python3=(3, 11, 2), tools=tools, disk_free=1 << 40)
     n.facts = facts if reached else None
@@ -273,13 +275,13 @@ def test_joining_members_are_recorded_first_then_made_members(tmp_path):
 
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_clean_script_is_valid_sh_even_with_odd_names(dry_run):
-    text = cleanup.script(["10.103.97.2", "fd00::2"], ["kube 1.20's $(x).tar.gz"], dry_run)
+    text = clean_script.script(["10.103.97.2", "fd00::2"], ["kube 1.20's $(x).tar.gz"], dry_run)
     check = subprocess.run(["sh", "-n"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert "'/root/kube 1.20'\"'\"'s $(x).tar.gz'" in text
     assert "'[fd00::2]:6443'" in text and "10.103.97.2:6443" in text
     assert ("dry=1" in text) is dry_run
-    assert "force=1" in cleanup.script([VIP], [], force=True)
+    assert "force=1" in clean_script.script([VIP], [], force=True)
 
 
 def test_clean_output_is_parsed_once_per_thing():
@@ -287,7 +289,7 @@ def test_clean_output_is_parsed_once_per_thing():
         "removed: /root/kube.tar.gz\nremoved: /root/kube.tar.gz\nproblem: cannot remove /x\n"
         "warning: kubeadm reset -f failed\n"
     )
-    assert cleanup.parse(out) == (
+    assert clean_script.parse(out) == (
         ["/root/kube.tar.gz"],
         ["cannot remove /x"],
         ["kubeadm reset -f failed"],

@@ -9,10 +9,10 @@ from pathlib import Path
 import yaml
 
 from sealos import spec as spec_mod
-from sealos.context import Context, Node
+from sealos.addresses import parse_hosts
+from sealos.context import ClusterHost, Context
+from sealos.etc_hosts import entry
 from sealos.facts import HostFacts
-from sealos.hosts import parse_hosts
-from sealos.hostsfile import entry
 from sealos.kubeversion import KubeVersion
 from sealos.logfile import CommandLog
 from sealos.lvscare_node import Bundle, care_args, static_pod_manifest, systemd_unit
@@ -24,7 +24,7 @@ from sealos.phases.join_masters import JoinMasters
 from sealos.phases.join_nodes import JoinNodes, desired_unit
 from sealos.phases.prepare_hosts import PrepareHosts
 from sealos.redaction import Redactor
-from sealos.ssh import Host
+from sealos.ssh import SSHConnection
 from sealos.state import StateStore
 from sealos.ui import PlainUI
 
@@ -48,7 +48,7 @@ def make_ctx(tmp_path: Path, version: str = "v1.20.15", dry_run: bool = False) -
     ctx.bundle = Bundle(tmp_path / "lvscare.pyz", "b" * 64)
     for role, addrs in (("master", spec.masters), ("node", spec.nodes)):
         for a in addrs:
-            n = Node(a, role, Host(a, spec.credentials))
+            n = ClusterHost(a, role, SSHConnection(a, spec.credentials))
             n.facts = HostFacts(hostname=f"h{a.host[-1]}")
             ctx.nodes.append(n)
     return ctx

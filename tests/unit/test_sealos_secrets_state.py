@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from sealos import spec as spec_mod
-from sealos.hosts import parse_hosts
+from sealos.addresses import parse_hosts
 from sealos.kubeversion import KubeVersion
 from sealos.logfile import CommandLog, new_log_path
 from sealos.redaction import MASK, Redactor

@@ -9,9 +9,9 @@ import yaml
 from click.testing import CliRunner
 
 from sealos import spec as spec_mod
+from sealos.addresses import HostAddress
 from sealos.cli import cli
 from sealos.errors import SpecError
-from sealos.hosts import HostAddress
 
 
 def test_print_config_round_trips_through_file(tmp_path: Path):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from sealos import spec as spec_mod
+from sealos.addresses import HostAddress, parse_hosts
+from sealos.etc_hosts import entry
 from sealos.facts import HostFacts
-from sealos.hosts import HostAddress, parse_hosts
-from sealos.hostsfile import entry
 from sealos.kubeversion import KubeVersion
 from sealos.package import PackageInfo
 from sealos.validate import HostView, host_problems, spec_problems, warnings

@@ -16,9 +16,9 @@ from typing import Any, Optional
 
 from sealos import members
 from sealos.actions.init import Result, close_run
-from sealos.context import Context, Node
+from sealos.addresses import HostAddress
+from sealos.context import ClusterHost, Context
 from sealos.errors import SealosError, SpecError
-from sealos.hosts import HostAddress
 from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.base import Phase, PhaseFailed, run_phases
 from sealos.phases.clean_hosts import CleanHosts
@@ -28,7 +28,7 @@ from sealos.phases.gather_facts import GatherFacts
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.redaction import Redactor
 from sealos.spec import DEFAULT_VIP, Credentials
-from sealos.ssh import Host, load_client_keys
+from sealos.ssh import SSHConnection, load_client_keys
 from sealos.state import ClusterState, Member, StateStore
 from sealos.ui import UI, PlainUI
 
@@ -228,8 +228,8 @@ class _Run:
         self.cleaning = cleaning
         self.force = force
         self.targets: dict[str, Target] = {}  # node name -> what to clean
-        self.masters: list[Node] = []  # masters that stay (kubectl runs on one)
-        self.nodes: list[Node] = []  # nodes that stay (their lvscare may change)
+        self.masters: list[ClusterHost] = []  # masters that stay (kubectl runs on one)
+        self.nodes: list[ClusterHost] = []  # nodes that stay (their lvscare may change)
         self.failed: set[str] = set()
         self.errors: list[str] = []
 
@@ -267,7 +267,7 @@ class _Run:
         refuse before anything changes."""
         for n in ctx.nodes:
             t = self.targets.get(n.name)
-            if t is None or t.member is not None or not n.host.connected:
+            if t is None or t.member is not None or not n.ssh.connected:
                 continue
             member = members.find_by_ip(state, n.ip)
             if member is not None:
@@ -292,14 +292,14 @@ class _Run:
             if n.error is not None
         ]
 
-    def _targets_with(self, role: str) -> Callable[[Context], list[Node]]:
+    def _targets_with(self, role: str) -> Callable[[Context], list[ClusterHost]]:
         return lambda ctx: [n for n in ctx.nodes if n.name in self.targets and n.role == role]
 
-    def unreachable(self, ctx: Context) -> list[Node]:
+    def unreachable(self, ctx: Context) -> list[ClusterHost]:
         """Targets that could not be reached (or whose facts could not be read)."""
         return [n for n in ctx.nodes if n.name in self.targets and n.error is not None]
 
-    def removed(self, ctx: Context) -> list[Node]:
+    def removed(self, ctx: Context) -> list[ClusterHost]:
         """Targets that leave the state: cleaned, or unreachable with --force."""
         out = []
         for n in ctx.nodes:
@@ -324,8 +324,8 @@ class _Run:
         return names
 
 
-def _node(ctx: Context, address: HostAddress, role: str, member: Optional[Member]) -> Node:
-    host = Host(
+def _node(ctx: Context, address: HostAddress, role: str, member: Optional[Member]) -> ClusterHost:
+    host = SSHConnection(
         address,
         ctx.spec.credentials,
         client_keys=ctx.client_keys,
@@ -335,7 +335,7 @@ def _node(ctx: Context, address: HostAddress, role: str, member: Optional[Member
     )
     if member is not None and member.ip:
         host.ip = member.ip
-    return Node(address, role, host)
+    return ClusterHost(address, role, host)
 
 
 def _save(ctx: Context, run: _Run) -> None:

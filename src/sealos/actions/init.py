@@ -15,7 +15,7 @@ from typing import Optional
 from sealos import lvscare_node, validate
 from sealos import package as package_mod
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.apply_cni import ApplyCNI
@@ -32,7 +32,7 @@ from sealos.phases.validate import Validate
 from sealos.redaction import Redactor
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec
-from sealos.ssh import CommandTiming, Host, load_client_keys
+from sealos.ssh import CommandTiming, SSHConnection, load_client_keys
 from sealos.state import StateStore
 from sealos.ui import UI, PlainUI
 
@@ -73,10 +73,10 @@ def report_phase_failure(e: PhaseFailed, result: Result, ui: UI, how_to_go_on: s
 
 async def close_run(ctx: Context, result: Result, ui: UI, log: CommandLog, started: float) -> None:
     """End of every action: close the hosts, record the timings, close the UI and the log."""
-    await asyncio.gather(*(n.host.close() for n in ctx.nodes), return_exceptions=True)
+    await asyncio.gather(*(n.ssh.close() for n in ctx.nodes), return_exceptions=True)
     result.seconds = time.monotonic() - started
     result.phase_times = list(ctx.phase_times)
-    result.timings = {n.name: list(n.host.timings) for n in ctx.nodes}
+    result.timings = {n.name: list(n.ssh.timings) for n in ctx.nodes}
     ui.close()
     log.write("sealos", "end", "ok" if result.ok else "failed")
     log.close()
@@ -165,13 +165,13 @@ async def run_async(
     return result
 
 
-def _nodes(ctx: Context) -> list[Node]:
+def _nodes(ctx: Context) -> list[ClusterHost]:
     pins = ctx.state.host_keys
     spec = ctx.spec
     nodes = []
     for role, addresses in (("master", spec.masters), ("node", spec.nodes)):
         for a in addresses:
-            host = Host(
+            host = SSHConnection(
                 a,
                 spec.credentials,
                 client_keys=ctx.client_keys,
@@ -179,7 +179,7 @@ def _nodes(ctx: Context) -> list[Node]:
                 connect_timeout=spec.connect_timeout,
                 log=ctx.log,
             )
-            nodes.append(Node(a, role, host))
+            nodes.append(ClusterHost(a, role, host))
     return nodes
 
 
@@ -193,7 +193,7 @@ async def nodes_table(ctx: Context) -> str:
     """Show `kubectl get nodes -o wide` from the first master; its output, or "" if unreachable."""
     m0 = ctx.first_master
     try:
-        out = await m0.host.run(
+        out = await m0.ssh.run(
             f"kubectl --kubeconfig {q(rp.ADMIN_CONF)} get nodes -o wide", timeout=60
         )
     except HostError as e:

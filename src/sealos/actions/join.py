@@ -24,9 +24,9 @@ from sealos.actions.init import (
     report_phase_failure,
     report_problems,
 )
-from sealos.context import Context, Node
+from sealos.addresses import HostAddress
+from sealos.context import ClusterHost, Context
 from sealos.errors import SealosError, SpecError, ValidationFailed
-from sealos.hosts import HostAddress
 from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.base import Phase, PhaseFailed, run_phases
 from sealos.phases.connect import Connect
@@ -39,7 +39,7 @@ from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate_join import ValidateJoin, already_member
 from sealos.redaction import Redactor
 from sealos.spec import ClusterSpec, Credentials
-from sealos.ssh import Host, load_client_keys
+from sealos.ssh import SSHConnection, load_client_keys
 from sealos.state import ClusterState, Member, StateStore
 from sealos.ui import UI, PlainUI
 
@@ -53,7 +53,7 @@ class JoinContext(Context):
         self.new = new
 
     @property
-    def first_master(self) -> Node:
+    def first_master(self) -> ClusterHost:
         """The existing master tokens and certificate keys come from."""
         existing = [m for m in self.masters if m.name not in self.new]
         for m in existing:
@@ -72,16 +72,16 @@ class OnlyNew(Phase):
         self.parallel = inner.parallel
         self.in_dry_run = inner.in_dry_run
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [n for n in self.inner.hosts(ctx) if n.name in self.new]
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         return self.inner.describe(ctx, node)
 
     def skip_reason(self, ctx: Context) -> str:
         return self.inner.skip_reason(ctx)
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         await self.inner.run(ctx, nodes)
 
 
@@ -94,10 +94,10 @@ class RecordMembers(Phase):
         self.status = status
         self.new = new
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [ctx.first_master]
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         record(ctx, self.new, self.status)
         for n in nodes:
             what = "new members joining" if self.status else "new members recorded"
@@ -108,8 +108,8 @@ def record(ctx: Context, new: set[str], status: str) -> None:
     """Add or update the new hosts as members (IP, hostname, pinned host key) and save."""
     state = ctx.state
     for n in ctx.nodes:
-        if n.host.host_key:
-            state.host_keys[n.address.key] = n.host.host_key
+        if n.ssh.host_key:
+            state.host_keys[n.address.key] = n.ssh.host_key
         if n.name not in new:
             continue
         hostname = n.facts.hostname if n.facts else ""
@@ -128,7 +128,7 @@ def record(ctx: Context, new: set[str], status: str) -> None:
 def phases(spec_problems: list[str], new: set[str]) -> list[Phase]:
     """The phases of `join`, in order."""
 
-    def old_nodes(ctx: Context) -> list[Node]:
+    def old_nodes(ctx: Context) -> list[ClusterHost]:
         return [n for n in ctx.workers if n.name not in new]
 
     def all_masters(ctx: Context) -> list[str]:
@@ -216,7 +216,7 @@ async def run_async(
         for role, recorded in (("master", old_masters), ("node", old_nodes)):
             for m in recorded:
                 node = _node(ctx, members.address_of(m), role, pins)
-                node.host.ip = m.ip or node.host.ip
+                node.ssh.ip = m.ip or node.ssh.ip
                 ctx.nodes.append(node)
                 if m.status == members.JOINING:
                     ui.warn(
@@ -311,8 +311,8 @@ def _early_problems(
     return list(dict.fromkeys(problems))
 
 
-def _node(ctx: Context, address: HostAddress, role: str, pins: dict[str, str]) -> Node:
-    host = Host(
+def _node(ctx: Context, address: HostAddress, role: str, pins: dict[str, str]) -> ClusterHost:
+    host = SSHConnection(
         address,
         ctx.spec.credentials,
         client_keys=ctx.client_keys,
@@ -320,7 +320,7 @@ def _node(ctx: Context, address: HostAddress, role: str, pins: dict[str, str]) -
         connect_timeout=ctx.spec.connect_timeout,
         log=ctx.log,
     )
-    return Node(address, role, host)
+    return ClusterHost(address, role, host)
 
 
 def _summary(ctx: Context, new: set[str]) -> None:

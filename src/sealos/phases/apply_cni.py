@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
@@ -56,17 +56,17 @@ class ApplyCNI(Phase):
     title = "Apply the CNI"
     parallel = False
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [] if ctx.spec.without_cni else [ctx.first_master]
 
     def skip_reason(self, ctx: Context) -> str:
         return "skipped (--without-cni)"
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         return [f"kubectl apply -f {rp.CNI_MANIFEST} (pod network {ctx.spec.pod_cidr})"]
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
-        host = node.host
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
+        host = node.ssh
         exists = await host.run(f"test -f {q(rp.CNI_MANIFEST)}", check=False)
         if not exists.ok:
             raise HostError(

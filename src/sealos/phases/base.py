@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, ValidationFailed
 
 
@@ -33,18 +33,18 @@ class Phase:
     parallel = True  # False: hosts one after another (e.g. joining masters)
     in_dry_run = False  # True: runs for real in a dry run (it only reads)
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         """The hosts that still need this phase (from facts); none means skip."""
         return []
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         """Dry run: what this phase would do on `node`."""
         return []
 
-    async def prepare(self, ctx: Context, nodes: list[Node]) -> None:
+    async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         """Once, before the hosts run (e.g. get a join token)."""
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         """Do the work on one host; return a short note for its row (empty: 'done')."""
         return ""
 
@@ -52,14 +52,14 @@ class Phase:
         """Shown when no host needs the phase."""
         return "nothing to do (already done)"
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         """Run on `nodes` within the concurrency bound; PhaseFailed lists every failure."""
         await self.prepare(ctx, nodes)
         errors: list[HostError] = []
         if self.parallel:
             limit = asyncio.Semaphore(ctx.spec.concurrency)
 
-            async def one(node: Node) -> None:
+            async def one(node: ClusterHost) -> None:
                 async with limit:
                     err = await self._guarded(ctx, node)
                     if err is not None:
@@ -75,7 +75,7 @@ class Phase:
         if errors:
             raise PhaseFailed(self.title, errors)
 
-    async def _guarded(self, ctx: Context, node: Node) -> HostError | None:
+    async def _guarded(self, ctx: Context, node: ClusterHost) -> HostError | None:
         try:
             note = await self.run_host(ctx, node)
         except HostError as e:

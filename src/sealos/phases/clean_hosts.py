@@ -1,4 +1,4 @@
-"""Remove the cluster from hosts with the clean script (see `sealos.cleanup`); in a dry run the
+"""Remove the cluster from hosts with the clean script (see `sealos.clean_script`); in a dry run the
 same script only lists what it would remove, so this phase runs in dry runs too.
 """
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sealos import cleanup
-from sealos.context import Context, Node
+from sealos import clean_script
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
 
@@ -22,7 +22,7 @@ class CleanHosts(Phase):
     def __init__(
         self,
         title: str,
-        pick: Callable[[Context], list[Node]],
+        pick: Callable[[Context], list[ClusterHost]],
         vips: list[str],
         package_names: list[str],
         force: bool = False,
@@ -33,21 +33,21 @@ class CleanHosts(Phase):
         self.package_names = package_names
         self.force = force
 
-    def hosts(self, ctx: Context) -> list[Node]:
-        return [n for n in self.pick(ctx) if n.error is None and n.host.connected]
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
+        return [n for n in self.pick(ctx) if n.error is None and n.ssh.connected]
 
     def skip_reason(self, ctx: Context) -> str:
         return "no host to clean here"
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         ctx.ui.step(node.name, "listing what to remove" if ctx.dry_run else "removing")
-        script = cleanup.script(
+        script = clean_script.script(
             self.vips, self.package_names, dry_run=ctx.dry_run, force=self.force
         )
-        result = await node.host.run(
+        result = await node.ssh.run(
             script, timeout=CLEAN_TIMEOUT, check=False, label="the clean script"
         )
-        done, problems, warnings = cleanup.parse(result.stdout)
+        done, problems, warnings = clean_script.parse(result.stdout)
         for w in warnings:
             ctx.ui.warn(f"{node.name}: {w}")
         if ctx.dry_run:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
 
@@ -15,17 +15,17 @@ class Connect(Phase):
     title = "Connect to the hosts"
     in_dry_run = True
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return list(ctx.nodes)
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         limit = asyncio.Semaphore(ctx.spec.concurrency)
 
-        async def one(node: Node) -> None:
+        async def one(node: ClusterHost) -> None:
             async with limit:
                 ctx.ui.step(node.name, "connecting")
                 try:
-                    await node.host.connect()
+                    await node.ssh.connect()
                 except HostError as e:
                     node.error = e
                     ctx.ui.host_done(node.name, False, str(e))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
@@ -25,12 +25,12 @@ class DeleteNodes(Phase):
     parallel = False
 
     def __init__(
-        self, masters: Callable[[Context], list[Node]], names: Callable[[Context], list[str]]
+        self, masters: Callable[[Context], list[ClusterHost]], names: Callable[[Context], list[str]]
     ) -> None:
         self.masters = masters
         self.names = names
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         if not self.names(ctx):
             return []
         usable = [m for m in self.masters(ctx) if m.usable]
@@ -46,14 +46,14 @@ class DeleteNodes(Phase):
     def skip_reason(self, ctx: Context) -> str:
         return "no node to delete"
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         return [f"kubectl delete node {name}" for name in self.names(ctx)]
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         deleted = []
         for name in self.names(ctx):
             ctx.ui.step(node.name, f"kubectl delete node {name}")
-            result = await node.host.run(delete_command(name), timeout=120, check=False)
+            result = await node.ssh.run(delete_command(name), timeout=120, check=False)
             if result.ok:
                 deleted.append(name)
             elif "(NotFound)" not in result.stderr:

@@ -5,7 +5,7 @@ or, with --pkg-url, each host downloads it with curl or wget and the checksum is
 from __future__ import annotations
 
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
@@ -16,7 +16,7 @@ class DistributePackage(Phase):
 
     title = "Distribute the package"
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         sha = ctx.package_sha256
         return [
             n
@@ -27,14 +27,14 @@ class DistributePackage(Phase):
     def skip_reason(self, ctx: Context) -> str:
         return "every host has it already (same SHA-256)"
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         target = rp.package_file(ctx.spec.package_name)
         if ctx.spec.pkg_url:
             return [f"download {ctx.spec.pkg_url} to {target} and compare its SHA-256"]
         size = f" ({ctx.package.size / 1024**2:.1f} MiB)" if ctx.package else ""
         return [f"upload {ctx.spec.pkg} to {target}{size}"]
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         target = rp.package_file(ctx.spec.package_name)
         sha = ctx.package_sha256
         assert sha is not None
@@ -42,7 +42,7 @@ class DistributePackage(Phase):
             return await self._download(ctx, node, target, sha)
         assert ctx.spec.pkg is not None
         ctx.ui.step(node.name, f"uploading {ctx.spec.package_name}")
-        copied = await node.host.upload_if_changed(
+        copied = await node.ssh.upload_if_changed(
             ctx.spec.pkg,
             target,
             sha,
@@ -52,7 +52,7 @@ class DistributePackage(Phase):
         )
         return "package uploaded" if copied else "package already there"
 
-    async def _download(self, ctx: Context, node: Node, target: str, sha: str) -> str:
+    async def _download(self, ctx: Context, node: ClusterHost, target: str, sha: str) -> str:
         url = ctx.spec.pkg_url
         assert url is not None
         part = f"{target}.sealos-part"
@@ -63,11 +63,11 @@ class DistributePackage(Phase):
             if tool == "curl"
             else f"wget -q -O {q(part)} {q(url)}"
         )
-        result = await node.host.run(
+        result = await node.ssh.run(
             f"{fetch} && mv -f {q(part)} {q(target)}", check=False, timeout=3600
         )
         if not result.ok:
-            await node.host.run(f"rm -f {q(part)}", check=False)
+            await node.ssh.run(f"rm -f {q(part)}", check=False)
             reason = (result.stderr or result.stdout).strip().splitlines()[-1:] or [
                 f"exit {result.exit_status}"
             ]
@@ -75,10 +75,10 @@ class DistributePackage(Phase):
                 node.name,
                 f"{tool} could not download {url} ({reason[0]}); check the URL from that host.",
             )
-        got = await node.host.sha256(target)
+        got = await node.ssh.sha256(target)
         if got != sha:
             # Remove it: a wrong file must not stay behind looking like the package.
-            await node.host.run(f"rm -f {q(target)}", check=False)
+            await node.ssh.run(f"rm -f {q(target)}", check=False)
             raise HostError(
                 node.name,
                 f"the package downloaded from {url} has SHA-256 {got}, expected {sha}; "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sealos import kubeadm
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
-from sealos.hostsfile import set_entry_command
+from sealos.context import ClusterHost, Context
+from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
 from sealos.phases.commands import once, root_kubeconfig
 
@@ -18,14 +18,14 @@ class InitFirstMaster(Phase):
     title = "Init the first master"
     parallel = False
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         m0 = ctx.first_master
         assert m0.facts is not None
         if m0.facts.init_done and m0.hosts_entry_is(m0.ip, ctx.spec.apiserver):
             return []
         return [m0]
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         assert node.facts is not None
         lines = []
         if not node.hosts_entry_is(node.ip, ctx.spec.apiserver):
@@ -42,9 +42,9 @@ class InitFirstMaster(Phase):
             lines.append(kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG))
         return lines
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         assert node.facts is not None
-        host = node.host
+        host = node.ssh
         ctx.ui.step(node.name, f"/etc/hosts: {ctx.spec.apiserver} -> {node.ip}")
         await host.run(set_entry_command(node.ip, ctx.spec.apiserver))
         if node.facts.init_done:

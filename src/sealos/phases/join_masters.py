@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sealos import kubeadm
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
-from sealos.hostsfile import set_entry_command
+from sealos.context import ClusterHost, Context
+from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
 from sealos.phases.commands import once, root_kubeconfig
 
@@ -20,7 +20,7 @@ class JoinMasters(Phase):
     title = "Join the other masters"
     parallel = False
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [
             m
             for m in ctx.masters[1:]
@@ -28,7 +28,7 @@ class JoinMasters(Phase):
             and not (m.facts.join_done and m.hosts_entry_is(m.ip, ctx.spec.apiserver))
         ]
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         assert node.facts is not None
         name = ctx.spec.apiserver
         lines = []
@@ -43,13 +43,13 @@ class JoinMasters(Phase):
         lines.append(f"/etc/hosts: map {name} to {node.ip} (itself)")
         return lines
 
-    async def prepare(self, ctx: Context, nodes: list[Node]) -> None:
+    async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=True)
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         assert node.facts is not None
-        host = node.host
+        host = node.ssh
         name = ctx.spec.apiserver
         note = "hosts entry fixed; joined before"
         if not node.facts.join_done:
@@ -64,12 +64,12 @@ class JoinMasters(Phase):
         await host.run(set_entry_command(node.ip, name))
         return note
 
-    async def _join(self, ctx: Context, node: Node) -> None:
+    async def _join(self, ctx: Context, node: ClusterHost) -> None:
         info = await ctx.join_info(control_plane=True)
         v = ctx.version
         if v.certificate_key_in_config:
             doc = kubeadm.join_document(v, info, info.endpoint, control_plane_address=node.ip)
-            await node.host.run(
+            await node.ssh.run(
                 once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),
                 timeout=JOIN_TIMEOUT,
@@ -79,7 +79,7 @@ class JoinMasters(Phase):
             command = kubeadm.join_command_1_14_control_plane(
                 v, info.endpoint, info.ca_cert_hashes, node.ip
             )
-            await node.host.run(
+            await node.ssh.run(
                 once(rp.MARK_JOIN, command),
                 input=f"{info.token}\n{info.certificate_key}\n",
                 timeout=JOIN_TIMEOUT,

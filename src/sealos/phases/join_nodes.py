@@ -16,8 +16,8 @@ import shlex
 
 from sealos import kubeadm, lvscare_node
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
-from sealos.hostsfile import set_entry_command
+from sealos.context import ClusterHost, Context
+from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
 from sealos.phases.commands import once
 from sealos.remote_paths import q
@@ -46,7 +46,7 @@ class JoinNodes(Phase):
 
     title = "Join the nodes"
 
-    def _lvscare_ok(self, ctx: Context, node: Node) -> bool:
+    def _lvscare_ok(self, ctx: Context, node: ClusterHost) -> bool:
         f = node.facts
         assert f is not None
         bundle_ok = ctx.bundle is not None and f.lvscare_sha256 == ctx.bundle.sha256
@@ -58,7 +58,7 @@ class JoinNodes(Phase):
             keeper_ok = keeper_ok and f.lvscare_unit_sha256 is None
         return bundle_ok and keeper_ok
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [
             n
             for n in ctx.workers
@@ -70,7 +70,7 @@ class JoinNodes(Phase):
             )
         ]
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         assert node.facts is not None
         spec = ctx.spec
         masters = [m.ip for m in ctx.masters]
@@ -99,16 +99,16 @@ class JoinNodes(Phase):
             lines.append(f"keep lvscare running: static pod {rp.LVSCARE_MANIFEST}")
         return lines
 
-    async def prepare(self, ctx: Context, nodes: list[Node]) -> None:
+    async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         if ctx.bundle is None:
             ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=False)
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         assert node.facts is not None and ctx.bundle is not None
         spec = ctx.spec
-        host = node.host
+        host = node.ssh
         masters = [m.ip for m in ctx.masters]
         ctx.ui.step(node.name, f"/etc/hosts: {spec.apiserver} -> {spec.vip}")
         await host.run(set_entry_command(spec.vip, spec.apiserver))
@@ -144,12 +144,12 @@ class JoinNodes(Phase):
             await self._keep_running(ctx, node, new_bundle)
         return note
 
-    async def _keep_running(self, ctx: Context, node: Node, new_bundle: bool) -> None:
+    async def _keep_running(self, ctx: Context, node: ClusterHost, new_bundle: bool) -> None:
         """The systemd unit or the static pod; the other way goes if an earlier run used it.
         A running unit restarts when its text or the bundle changed."""
         f = node.facts
         assert f is not None
-        host = node.host
+        host = node.ssh
         if ctx.spec.lvscare_mode == "systemd":
             unit = desired_unit(ctx)
             if f.lvscare_manifest_sha256 is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sealos import remote_paths as rp
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
 from sealos.phases.commands import mark
 from sealos.remote_paths import q
@@ -14,24 +14,24 @@ class PrepareHosts(Phase):
 
     title = "Unpack the package and run init.sh"
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [
             n
             for n in ctx.nodes
             if n.facts is not None and n.facts.package_ready != ctx.package_sha256
         ]
 
-    def describe(self, ctx: Context, node: Node) -> list[str]:
+    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
         return [
             f"unpack {rp.package_file(ctx.spec.package_name)} to {rp.PACKAGE_DIR}",
             f"run {rp.INIT_SCRIPT}",
         ]
 
-    async def run_host(self, ctx: Context, node: Node) -> str:
+    async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         pkg = rp.package_file(ctx.spec.package_name)
         ctx.ui.step(node.name, f"unpacking to {rp.PACKAGE_DIR}")
         # A fresh folder: files of an older package must not mix with this one.
-        await node.host.run(
+        await node.ssh.run(
             f"rm -rf {q(rp.PACKAGE_DIR)} && tar -C {q(rp.HOME)} -xzf {q(pkg)} "
             f"&& test -f {q(rp.INIT_SCRIPT)}",
             timeout=1800,
@@ -39,7 +39,7 @@ class PrepareHosts(Phase):
         )
         ctx.ui.step(node.name, "running init.sh")
         shell_dir = rp.INIT_SCRIPT.rsplit("/", 1)[0]
-        await node.host.run(
+        await node.ssh.run(
             f"cd {q(shell_dir)} && sh init.sh && {mark(rp.MARK_PACKAGE, ctx.package_sha256 or '')}",
             timeout=1800,
             label="kube/shell/init.sh",

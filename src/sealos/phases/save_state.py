@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sealos import spec as spec_mod
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
 from sealos.state import Member
 
@@ -16,10 +16,10 @@ class SaveState(Phase):
     def __init__(self, status: str) -> None:
         self.status = status
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [ctx.first_master] if ctx.masters else []
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         record(ctx, self.status)
         for n in nodes:
             ctx.ui.host_done(n.name, True, f"{self.status}: {ctx.store.path}")
@@ -37,8 +37,8 @@ def record(ctx: Context, status: str) -> None:
         old = known.pop(n.name, None)
         hostname = n.facts.hostname if n.facts else (old.hostname if old else "")
         members.append(Member(n.name, n.role, n.ip, hostname))
-        if n.host.host_key:
-            state.host_keys[n.address.key] = n.host.host_key
+        if n.ssh.host_key:
+            state.host_keys[n.address.key] = n.ssh.host_key
     # Members added later (sealos join) stay in the state.
     members.extend(known.values())
     state.members = members

@@ -6,13 +6,13 @@ import re
 
 from sealos import lvscare_node
 from sealos import validate as rules
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, ValidationFailed
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
 
 
-def host_problems(ctx: Context, nodes: list[Node]) -> list[str]:
+def host_problems(ctx: Context, nodes: list[ClusterHost]) -> list[str]:
     """What `init`'s rules find in these hosts' facts (against the spec and the package); the
     warnings they find go to the UI at once."""
     views = [rules.HostView(n.address, n.role, n.ip, n.facts) for n in nodes if n.facts]
@@ -34,7 +34,7 @@ async def bundle_problems(ctx: Context) -> list[str]:
     return []
 
 
-def conclude(ctx: Context, nodes: list[Node], problems: list[str]) -> None:
+def conclude(ctx: Context, nodes: list[ClusterHost], problems: list[str]) -> None:
     """Mark each host's row done and raise ValidationFailed with the problems, if any."""
     for n in nodes:
         ctx.ui.host_done(n.name, n.usable, "" if n.usable else "see the problems below")
@@ -52,10 +52,10 @@ class Validate(Phase):
     def __init__(self, spec_problems: list[str]) -> None:
         self.spec_problems = spec_problems
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return list(ctx.nodes)
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         problems = list(self.spec_problems)
         problems += [str(n.error) for n in nodes if n.error is not None]
         problems += host_problems(ctx, nodes)
@@ -84,7 +84,7 @@ class Validate(Phase):
         m0 = ctx.first_master
         fetch = f"curl -fsSL {q(url)} 2>&1 || wget -qO- {q(url)} 2>&1"
         try:
-            result = await m0.host.run(fetch, timeout=60, check=False)
+            result = await m0.ssh.run(fetch, timeout=60, check=False)
         except HostError as e:
             return [str(e)]
         match = re.search(r"\b[0-9a-fA-F]{64}\b", result.stdout)

@@ -6,19 +6,21 @@ join needs it. Every problem is one sentence naming the host and the fix; all ar
 from __future__ import annotations
 
 from sealos import members
-from sealos.context import Context, Node
+from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
 from sealos.phases.validate import bundle_problems, conclude, host_problems
 from sealos.state import ClusterState
 
 
-def membership_problems(state: ClusterState, new: list[Node], existing: list[Node]) -> list[str]:
+def membership_problems(
+    state: ClusterState, new: list[ClusterHost], existing: list[ClusterHost]
+) -> list[str]:
     """New hosts that are members already, or share a hostname with a member or each other."""
     problems: list[str] = []
     joining_again = {n.name for n in new if _resumes(state, n)}
     for n in new:
         member = members.find(state, n.address)
-        if member is None and n.host.connected:
+        if member is None and n.ssh.connected:
             member = members.find_by_ip(state, n.ip)
         if member is not None and n.name not in joining_again:
             problems.append(already_member(n.name, member.role, member.hostname))
@@ -57,17 +59,17 @@ def already_member(name: str, role: str, hostname: str) -> str:
     )
 
 
-def _resumes(state: ClusterState, node: Node) -> bool:
+def _resumes(state: ClusterState, node: ClusterHost) -> bool:
     member = members.find(state, node.address)
     return member is not None and member.status == members.JOINING
 
 
-def _reason(node: Node) -> str:
+def _reason(node: ClusterHost) -> str:
     text = str(node.error or "unknown error")
     return text.removeprefix(f"{node.name}: ").split(";")[0].rstrip(".")
 
 
-def _is_member(state: ClusterState, node: Node) -> bool:
+def _is_member(state: ClusterState, node: ClusterHost) -> bool:
     return members.find(state, node.address) is not None
 
 
@@ -81,10 +83,10 @@ class ValidateJoin(Phase):
         self.spec_problems = spec_problems
         self.new = new
 
-    def hosts(self, ctx: Context) -> list[Node]:
+    def hosts(self, ctx: Context) -> list[ClusterHost]:
         return list(ctx.nodes)
 
-    async def run(self, ctx: Context, nodes: list[Node]) -> None:
+    async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         new = [n for n in nodes if n.name in self.new]
         existing = [n for n in nodes if n.name not in self.new]
         problems = list(self.spec_problems)
@@ -99,7 +101,9 @@ class ValidateJoin(Phase):
             problems += await bundle_problems(ctx)
         conclude(ctx, nodes, problems)
 
-    def _cluster_problems(self, ctx: Context, existing: list[Node], new: list[Node]) -> list[str]:
+    def _cluster_problems(
+        self, ctx: Context, existing: list[ClusterHost], new: list[ClusterHost]
+    ) -> list[str]:
         masters = [n for n in existing if n.role == "master"]
         problems = []
         if not any(m.usable for m in masters):
@@ -125,7 +129,7 @@ class ValidateJoin(Phase):
                     )
         return problems
 
-    def _leftover_problems(self, ctx: Context, new: list[Node]) -> list[str]:
+    def _leftover_problems(self, ctx: Context, new: list[ClusterHost]) -> list[str]:
         problems = []
         for n in new:
             f = n.facts

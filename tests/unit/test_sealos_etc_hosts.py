@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sealos.hostsfile import MARKER, entry, remove_entry_command, resolves_to, set_entry_command
+from sealos.etc_hosts import MARKER, entry, remove_entry_command, resolves_to, set_entry_command
 
 ORIGINAL = "127.0.0.1 localhost\n::1 localhost ip6-localhost\n10.0.0.9 other.example\n"
 

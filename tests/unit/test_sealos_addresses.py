@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sealos.addresses import HostAddress, find_duplicates, parse_hosts
 from sealos.errors import SpecError
-from sealos.hosts import HostAddress, find_duplicates, parse_hosts
 
 
 def test_plain_ip_port_and_names():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sealos import hostsfile
+from sealos import etc_hosts
 from sealos import remote_paths as rp
 from sealos.kubeadm import APISERVER_PORT
 from sealos.lvscare_node import UNIT_NAME
@@ -67,7 +67,7 @@ def script(
     packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
     lvscare = q(rp.LVSCARE_BIN)
     unit, wants, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_WANTS), q(rp.LVSCARE_MANIFEST)
-    remove_hosts_line = hostsfile.remove_entry_command()
+    remove_hosts_line = etc_hosts.remove_entry_command()
     return f"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 dry={1 if dry_run else 0}
@@ -223,8 +223,8 @@ fi
 wipe {q(KUBELET_WANTS)} {q(KUBELET_UNIT)} {q(KUBELET_DROPINS)}
 
 # 5. Our /etc/hosts line (by its marker; other lines stay).
-if grep -qF -- {q(hostsfile.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
-    note "/etc/hosts line: $(grep -F -- {q(hostsfile.MARKER)} {q(rp.HOSTS_FILE)} | head -n 1)"
+if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
+    note "/etc/hosts line: $(grep -F -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} | head -n 1)"
     if [ "$dry" = 0 ]; then
         ( {remove_hosts_line} ) || problem "cannot edit {rp.HOSTS_FILE}"
     fi
