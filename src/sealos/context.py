@@ -1,12 +1,16 @@
-"""What one run of an action knows: the spec, the hosts with their facts, join secrets (in memory
-only), the UI, the log and the state store. Phases read and extend it.
+"""What one run of an action knows: the spec, the hosts of the cluster with their facts, join
+secrets (in memory only), the UI, the log and the state store.
+
+Facts are what a host was found to be when the run gathered them; phases never write them. What
+the run did on a host is kept apart, in `ClusterHost.done` (and `outcome`, for the summary).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from sealos import kubeadm
 from sealos.addresses import HostAddress
@@ -25,10 +29,13 @@ from sealos.ssh import SSHConnection
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI
 
+T = TypeVar("T")
+
 
 @dataclass
 class ClusterHost:
-    """One host taking part in the run, with its role, connection and facts."""
+    """One host of the cluster taking part in the run: its address, role (master or node), SSH
+    connection, the facts gathered there, and what this run did there."""
 
     address: HostAddress
     role: str  # master | node
@@ -36,6 +43,7 @@ class ClusterHost:
     facts: Optional[HostFacts] = None
     error: Optional[HostError] = None
     outcome: list[str] = field(default_factory=list)  # what was done, for the summary
+    done: set[str] = field(default_factory=set)  # remote paths this run wrote (facts stay as found)
 
     @property
     def name(self) -> str:
@@ -70,6 +78,7 @@ class Context:
         store: StateStore,
         state: Optional[ClusterState],
         dry_run: bool = False,
+        new: Optional[set[str]] = None,
     ) -> None:
         self.spec = spec
         self.ui = ui
@@ -78,6 +87,8 @@ class Context:
         self.store = store
         self.state = state or ClusterState()
         self.dry_run = dry_run
+        # Hosts this run adds to a running cluster (join): tokens come from an existing master.
+        self.new: set[str] = new or set()
         self.nodes: list[ClusterHost] = []
         self.package: Optional[PackageInfo] = None
         self.package_sha256: Optional[str] = spec.pkg_sha256
@@ -86,6 +97,9 @@ class Context:
         self.client_keys: Optional[list[Any]] = None
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}
+        # Failures of phases that let the action go on (clean): hosts and messages.
+        self.failed: set[str] = set()
+        self.errors: list[str] = []
         # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
         self.phase_times: list[tuple[str, float, float, bool]] = []
         self._join: Optional[JoinInfo] = None
@@ -112,8 +126,15 @@ class Context:
 
     @property
     def first_master(self) -> ClusterHost:
-        """The master `kubeadm init` runs on."""
-        return self.masters[0]
+        """The master `kubeadm init` runs on; when hosts join a running cluster, the first
+        existing master that answers (the recorded first one may be down)."""
+        if not self.new:
+            return self.masters[0]
+        existing = [m for m in self.masters if m.name not in self.new]
+        for m in existing:
+            if m.usable:
+                return m
+        return existing[0] if existing else self.masters[0]
 
     def settings(self) -> ClusterSettings:
         """The data kubeadm configs are rendered from."""
@@ -130,8 +151,25 @@ class Context:
         )
 
     def would(self, node: ClusterHost, line: str) -> None:
-        """Dry run: remember that `line` would be done on `node`."""
-        self.plan.setdefault(node.name, []).append(line)
+        """Dry run: remember that `line` would be done on `node` (a real run ignores it: the
+        step it names happens inside another one, e.g. `kubeadm reset` inside a join)."""
+        if self.dry_run:
+            self.plan.setdefault(node.name, []).append(line)
+
+    async def wet(
+        self,
+        node: ClusterHost,
+        plan: str,
+        act: Callable[[], Awaitable[T]],
+        step: Optional[str] = None,
+    ) -> Optional[T]:
+        """One step that changes a host (k0sctl's `Wet`): a dry run records `plan` and returns
+        None; a real run shows `step` (default: `plan`) on the host's row and does `act`."""
+        if self.dry_run:
+            self.would(node, plan)
+            return None
+        self.ui.step(node.name, step or plan)
+        return await act()
 
     # --- join secrets --------------------------------------------------------------------------
 
@@ -169,7 +207,9 @@ class Context:
     async def _fresh_certificate_key(self) -> str:
         m0 = self.first_master
         self.ui.step(m0.name, "uploading control-plane certificates")
-        has_config = m0.facts is not None and m0.facts.kubeadm_config_sha256 is not None
+        has_config = KUBEADM_CONFIG in m0.done or (
+            m0.facts is not None and m0.facts.kubeadm_config_sha256 is not None
+        )
         command = kubeadm.upload_certs_command(self.version, KUBEADM_CONFIG if has_config else None)
         result = await m0.ssh.run(command, timeout=300)
         key = kubeadm.parse_certificate_key(result.stdout)

@@ -1,5 +1,6 @@
-"""lvscare on a node: the single-file bundle, its command line, and how it keeps running (a systemd
-unit ordered before kubelet, or a static pod). `join`/`clean` rewrite these when masters change.
+"""lvscare on a node, in one place: the single-file bundle, its command line, and its keeper (a
+systemd unit ordered before kubelet, or a static pod): what a node should have, whether it has it,
+and how to install it. `init` and `join` install it; `join`/`clean` rewrite it when masters change.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path
 import yaml
 
 from sealos.errors import SealosError
+from sealos.facts import HostFacts
 from sealos.kubeadm import APISERVER_PORT
-from sealos.remote_paths import LVSCARE_BIN, LVSCARE_UNIT, LVSCARE_WANTS, q
+from sealos.remote_paths import LVSCARE_BIN, LVSCARE_MANIFEST, LVSCARE_UNIT, LVSCARE_WANTS, q
+from sealos.ssh import SSHConnection
 
 UNIT_NAME = "lvscare.service"
 STATIC_POD_NAME = "kube-sealyun-lvscare"
@@ -64,16 +67,22 @@ def _sources_hash(package_dir: Path, extra: str) -> str:
 
 def care_args(vip: str, masters: list[str], run_once: bool = False) -> list[str]:
     """`lvscare care` arguments: the VIP's virtual server over every master's apiserver."""
-    args = ["care", "--vs", _endpoint(vip), "--health-path", "/healthz", "--health-schem", "https"]
+    args = ["care", "--vs", endpoint(vip), "--health-path", "/healthz", "--health-schem", "https"]
     for m in masters:
-        args += ["--rs", _endpoint(m)]
+        args += ["--rs", endpoint(m)]
     if run_once:
         args.append("--run-once")
     return args
 
 
-def _endpoint(ip: str) -> str:
+def endpoint(ip: str) -> str:
+    """IP:6443 as lvscare's --vs and --rs want it ([v6]:6443 for IPv6)."""
     return f"[{ip}]:{APISERVER_PORT}" if ":" in ip else f"{ip}:{APISERVER_PORT}"
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 of a rendered file, as the facts report the file on the host."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def systemd_unit(vip: str, masters: list[str]) -> str:
@@ -154,3 +163,74 @@ def static_pod_manifest(vip: str, masters: list[str], image: str) -> str:
         },
     }
     return yaml.safe_dump(pod, sort_keys=False, default_flow_style=False)
+
+
+SYSTEMD = "systemd"
+STATIC_POD = "static-pod"
+
+
+def mode_found(facts: HostFacts, default: str) -> str:
+    """How lvscare is kept running on a node: as found there, else `default`."""
+    if facts.lvscare_unit_sha256 is not None:
+        return SYSTEMD
+    if facts.lvscare_manifest_sha256 is not None:
+        return STATIC_POD
+    return default
+
+
+@dataclass(frozen=True)
+class Keeper:
+    """What keeps lvscare running on a node: the systemd unit or the static pod manifest, for one
+    VIP and list of masters. Desired text, whether the node has it, and how to install it."""
+
+    mode: str  # SYSTEMD | STATIC_POD
+    vip: str
+    masters: tuple[str, ...]
+    image: str  # the static pod's image (python3 only; the bundle comes from the host)
+
+    @property
+    def path(self) -> str:
+        """The file that makes it so on the node."""
+        return LVSCARE_UNIT if self.mode == SYSTEMD else LVSCARE_MANIFEST
+
+    def text(self) -> str:
+        """The unit or manifest this node should have."""
+        if self.mode == SYSTEMD:
+            return systemd_unit(self.vip, list(self.masters))
+        return static_pod_manifest(self.vip, list(self.masters), self.image)
+
+    def is_current(self, facts: HostFacts) -> bool:
+        """The node has exactly this keeper (running, for the unit) and not the other kind."""
+        sha = sha256_text(self.text())
+        if self.mode == SYSTEMD:
+            return (
+                facts.lvscare_unit_sha256 == sha
+                and facts.lvscare_active
+                and facts.lvscare_manifest_sha256 is None
+            )
+        return facts.lvscare_manifest_sha256 == sha and facts.lvscare_unit_sha256 is None
+
+    async def install(self, ssh: SSHConnection, facts: HostFacts, new_bundle: bool) -> None:
+        """Remove the other kind if an earlier run used it; write this one where it differs; the
+        unit is (re)started when its text or the bundle changed, started when it is not running.
+        A unit's start returns once lvscare has made the VIP rule (Type=notify)."""
+        text = self.text()
+        changed = (
+            facts.lvscare_unit_sha256 if self.mode == SYSTEMD else facts.lvscare_manifest_sha256
+        ) != sha256_text(text)
+        if self.mode == SYSTEMD:
+            if facts.lvscare_manifest_sha256 is not None:
+                await ssh.run(f"rm -f {q(LVSCARE_MANIFEST)}")
+            if changed:
+                await ssh.put_bytes(text.encode(), LVSCARE_UNIT, mode=0o644)
+            if changed or new_bundle or not facts.lvscare_active:
+                # `restart` starts a stopped unit too.
+                await ssh.run(service_command(changed or new_bundle), timeout=120)
+            return
+        if facts.lvscare_unit_sha256 is not None:
+            await ssh.run(
+                f"systemctl disable --now {UNIT_NAME}; rm -f {q(LVSCARE_UNIT)}; "
+                "systemctl daemon-reload"
+            )
+        if changed:
+            await ssh.put_bytes(text.encode(), LVSCARE_MANIFEST, mode=0o644)

@@ -1,5 +1,6 @@
-"""The cluster as `init` recorded it, seen by `join` and `clean`: its members, which typed host is
-which member, and the spec those commands run with (the saved settings, today's credentials).
+"""The cluster as recorded in the state file: its members, which typed host is which member, the
+spec `join` and `clean` run with (the saved settings, today's credentials), and how each action
+records what it changed (`record_*`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any, Optional
 
 from sealos import spec as spec_mod
 from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_host
+from sealos.context import ClusterHost, Context
 from sealos.errors import SealosError, SpecError
 from sealos.spec import ClusterSpec, Credentials
 from sealos.state import ClusterState, Member, StateStore
@@ -86,3 +88,73 @@ def sync_settings(state: ClusterState) -> None:
     """Keep the settings' host lists equal to the recorded members."""
     state.settings["masters"] = [m.address for m in state.masters]
     state.settings["nodes"] = [m.address for m in state.nodes]
+
+
+def _pin_keys(ctx: Context) -> None:
+    for n in ctx.nodes:
+        if n.ssh.host_key:
+            ctx.state.host_keys[n.address.key] = n.ssh.host_key
+
+
+def record_install(ctx: Context, status: str) -> str:
+    """init: this run's settings and hosts, merged into the state (members added later by `join`
+    stay), with `status` (installing, then ready). Returns the note for the UI."""
+    state = ctx.state
+    state.settings = spec_mod.to_values(ctx.spec)
+    state.status = status
+    state.package_sha256 = ctx.package_sha256
+    known = {m.address: m for m in state.members}
+    recorded = []
+    for n in ctx.nodes:
+        old = known.pop(n.name, None)
+        hostname = n.facts.hostname if n.facts else (old.hostname if old else "")
+        recorded.append(Member(n.name, n.role, n.ip, hostname))
+    recorded.extend(known.values())
+    state.members = recorded
+    _pin_keys(ctx)
+    ctx.store.save(state)
+    return f"{status}: {ctx.store.path}"
+
+
+def record_join(ctx: Context, status: str) -> str:
+    """join: the new hosts as members with `status` ("joining" before changes, "" once joined:
+    members). Returns the note for the UI."""
+    state = ctx.state
+    _pin_keys(ctx)
+    for n in ctx.nodes:
+        if n.name not in ctx.new:
+            continue
+        hostname = n.facts.hostname if n.facts else ""
+        member = next((m for m in state.members if m.address == n.name), None)
+        if member is None:
+            state.members.append(Member(n.name, n.role, n.ip, hostname, status))
+        else:
+            member.role, member.ip, member.status = n.role, n.ip, status
+            member.hostname = hostname or member.hostname
+    if not status:
+        state.status = "ready"
+    sync_settings(state)
+    ctx.store.save(state)
+    what = "new members joining" if status else "new members recorded"
+    return f"{what}: {ctx.store.path}"
+
+
+def record_removed(ctx: Context, removed: list[ClusterHost], recorded: dict[str, str]) -> None:
+    """clean: drop the removed hosts' members (`recorded`: host name -> member address) and their
+    pinned keys; remove the file when no member is left."""
+    state = ctx.state
+    gone = set()
+    for n in removed:
+        address = recorded.get(n.name)
+        if address is not None:
+            gone.add(address)
+            state.host_keys.pop(n.address.key, None)
+    if not gone:
+        return
+    state.members = [m for m in state.members if m.address not in gone]
+    if not state.members:
+        ctx.store.remove()
+        ctx.ui.info(f"The cluster is gone; removed {ctx.store.path}.")
+        return
+    sync_settings(state)
+    ctx.store.save(state)

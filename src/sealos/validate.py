@@ -1,22 +1,28 @@
-"""Validation before anything changes: every problem is one sentence naming the host and the fix,
-and all problems are listed at once. Pure functions over the spec and the gathered facts.
+"""Validation before anything changes, in one place: every problem is one sentence naming the host
+and the fix, and all problems are listed at once. Pure functions: over the spec and the gathered
+facts, and (the `Rule`s at the end) over a run's context; none of them changes anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
 import yaml
 
+from sealos import members
 from sealos.addresses import HostAddress, find_duplicates
+from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
 from sealos.package import PackageInfo, host_arch
 from sealos.spec import ClusterSpec
+from sealos.state import ClusterState
 
 MIN_NODE_PYTHON = (3, 9)
 MIN_FREE_BYTES = 200 * 1024**2
@@ -258,3 +264,221 @@ def _tools(name: str, h: HostView, spec: ClusterSpec) -> list[str]:
 
 def _mib(n: int) -> str:
     return f"{n / 1024**2:.0f} MiB"
+
+
+# --- membership: who is in the cluster already (join, clean) -------------------------------------
+
+
+def already_member(name: str, role: str, hostname: str) -> str:
+    """The refusal for a host that is in the cluster already."""
+    known = f" (hostname {hostname!r})" if hostname else ""
+    return (
+        f"{name} is already a {role} of this cluster{known}; to add it again, "
+        f"remove it first with `sealos clean --{role} {name}`."
+    )
+
+
+def resumes(state: ClusterState, node: ClusterHost) -> bool:
+    """The host's earlier join was recorded as started and did not finish."""
+    member = members.find(state, node.address)
+    return member is not None and member.status == members.JOINING
+
+
+def membership_problems(
+    state: ClusterState, new: list[ClusterHost], existing: list[ClusterHost]
+) -> list[str]:
+    """New hosts that are members already, or share a hostname with a member or each other."""
+    problems: list[str] = []
+    joining_again = {n.name for n in new if resumes(state, n)}
+    for n in new:
+        member = members.find(state, n.address)
+        if member is None and n.ssh.connected:
+            member = members.find_by_ip(state, n.ip)
+        if member is not None and n.name not in joining_again:
+            problems.append(already_member(n.name, member.role, member.hostname))
+        elif member is not None and member.role != n.role:
+            problems.append(
+                f"{n.name} started joining as a {member.role}; run `sealos join --{member.role} "
+                f"{n.name}` to finish, or `sealos clean --{member.role} {n.name}` first."
+            )
+    # Hostnames of the members as they are now (facts), else as recorded.
+    names: dict[str, str] = {}
+    live = {n.name: n for n in existing}
+    for m in state.members:
+        node = live.get(m.address)
+        hostname = node.facts.hostname if node is not None and node.facts else m.hostname
+        if hostname and m.address not in joining_again:
+            names[hostname] = m.address
+    for n in new:
+        if n.facts is None or not n.facts.hostname or n.name in joining_again:
+            continue
+        other = names.get(n.facts.hostname)
+        if other is not None and other != n.name and members.find(state, n.address) is None:
+            problems.append(
+                f"{n.name} has the hostname {n.facts.hostname!r}, which member {other} already "
+                "has; give it its own (hostnamectl set-hostname NAME), Kubernetes names nodes "
+                "after them."
+            )
+    return problems
+
+
+def join_request_problems(
+    state: ClusterState,
+    state_path: str,
+    spec: ClusterSpec,
+    new_masters: list[HostAddress],
+    new_nodes: list[HostAddress],
+    package: Optional[PackageInfo],
+    package_sha256: Optional[str],
+) -> list[str]:
+    """What `join` refuses before connecting: an unfinished cluster, members named again, flags,
+    a package other than the cluster's."""
+    problems = []
+    if state.status != "ready":
+        problems.append(
+            f"the cluster recorded in {state_path} is not fully installed yet "
+            f"(status {state.status!r}); run the same `sealos init` again first."
+        )
+    named = set()
+    for a in [*new_masters, *new_nodes]:
+        member = members.find(state, a)
+        if member is not None:
+            named.add(member.address)
+            if member.status != members.JOINING:
+                problems.append(already_member(str(a), member.role, member.hostname))
+    # Flag checks over the new hosts and the members not named again (no double reports).
+    others = [m for m in state.members if m.address not in named]
+    check = dataclasses.replace(
+        spec,
+        masters=[*(members.address_of(m) for m in others if m.role == "master"), *new_masters],
+        nodes=[*(members.address_of(m) for m in others if m.role == "node"), *new_nodes],
+    )
+    problems += spec_problems(check)
+    recorded = state.package_sha256
+    if package is not None and recorded and package.sha256 != recorded:
+        problems.append(
+            f"the package {spec.pkg} (SHA-256 {package.sha256[:12]}…) is not the one the "
+            f"cluster was installed from ({recorded[:12]}…); give that package with --pkg."
+        )
+    if spec.pkg_url and not package_sha256:
+        problems.append("the package's SHA-256 is not recorded; give it with --pkg-sha256.")
+    return list(dict.fromkeys(problems))
+
+
+# --- rules over a run: each takes the run's context and returns its problems ------------------
+
+Rule = Callable[[Context], list[str]]
+
+
+def _installing(ctx: Context) -> list[ClusterHost]:
+    """The hosts this run installs: the new ones of a join, else every host."""
+    return [n for n in ctx.nodes if n.name in ctx.new] if ctx.new else list(ctx.nodes)
+
+
+def _views(nodes: list[ClusterHost]) -> list[HostView]:
+    return [HostView(n.address, n.role, n.ip, n.facts) for n in nodes if n.facts]
+
+
+def unreachable(ctx: Context) -> list[str]:
+    """Hosts to install that could not be reached or read."""
+    return [str(n.error) for n in _installing(ctx) if n.error is not None]
+
+
+def facts_problems(ctx: Context) -> list[str]:
+    """What the host rules find in the facts of the hosts to install."""
+    return host_problems(ctx.spec, _views(_installing(ctx)), ctx.package)
+
+
+def clock_warnings(ctx: Context) -> list[str]:
+    """Clocks far from the operator's (a warning, not a stop)."""
+    return warnings(_views(_installing(ctx)), ctx.operator_time)
+
+
+def another_cluster(ctx: Context) -> list[str]:
+    """init: the state file records a cluster with another first master."""
+    recorded = ctx.state.masters
+    if not recorded or not ctx.masters:
+        return []
+    first = recorded[0].address
+    if first != ctx.first_master.name:
+        return [
+            f"{ctx.store.path} records another cluster (first master {first}); "
+            f"remove it with `sealos clean` or set SEALOS_HOME to keep a second cluster apart."
+        ]
+    return []
+
+
+def not_members(ctx: Context) -> list[str]:
+    """join: new hosts that are members already (by address, IP or hostname)."""
+    new = [n for n in ctx.nodes if n.name in ctx.new]
+    existing = [n for n in ctx.nodes if n.name not in ctx.new]
+    return membership_problems(ctx.state, new, existing)
+
+
+def cluster_reachable(ctx: Context) -> list[str]:
+    """join: a master of the cluster answers, and every node whose lvscare must learn new
+    masters answers."""
+    existing = [n for n in ctx.nodes if n.name not in ctx.new]
+    masters = [n for n in existing if n.role == "master"]
+    problems = []
+    if not any(m.usable for m in masters):
+        reasons = "; ".join(str(m.error) for m in masters if m.error is not None).rstrip(".")
+        problems.append(
+            "no master of the cluster can be reached, so there is nothing to join"
+            + (f" ({reasons})" if reasons else "")
+            + "; bring a master up and run again."
+        )
+    if any(n.role == "master" for n in ctx.nodes if n.name in ctx.new):
+        for n in existing:
+            if n.role == "node" and n.error is not None:
+                why = str(n.error).removeprefix(f"{n.name}: ").split(";")[0].rstrip(".")
+                problems.append(
+                    f"{n.name} cannot be reached ({why}), but its lvscare must learn the new "
+                    f"masters; bring it up, or remove it with "
+                    f"`sealos clean --node {n.name} --force`."
+                )
+    return problems
+
+
+def masters_down(ctx: Context) -> list[str]:
+    """join: masters that do not answer while another does (a warning: the join goes on)."""
+    masters = [n for n in ctx.nodes if n.name not in ctx.new and n.role == "master"]
+    if not any(m.usable for m in masters):
+        return []
+    return [
+        f"{m.error} (the join goes on through the other masters)"
+        for m in masters
+        if m.error is not None
+    ]
+
+
+def foreign_installs(ctx: Context) -> list[str]:
+    """join: new hosts that hold a Kubernetes install sealos made for another cluster."""
+    problems = []
+    for n in ctx.nodes:
+        f = n.facts
+        if n.name not in ctx.new or f is None or resumes(ctx.state, n):
+            continue
+        if f.init_done or f.join_done:
+            problems.append(
+                f"{n.name} already holds a Kubernetes install made by sealos "
+                "(another cluster, or one not cleaned); "
+                f"remove it first with `sealos clean --{n.role} {n.name}`."
+            )
+    return problems
+
+
+def named_as_recorded(ctx: Context, unrecorded: set[str]) -> list[str]:
+    """clean: a host typed by another name than its record (found by the IP it answers on)
+    would be cleaned but stay recorded."""
+    problems = []
+    for n in ctx.nodes:
+        if n.name not in unrecorded or not n.ssh.connected:
+            continue
+        member = members.find_by_ip(ctx.state, n.ip)
+        if member is not None:
+            problems.append(
+                f"{n.name} is the {member.role} recorded as {member.address}; "
+                f"name it that way (--{member.role} {member.address}). Nothing was changed."
+            )
+    return problems

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from sealos import clean_script, lvscare_node
+from sealos import clean_script, lvscare_node, members
 from sealos import spec as spec_mod
 from sealos.actions import clean as clean_action
 from sealos.actions import join as join_action
@@ -27,11 +28,17 @@ from sealos.lvscare_node import Bundle
 from sealos.phases.distribute_package import DistributePackage
 from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.update_lvscare import UpdateLvscare
-from sealos.phases.validate_join import ValidateJoin, membership_problems
+from sealos.phases.validate import Validate
 from sealos.redaction import Redactor
 from sealos.ssh import SSHConnection
 from sealos.state import ClusterState, Member, StateStore
 from sealos.ui import PlainUI
+from sealos.validate import (
+    already_member,
+    cluster_reachable,
+    membership_problems,
+    named_as_recorded,
+)
 
 SHA = "a" * 64
 VIP = "10.103.97.2"
@@ -133,8 +140,8 @@ def test_join_refuses_members_by_address_and_by_the_ip_reached():
     by_name = node("node6.example", "node", "h9", ip="10.0.0.6")  # a name for a member's IP
     problems = membership_problems(state, [node("10.0.0.5", "node", "h5"), by_name], [])
     assert problems == [
-        join_action.already_member("10.0.0.5", "node", "h5"),
-        join_action.already_member("node6.example", "node", "h6"),
+        already_member("10.0.0.5", "node", "h5"),
+        already_member("node6.example", "node", "h6"),
     ]
     assert "remove it first with `sealos clean --node 10.0.0.5`" in problems[0]
 
@@ -160,6 +167,14 @@ def test_an_unfinished_join_may_be_run_again_but_not_as_another_role():
     assert problems and "started joining as a node" in problems[0]
 
 
+def planned(phase, ctx: Context, node: ClusterHost) -> list[str]:
+    """What `phase` would do on `node`: its own run_host, in a dry run."""
+    ctx.dry_run, ctx.plan = True, {}
+    asyncio.run(phase.run_host(ctx, node))
+    ctx.dry_run = False
+    return ctx.plan.get(node.name, [])
+
+
 def make_join_ctx(tmp_path: Path, new_masters: list[str], new_nodes: list[str]) -> Context:
     state = recorded()
     new = set(new_masters) | set(new_nodes)
@@ -169,7 +184,7 @@ def make_join_ctx(tmp_path: Path, new_masters: list[str], new_nodes: list[str]) 
         version=KubeVersion.parse("v1.20.15"),
         pkg=tmp_path / "kube.tar.gz",
     )
-    ctx = join_action.JoinContext(
+    ctx = Context(
         spec,
         PlainUI(io.StringIO()),
         CommandLog(None, Redactor()),
@@ -201,22 +216,22 @@ def test_join_runs_inits_phases_on_the_new_hosts_only(tmp_path):
     old = ctx.nodes[0].facts
     assert old is not None
     old.package_ready = old.package_sha256 = None  # an old member lost its package: not ours
-    phases = {type(p.inner).__name__: p for p in join_action.phases([], {"10.0.0.4", "10.0.0.7"})
+    phases = {type(p.inner).__name__: p for p in join_action.phases()
               if isinstance(p, join_action.OnlyNew)}  # fmt: skip
     assert [n.name for n in DistributePackage().hosts(ctx)] == ["10.0.0.2", "10.0.0.4", "10.0.0.7"]
     assert [n.name for n in phases["DistributePackage"].hosts(ctx)] == ["10.0.0.4", "10.0.0.7"]
     assert [n.name for n in phases["JoinMasters"].hosts(ctx)] == ["10.0.0.4"]
     assert [n.name for n in phases["JoinNodes"].hosts(ctx)] == ["10.0.0.7"]
     # The new node's lvscare lists every master, the new one too.
-    plan = JoinNodes().describe(ctx, ctx.nodes[-1])
+    plan = planned(JoinNodes(), ctx, ctx.nodes[-1])
     assert any("--rs 10.0.0.3:6443 --rs 10.0.0.4:6443" in line for line in plan), plan
 
 
 def test_old_nodes_learn_new_masters_and_the_first_master_may_be_down(tmp_path):
     ctx = make_join_ctx(tmp_path, ["10.0.0.4"], [])
-    update = next(p for p in join_action.phases([], {"10.0.0.4"}) if isinstance(p, UpdateLvscare))
+    update = next(p for p in join_action.phases() if isinstance(p, UpdateLvscare))
     assert [n.name for n in update.hosts(ctx)] == ["10.0.0.5", "10.0.0.6"]
-    assert "masters 10.0.0.2, 10.0.0.3, 10.0.0.4" in update.describe(ctx, ctx.nodes[3])[0]
+    assert "masters 10.0.0.2, 10.0.0.3, 10.0.0.4" in planned(update, ctx, ctx.nodes[3])[0]
     assert ctx.first_master.name == "10.0.0.2"
     ctx.nodes[0].facts = None  # the first master does not answer
     assert ctx.first_master.name == "10.0.0.3"
@@ -229,7 +244,7 @@ def test_static_pod_nodes_get_their_manifest_rewritten(tmp_path):
     n5.facts.lvscare_unit_sha256 = None
     n5.facts.lvscare_manifest_sha256 = "0" * 64
     update = UpdateLvscare(lambda c: [n5], lambda c: ["10.0.0.2", "10.0.0.4"])
-    assert update.describe(ctx, n5) == [
+    assert planned(update, ctx, n5) == [
         "lvscare: rewrite /etc/kubernetes/manifests/kube-sealyun-lvscare.yaml "
         "with masters 10.0.0.2, 10.0.0.4"
     ]
@@ -248,7 +263,7 @@ def test_validation_needs_the_old_nodes_when_masters_join(tmp_path):
     down.facts = None
     down.error = HostError(down.name, "no answer on port 22 within 10 s; check the address.")
     with pytest.raises(ValidationFailed) as e:
-        asyncio.run(ValidateJoin([], {"10.0.0.4"}).run(ctx, list(ctx.nodes)))
+        asyncio.run(Validate([cluster_reachable]).run(ctx, list(ctx.nodes)))
     assert e.value.problems == [
         "10.0.0.6 cannot be reached (no answer on port 22 within 10 s), but its lvscare must "
         "learn the new masters; bring it up, or remove it with "
@@ -258,11 +273,11 @@ def test_validation_needs_the_old_nodes_when_masters_join(tmp_path):
 
 def test_joining_members_are_recorded_first_then_made_members(tmp_path):
     ctx = make_join_ctx(tmp_path, [], ["10.0.0.7"])
-    join_action.record(ctx, {"10.0.0.7"}, "joining")
+    members.record_join(ctx, "joining")
     state = StateStore(tmp_path).load()
     assert state is not None
     assert [(m.address, m.status) for m in state.nodes][-1] == ("10.0.0.7", "joining")
-    join_action.record(ctx, {"10.0.0.7"}, "")
+    members.record_join(ctx, "")
     state = StateStore(tmp_path).load()
     assert state is not None and state.status == "ready"
     assert [m.address for m in state.nodes] == ["10.0.0.5", "10.0.0.6", "10.0.0.7"]
@@ -352,9 +367,10 @@ def test_clean_refuses_a_member_named_by_another_name(tmp_path):
     state = recorded()
     cleaning = clean_action.plan(state, [], parse_hosts(["node5.example"]), False, "state")
     assert cleaning.targets[0].member is None  # not known by that name before connecting
-    run = clean_action._Run(cleaning, force=False)
     ctx = make_join_ctx(tmp_path, [], [])
     ctx.nodes = [node("node5.example", "node", "h5", ip="10.0.0.5")]
-    run.targets = {"node5.example": cleaning.targets[0]}
-    with pytest.raises(SpecError, match=r"recorded as 10\.0\.0\.5; name it that way"):
-        run.check_aliases(ctx, state)
+    with pytest.raises(ValidationFailed, match=r"1 problem") as e:
+        asyncio.run(
+            Validate([lambda c: named_as_recorded(c, {"node5.example"})]).run(ctx, ctx.nodes)
+        )
+    assert re.search(r"recorded as 10\.0\.0\.5; name it that way", e.value.problems[0])

@@ -21,7 +21,7 @@ from sealos.phases.base import run_phases
 from sealos.phases.distribute_package import DistributePackage
 from sealos.phases.init_master import InitFirstMaster
 from sealos.phases.join_masters import JoinMasters
-from sealos.phases.join_nodes import JoinNodes, desired_unit
+from sealos.phases.join_nodes import JoinNodes, keeper
 from sealos.phases.prepare_hosts import PrepareHosts
 from sealos.redaction import Redactor
 from sealos.ssh import SSHConnection
@@ -56,7 +56,7 @@ def make_ctx(tmp_path: Path, version: str = "v1.20.15", dry_run: bool = False) -
 
 def finished(ctx: Context) -> None:
     """Facts of a cluster where init completed."""
-    unit_sha = __import__("hashlib").sha256(desired_unit(ctx).encode()).hexdigest()
+    unit_sha = __import__("hashlib").sha256(keeper(ctx).text().encode()).hexdigest()
     for n in ctx.nodes:
         f = n.facts
         assert f is not None
@@ -73,6 +73,16 @@ def finished(ctx: Context) -> None:
             f.lvscare_unit_sha256 = unit_sha
             f.lvscare_active = True
         f.hosts_lines = [entry(target, NAME)]
+
+
+def planned(phase, ctx: Context, node: ClusterHost) -> list[str]:
+    """What `phase` would do on `node`: its own run_host, in a dry run."""
+    import asyncio
+
+    ctx.dry_run, ctx.plan = True, {}
+    asyncio.run(phase.run_host(ctx, node))
+    ctx.dry_run = False
+    return ctx.plan.get(node.name, [])
 
 
 PHASES = [DistributePackage(), PrepareHosts(), InitFirstMaster(), JoinMasters(), JoinNodes()]
@@ -106,7 +116,7 @@ def test_rerun_after_a_kill_during_node_joins_does_only_the_rest(tmp_path):
     n6.facts.lvscare_unit_sha256 = None
     assert [p.hosts(ctx) for p in PHASES[:4]] == [[], [], [], []]
     assert [n.name for n in JoinNodes().hosts(ctx)] == ["10.0.0.6"]
-    plan = JoinNodes().describe(ctx, n6)
+    plan = planned(JoinNodes(), ctx, n6)
     # The unit first (its start returns once the VIP rule exists), then reset, then join.
     assert [line.split()[0] for line in plan] == ["keep", "kubeadm", "kubeadm"], plan
     assert plan[1].startswith("kubeadm reset -f")
@@ -130,7 +140,7 @@ def test_wrong_hosts_entry_is_repaired_without_a_second_init(tmp_path):
     assert m0.facts is not None
     m0.facts.hosts_lines = [entry("10.0.0.3", NAME)]
     assert InitFirstMaster().hosts(ctx) == [m0]
-    assert InitFirstMaster().describe(ctx, m0) == [f"/etc/hosts: map {NAME} to 10.0.0.2 (itself)"]
+    assert planned(InitFirstMaster(), ctx, m0) == [f"/etc/hosts: map {NAME} to 10.0.0.2 (itself)"]
 
 
 def test_dry_run_collects_the_plan_and_touches_no_host(tmp_path):

@@ -8,29 +8,26 @@ is reported and the others are cleaned; `--force` drops it from the state anyway
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
-from sealos import members
-from sealos.actions.init import Result, close_run
+from sealos import members, runner, validate
 from sealos.addresses import HostAddress
 from sealos.context import ClusterHost, Context
-from sealos.errors import SealosError, SpecError
-from sealos.logfile import CommandLog, new_log_path
-from sealos.phases.base import Phase, PhaseFailed, run_phases
+from sealos.errors import SpecError
+from sealos.phases.base import Phase
 from sealos.phases.clean_hosts import CleanHosts
 from sealos.phases.connect import Connect
 from sealos.phases.delete_nodes import DeleteNodes
 from sealos.phases.gather_facts import GatherFacts
 from sealos.phases.update_lvscare import UpdateLvscare
-from sealos.redaction import Redactor
+from sealos.phases.validate import Validate
+from sealos.runner import Result
 from sealos.spec import DEFAULT_VIP, Credentials
-from sealos.ssh import SSHConnection, load_client_keys
 from sealos.state import ClusterState, Member, StateStore
-from sealos.ui import UI, PlainUI
+from sealos.ui import UI
 
 
 @dataclass
@@ -125,6 +122,153 @@ def describe_plan(p: CleanPlan) -> str:
     return f"This removes {what} {len(p.targets)} host(s): {', '.join(items)}."
 
 
+class Clean(runner.Action):
+    """Clean the planned hosts; the members that stay are reached where the change concerns them
+    (a master runs `kubectl delete node`, the nodes' lvscare forgets removed masters)."""
+
+    name = "clean"
+
+    def __init__(
+        self,
+        state: Optional[ClusterState],
+        cleaning: CleanPlan,
+        values: dict[str, Any],
+        credentials: Credentials,
+        store: StateStore,
+        *,
+        force: bool = False,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.state = state or ClusterState()
+        self.store = store
+        self.cleaning = cleaning
+        self.force = force
+        self.spec = members.build_spec(
+            values,
+            credentials,
+            [t.address for t in cleaning.targets if t.role == "master"],
+            [t.address for t in cleaning.targets if t.role == "node"],
+            connect_timeout,
+        )
+        self.cleaned: dict[str, Target] = {str(t.address): t for t in cleaning.targets}
+        staying_masters: list[Member] = []
+        if not cleaning.whole and any(t.member for t in cleaning.targets):
+            staying_masters = cleaning.remaining_masters
+        staying_nodes = cleaning.remaining_nodes if cleaning.masters_removed else []
+        self.staying = [
+            *(runner.Target(members.address_of(m), "master", m.ip) for m in staying_masters),
+            *(runner.Target(members.address_of(m), "node", m.ip) for m in staying_nodes),
+        ]
+
+    def targets(self, ctx: Context) -> list[runner.Target]:
+        cleaned = [
+            runner.Target(t.address, t.role, t.member.ip if t.member else "")
+            for t in self.cleaning.targets
+        ]
+        return cleaned + self.staying
+
+    def phases(self) -> list[Phase]:
+        c = self.cleaning
+        settings = self.state.settings if self.state else {}
+        vips = [str(settings.get("vip") or DEFAULT_VIP)]
+        packages = [self.spec.package_name]
+        unrecorded = {name for name, t in self.cleaned.items() if t.member is None}
+        steps: list[Phase] = [
+            Connect(),
+            GatherFacts(),
+            Validate([lambda ctx: validate.named_as_recorded(ctx, unrecorded)]),
+        ]
+        if c.masters_removed:
+            update = UpdateLvscare(self._staying("node"), lambda _c: self.remaining_ips())
+            update.keep_going = True
+            steps.append(update)
+        for role, title in (("node", "Clean the nodes"), ("master", "Clean the masters")):
+            steps.append(CleanHosts(title, self._cleaned(role), vips, packages, force=self.force))
+        if not c.whole:
+            steps.append(DeleteNodes(self._staying("master"), self._node_names))
+        return steps
+
+    def _cleaned(self, role: str) -> Callable[[Context], list[ClusterHost]]:
+        return lambda ctx: [n for n in ctx.nodes if n.name in self.cleaned and n.role == role]
+
+    def _staying(self, role: str) -> Callable[[Context], list[ClusterHost]]:
+        return lambda ctx: [n for n in ctx.nodes if n.name not in self.cleaned and n.role == role]
+
+    def remaining_ips(self) -> list[str]:
+        """The masters that stay, as lvscare's real servers."""
+        return [m.ip or members.address_of(m).host for m in self.cleaning.remaining_masters]
+
+    def _node_names(self, ctx: Context) -> list[str]:
+        """Kubernetes node names of the member targets cleaned so far (or forced)."""
+        names = []
+        for n in ctx.nodes:
+            t = self.cleaned.get(n.name)
+            if t is None or t.member is None or n.name in ctx.failed:
+                continue
+            if n.error is not None and not (self.force or ctx.dry_run):
+                continue
+            name = t.member.hostname or (n.facts.hostname if n.facts else "")
+            if name:
+                names.append(name)
+        return names
+
+    async def conclude(self, ctx: Context, result: Result) -> None:
+        if self.cleaning.masters_removed:
+            masters = ", ".join(self.remaining_ips())
+            ctx.errors += [
+                f"{n.name} could not be reached, so its lvscare may still balance over a removed "
+                f"master (not only {masters}); bring it up and run the same clean again."
+                for n in self._staying("node")(ctx)
+                if n.error is not None
+            ]
+        for n in ctx.nodes:
+            if n.name not in self.cleaned or n.error is None:
+                continue
+            why = str(n.error).rstrip(".")
+            if self.force:
+                ctx.ui.warn(f"{why}; not cleaned, dropped from the state (--force).")
+            else:
+                ctx.errors.append(
+                    f"{why}; it was not cleaned: bring it up and run the same clean again, "
+                    "or add --force to drop it from the state."
+                )
+        if ctx.dry_run:
+            return
+        removed = [
+            n
+            for n in ctx.nodes
+            if n.name in self.cleaned
+            and n.name not in ctx.failed
+            and (n.error is None or self.force)
+        ]
+        recorded = {
+            name: t.member.address for name, t in self.cleaned.items() if t.member is not None
+        }
+        members.record_removed(ctx, removed, recorded)
+        runner.summary(ctx, self)
+
+    def errors_hint(self, log: Optional[Path]) -> str:
+        return f"Fix the problems above and run the same clean again. Log: {log}"
+
+    def summary_row(self, ctx: Context, node: ClusterHost) -> list[str]:
+        t = self.cleaned.get(node.name)
+        if node.facts:
+            hostname = node.facts.hostname
+        else:
+            hostname = t.member.hostname if t and t.member else "?"
+        if t is None:
+            kind, what = f"{node.role} (stays)", "; ".join(node.outcome) or "unchanged"
+        elif node.error is not None:
+            kind = node.role
+            what = (
+                "unreachable, dropped from the state" if self.force else "unreachable, not cleaned"
+            )
+        else:
+            kind = node.role
+            what = "; ".join(node.outcome) or ("failed" if node.name in ctx.failed else "cleaned")
+        return [node.name, kind, hostname, node.ip, what]
+
+
 def run(
     state: Optional[ClusterState],
     cleaning: CleanPlan,
@@ -138,240 +282,13 @@ def run(
     connect_timeout: float = 10.0,
 ) -> Result:
     """Clean the planned hosts and report; exit status in `Result.ok`."""
-    return asyncio.run(
-        run_async(
-            state,
-            cleaning,
-            values,
-            credentials,
-            ui or PlainUI(),
-            force=force,
-            dry_run=dry_run,
-            store=store or StateStore(),
-            connect_timeout=connect_timeout,
-        )
-    )
-
-
-async def run_async(
-    state: Optional[ClusterState],
-    cleaning: CleanPlan,
-    values: dict[str, Any],
-    credentials: Credentials,
-    ui: UI,
-    *,
-    force: bool,
-    dry_run: bool,
-    store: StateStore,
-    connect_timeout: float,
-) -> Result:
-    """The async body of `run`."""
-    state = state or ClusterState()
-    spec = members.build_spec(
+    action = Clean(
+        state,
+        cleaning,
         values,
         credentials,
-        [t.address for t in cleaning.targets if t.role == "master"],
-        [t.address for t in cleaning.targets if t.role == "node"],
-        connect_timeout,
+        store or StateStore(),
+        force=force,
+        connect_timeout=connect_timeout,
     )
-    log = CommandLog(new_log_path(store.home, "clean"), Redactor(*credentials.secrets()))
-    result = Result(ok=False, dry_run=dry_run, log_path=log.path)
-    started = time.monotonic()
-    ctx = Context(spec, ui, log, store, state, dry_run=dry_run)
-    run = _Run(cleaning, force)
-    try:
-        ctx.client_keys = load_client_keys(credentials)
-        run.add_nodes(ctx)
-        await run_phases(ctx, [Connect(), GatherFacts()])
-        run.check_aliases(ctx, state)
-        for phase in run.phases(ctx, state):
-            try:
-                await run_phases(ctx, [phase])
-            except PhaseFailed as e:
-                run.failed.update(err.host for err in e.errors)
-                run.errors += [str(err) for err in e.errors]
-            except SealosError as e:
-                run.errors.append(str(e))
-        run.errors += run.lvscare_not_updated(ctx)
-        for n in run.unreachable(ctx):
-            why = str(n.error).rstrip(".")
-            if force:
-                ui.warn(f"{why}; not cleaned, dropped from the state (--force).")
-            else:
-                run.errors.append(
-                    f"{why}; it was not cleaned: bring it up and run the same clean again, "
-                    "or add --force to drop it from the state."
-                )
-        if dry_run:
-            result.plan = {n.name: ctx.plan.get(n.name, []) for n in ctx.nodes}
-            ui.plan(result.plan, action="clean")
-        else:
-            _save(ctx, run)
-            _summary(ctx, run)
-    except SealosError as e:
-        run.errors.append(str(e))
-    finally:
-        result.errors = run.errors
-        result.ok = not run.errors
-        for err in run.errors:
-            ui.error(err)
-        if run.errors and not dry_run:
-            ui.info(f"Fix the problems above and run the same clean again. Log: {log.path}")
-        await close_run(ctx, result, ui, log, started)
-    return result
-
-
-class _Run:
-    """Who is who in one clean run, and how it went."""
-
-    def __init__(self, cleaning: CleanPlan, force: bool) -> None:
-        self.cleaning = cleaning
-        self.force = force
-        self.targets: dict[str, Target] = {}  # node name -> what to clean
-        self.masters: list[ClusterHost] = []  # masters that stay (kubectl runs on one)
-        self.nodes: list[ClusterHost] = []  # nodes that stay (their lvscare may change)
-        self.failed: set[str] = set()
-        self.errors: list[str] = []
-
-    def add_nodes(self, ctx: Context) -> None:
-        c = self.cleaning
-        for t in c.targets:
-            node = _node(ctx, t.address, t.role, t.member)
-            self.targets[node.name] = t
-            ctx.nodes.append(node)
-        if not c.whole and any(t.member for t in c.targets):
-            self.masters = [
-                _node(ctx, members.address_of(m), "master", m) for m in c.remaining_masters
-            ]
-        if c.masters_removed:
-            self.nodes = [_node(ctx, members.address_of(m), "node", m) for m in c.remaining_nodes]
-        ctx.nodes += self.masters + self.nodes
-
-    def phases(self, ctx: Context, state: ClusterState) -> list[Phase]:
-        c = self.cleaning
-        vips = [str(state.settings.get("vip") or DEFAULT_VIP)]
-        packages = [ctx.spec.package_name]
-        steps: list[Phase] = []
-        if c.masters_removed:
-            steps.append(UpdateLvscare(lambda _c: self.nodes, lambda _c: self.remaining_ips()))
-        for role, title in (("node", "Clean the nodes"), ("master", "Clean the masters")):
-            steps.append(
-                CleanHosts(title, self._targets_with(role), vips, packages, force=self.force)
-            )
-        if not c.whole:
-            steps.append(DeleteNodes(lambda _c: self.masters, self._node_names))
-        return steps
-
-    def check_aliases(self, ctx: Context, state: ClusterState) -> None:
-        """A host named by another name than its record would be cleaned but stay recorded:
-        refuse before anything changes."""
-        for n in ctx.nodes:
-            t = self.targets.get(n.name)
-            if t is None or t.member is not None or not n.ssh.connected:
-                continue
-            member = members.find_by_ip(state, n.ip)
-            if member is not None:
-                raise SpecError(
-                    f"{n.name} is the {member.role} recorded as {member.address}; "
-                    f"name it that way (--{member.role} {member.address}). Nothing was changed."
-                )
-
-    def remaining_ips(self) -> list[str]:
-        """The masters that stay, as lvscare's real servers."""
-        return [m.ip or members.address_of(m).host for m in self.cleaning.remaining_masters]
-
-    def lvscare_not_updated(self, ctx: Context) -> list[str]:
-        """Remaining nodes whose lvscare could not be given the new master list."""
-        if not self.cleaning.masters_removed:
-            return []
-        masters = ", ".join(self.remaining_ips())
-        return [
-            f"{n.name} could not be reached, so its lvscare may still balance over a removed "
-            f"master (not only {masters}); bring it up and run the same clean again."
-            for n in self.nodes
-            if n.error is not None
-        ]
-
-    def _targets_with(self, role: str) -> Callable[[Context], list[ClusterHost]]:
-        return lambda ctx: [n for n in ctx.nodes if n.name in self.targets and n.role == role]
-
-    def unreachable(self, ctx: Context) -> list[ClusterHost]:
-        """Targets that could not be reached (or whose facts could not be read)."""
-        return [n for n in ctx.nodes if n.name in self.targets and n.error is not None]
-
-    def removed(self, ctx: Context) -> list[ClusterHost]:
-        """Targets that leave the state: cleaned, or unreachable with --force."""
-        out = []
-        for n in ctx.nodes:
-            if n.name not in self.targets or n.name in self.failed:
-                continue
-            if n.error is None or self.force:
-                out.append(n)
-        return out
-
-    def _node_names(self, ctx: Context) -> list[str]:
-        """Kubernetes node names of the member targets cleaned so far (or forced)."""
-        names = []
-        for n in ctx.nodes:
-            t = self.targets.get(n.name)
-            if t is None or t.member is None or n.name in self.failed:
-                continue
-            if n.error is not None and not (self.force or ctx.dry_run):
-                continue
-            name = t.member.hostname or (n.facts.hostname if n.facts else "")
-            if name:
-                names.append(name)
-        return names
-
-
-def _node(ctx: Context, address: HostAddress, role: str, member: Optional[Member]) -> ClusterHost:
-    host = SSHConnection(
-        address,
-        ctx.spec.credentials,
-        client_keys=ctx.client_keys,
-        pinned_key=ctx.state.host_keys.get(address.key),
-        connect_timeout=ctx.spec.connect_timeout,
-        log=ctx.log,
-    )
-    if member is not None and member.ip:
-        host.ip = member.ip
-    return ClusterHost(address, role, host)
-
-
-def _save(ctx: Context, run: _Run) -> None:
-    """Drop the removed members; remove the file when none is left."""
-    state = ctx.state
-    gone = set()
-    for n in run.removed(ctx):
-        member = run.targets[n.name].member
-        if member is not None:
-            gone.add(member.address)
-            state.host_keys.pop(n.address.key, None)
-    if not gone:
-        return
-    state.members = [m for m in state.members if m.address not in gone]
-    if not state.members:
-        ctx.store.remove()
-        ctx.ui.info(f"The cluster is gone; removed {ctx.store.path}.")
-        return
-    members.sync_settings(state)
-    ctx.store.save(state)
-
-
-def _summary(ctx: Context, run: _Run) -> None:
-    rows = []
-    for n in ctx.nodes:
-        t = run.targets.get(n.name)
-        hostname = n.facts.hostname if n.facts else (t.member.hostname if t and t.member else "?")
-        if t is None:
-            kind, what = f"{n.role} (stays)", "; ".join(n.outcome) or "unchanged"
-        elif n.error is not None:
-            kind = n.role
-            what = (
-                "unreachable, dropped from the state" if run.force else "unreachable, not cleaned"
-            )
-        else:
-            kind = n.role
-            what = "; ".join(n.outcome) or ("failed" if n.name in run.failed else "cleaned")
-        rows.append([n.name, kind, hostname, n.ip, what])
-    ctx.ui.table("Summary", ["host", "role", "hostname", "ip", "this run"], rows)
+    return runner.run(action, ui, dry_run=dry_run)

@@ -62,12 +62,18 @@ class ApplyCNI(Phase):
     def skip_reason(self, ctx: Context) -> str:
         return "skipped (--without-cni)"
 
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        return [f"kubectl apply -f {rp.CNI_MANIFEST} (pod network {ctx.spec.pod_cidr})"]
-
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
-        host = node.ssh
-        exists = await host.run(f"test -f {q(rp.CNI_MANIFEST)}", check=False)
+        await ctx.wet(
+            node,
+            f"kubectl apply -f {rp.CNI_MANIFEST} (pod network {ctx.spec.pod_cidr})",
+            lambda: self._apply(ctx, node),
+            step="kubectl apply",
+        )
+        return "CNI applied"
+
+    async def _apply(self, ctx: Context, node: ClusterHost) -> None:
+        ssh = node.ssh
+        exists = await ssh.run(f"test -f {q(rp.CNI_MANIFEST)}", check=False)
         if not exists.ok:
             raise HostError(
                 node.name,
@@ -76,16 +82,14 @@ class ApplyCNI(Phase):
             )
         manifest = rp.CNI_MANIFEST
         try:
-            text = (await host.read_bytes(rp.CNI_MANIFEST)).decode()
+            text = (await ssh.read_bytes(rp.CNI_MANIFEST)).decode()
             rewritten = with_pod_cidr(text, ctx.spec.pod_cidr)
         except (UnicodeDecodeError, yaml.YAMLError):
             rewritten = None
             ctx.ui.warn(f"{node.name}: {rp.CNI_MANIFEST} is not plain YAML; applied as it is.")
         if rewritten is not None:
-            await host.put_bytes(rewritten.encode(), rp.CNI_MANIFEST_RENDERED)
+            await ssh.put_bytes(rewritten.encode(), rp.CNI_MANIFEST_RENDERED)
             manifest = rp.CNI_MANIFEST_RENDERED
-        ctx.ui.step(node.name, "kubectl apply")
-        await host.run(
+        await ssh.run(
             f"kubectl --kubeconfig {q(rp.ADMIN_CONF)} apply -f {q(manifest)}", timeout=300
         )
-        return "CNI applied"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from sealos import clean_script
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
-from sealos.phases.base import Phase
+from sealos.phases.base import Phase, last_line
 
 CLEAN_TIMEOUT = 900.0  # kubeadm reset, and waiting for an interrupted run's kubeadm
 
@@ -17,7 +17,8 @@ CLEAN_TIMEOUT = 900.0  # kubeadm reset, and waiting for an interrupted run's kub
 class CleanHosts(Phase):
     """Hosts that could be reached; each reports what it removed."""
 
-    in_dry_run = True
+    in_dry_run = True  # the script honours the dry run itself (it lists what it would remove)
+    keep_going = True  # each host is cleaned on its own
 
     def __init__(
         self,
@@ -57,14 +58,9 @@ class CleanHosts(Phase):
         for what in done:
             ctx.ui.step(node.name, f"removed {what}")
         if problems or not result.ok:
-            reason = problems[0] if problems else _last_line(result.stderr or result.stdout)
+            reason = problems[0] if problems else last_line(result.stderr or result.stdout)
             raise HostError(
                 node.name,
                 f"clean did not finish ({reason}); fix that and run the same clean again.",
             )
         return f"removed {len(done)} thing(s)" if done else "already clean"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

@@ -5,11 +5,12 @@ Runs after the hosts were reset, so no kubelet registers them again.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
-from sealos.phases.base import Phase
+from sealos.phases.base import Phase, last_line
 from sealos.remote_paths import q
 
 
@@ -23,6 +24,7 @@ class DeleteNodes(Phase):
 
     title = "Delete the nodes from the cluster"
     parallel = False
+    keep_going = True  # the hosts are clean already: report, and save the state
 
     def __init__(
         self, masters: Callable[[Context], list[ClusterHost]], names: Callable[[Context], list[str]]
@@ -46,25 +48,20 @@ class DeleteNodes(Phase):
     def skip_reason(self, ctx: Context) -> str:
         return "no node to delete"
 
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        return [f"kubectl delete node {name}" for name in self.names(ctx)]
-
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         deleted = []
         for name in self.names(ctx):
-            ctx.ui.step(node.name, f"kubectl delete node {name}")
-            result = await node.ssh.run(delete_command(name), timeout=120, check=False)
-            if result.ok:
+            result = await ctx.wet(
+                node,
+                f"kubectl delete node {name}",
+                partial(node.ssh.run, delete_command(name), timeout=120, check=False),
+            )
+            if result is None or result.ok:
                 deleted.append(name)
             elif "(NotFound)" not in result.stderr:
                 raise HostError(
                     node.name,
-                    f"`kubectl delete node {name}` failed ({_last_line(result.stderr)}); "
+                    f"`kubectl delete node {name}` failed ({last_line(result.stderr)}); "
                     "check the control plane there and run it by hand.",
                 )
         return f"deleted node(s) {', '.join(deleted)}" if deleted else "no node was registered"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

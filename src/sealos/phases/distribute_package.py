@@ -27,28 +27,35 @@ class DistributePackage(Phase):
     def skip_reason(self, ctx: Context) -> str:
         return "every host has it already (same SHA-256)"
 
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        target = rp.package_file(ctx.spec.package_name)
-        if ctx.spec.pkg_url:
-            return [f"download {ctx.spec.pkg_url} to {target} and compare its SHA-256"]
-        size = f" ({ctx.package.size / 1024**2:.1f} MiB)" if ctx.package else ""
-        return [f"upload {ctx.spec.pkg} to {target}{size}"]
-
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         target = rp.package_file(ctx.spec.package_name)
         sha = ctx.package_sha256
-        assert sha is not None
+        assert sha is not None or ctx.dry_run
         if ctx.spec.pkg_url:
-            return await self._download(ctx, node, target, sha)
-        assert ctx.spec.pkg is not None
-        ctx.ui.step(node.name, f"uploading {ctx.spec.package_name}")
-        copied = await node.ssh.upload_if_changed(
-            ctx.spec.pkg,
-            target,
-            sha,
-            progress=lambda done, total: ctx.ui.progress(node.name, done, total),
-            # Facts hashed the host's copy already (it differs): hashing 500 MB again costs seconds.
-            check_first=False,
+            url = ctx.spec.pkg_url
+            done = await ctx.wet(
+                node,
+                f"download {url} to {target} and compare its SHA-256",
+                lambda: self._download(ctx, node, target, sha or ""),
+                step=f"downloading {ctx.spec.package_name}",
+            )
+            return done or ""
+        pkg = ctx.spec.pkg
+        assert pkg is not None
+        size = f" ({ctx.package.size / 1024**2:.1f} MiB)" if ctx.package else ""
+        copied = await ctx.wet(
+            node,
+            f"upload {pkg} to {target}{size}",
+            lambda: node.ssh.upload_if_changed(
+                pkg,
+                target,
+                sha or "",
+                progress=lambda done, total: ctx.ui.progress(node.name, done, total),
+                # Facts hashed the host's copy already (it differs): hashing 500 MB again costs
+                # seconds.
+                check_first=False,
+            ),
+            step=f"uploading {ctx.spec.package_name}",
         )
         return "package uploaded" if copied else "package already there"
 
@@ -56,7 +63,6 @@ class DistributePackage(Phase):
         url = ctx.spec.pkg_url
         assert url is not None
         part = f"{target}.sealos-part"
-        ctx.ui.step(node.name, f"downloading {ctx.spec.package_name}")
         tool = "curl" if node.facts and "curl" in node.facts.tools else "wget"
         fetch = (
             f"curl -fsSL -o {q(part)} {q(url)}"

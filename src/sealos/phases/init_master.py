@@ -25,42 +25,51 @@ class InitFirstMaster(Phase):
             return []
         return [m0]
 
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        assert node.facts is not None
-        lines = []
-        if not node.hosts_entry_is(node.ip, ctx.spec.apiserver):
-            lines.append(f"/etc/hosts: map {ctx.spec.apiserver} to {node.ip} (itself)")
-        if not node.facts.init_done:
-            if node.facts.kubeadm_leftovers:
-                lines.append("kubeadm reset -f (an earlier init stopped halfway)")
-            source = (
-                f"{ctx.spec.kubeadm_config} as given"
-                if ctx.spec.kubeadm_config
-                else f"rendered, {ctx.version.kubeadm_api}"
-            )
-            lines.append(f"write {rp.KUBEADM_CONFIG} ({source})")
-            lines.append(kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG))
-        return lines
-
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
-        assert node.facts is not None
-        host = node.ssh
-        ctx.ui.step(node.name, f"/etc/hosts: {ctx.spec.apiserver} -> {node.ip}")
-        await host.run(set_entry_command(node.ip, ctx.spec.apiserver))
-        if node.facts.init_done:
+        f = node.facts
+        assert f is not None
+        ssh, spec = node.ssh, ctx.spec
+        if not node.hosts_entry_is(node.ip, spec.apiserver):
+            await ctx.wet(
+                node,
+                f"/etc/hosts: map {spec.apiserver} to {node.ip} (itself)",
+                lambda: ssh.run(set_entry_command(node.ip, spec.apiserver)),
+                step=f"/etc/hosts: {spec.apiserver} -> {node.ip}",
+            )
+        if f.init_done:
             return "hosts entry fixed; init was done before"
+        if f.kubeadm_leftovers:
+            ctx.would(node, "kubeadm reset -f (an earlier init stopped halfway)")
+        if spec.kubeadm_config is not None:
+            source = f"{spec.kubeadm_config} as given"
+        else:
+            source = f"rendered, {ctx.version.kubeadm_api}"
+        await ctx.wet(
+            node,
+            f"write {rp.KUBEADM_CONFIG} ({source})",
+            lambda: self._write_config(ctx, node),
+            step="writing the kubeadm config",
+        )
+        await ctx.wet(
+            node,
+            kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG),
+            lambda: self._init(ctx, node),
+            step="kubeadm init (takes a while)",
+        )
+        return "kubeadm init done"
+
+    async def _write_config(self, ctx: Context, node: ClusterHost) -> None:
         if ctx.spec.kubeadm_config is not None:
             config = ctx.spec.kubeadm_config.read_bytes()
         else:
             config = kubeadm.dump(kubeadm.init_documents(ctx.settings(), node.ip)).encode()
-        await host.put_bytes(config, rp.KUBEADM_CONFIG, mode=0o600)
-        node.facts.kubeadm_config_sha256 = "written"
-        ctx.ui.step(node.name, "kubeadm init (takes a while)")
+        await node.ssh.put_bytes(config, rp.KUBEADM_CONFIG, mode=0o600)
+        node.done.add(rp.KUBEADM_CONFIG)
+
+    async def _init(self, ctx: Context, node: ClusterHost) -> None:
         command = once(rp.MARK_INIT, kubeadm.init_command(ctx.version, rp.KUBEADM_CONFIG))
-        result = await host.run(command, timeout=INIT_TIMEOUT, label="kubeadm init")
-        node.facts.init_done = True
+        result = await node.ssh.run(command, timeout=INIT_TIMEOUT, label="kubeadm init")
         info = kubeadm.parse_join_commands(result.stdout)
         if info is not None:
             ctx.remember_join(info)
-        await host.run(root_kubeconfig())
-        return "kubeadm init done"
+        await node.ssh.run(root_kubeconfig())

@@ -21,47 +21,48 @@ class JoinMasters(Phase):
     parallel = False
 
     def hosts(self, ctx: Context) -> list[ClusterHost]:
+        m0 = ctx.first_master
         return [
             m
-            for m in ctx.masters[1:]
-            if m.facts is not None
+            for m in ctx.masters
+            if m is not m0
+            and m.facts is not None
             and not (m.facts.join_done and m.hosts_entry_is(m.ip, ctx.spec.apiserver))
         ]
-
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        assert node.facts is not None
-        name = ctx.spec.apiserver
-        lines = []
-        if not node.facts.join_done:
-            lines.append(f"/etc/hosts: map {name} to {ctx.first_master.ip} (the first master)")
-            if node.facts.kubeadm_leftovers:
-                lines.append("kubeadm reset -f (an earlier join stopped halfway)")
-            lines.append(
-                f"kubeadm join {name}:{kubeadm.APISERVER_PORT} as a control plane "
-                f"({ctx.version.control_plane_flag}, with a certificate key)"
-            )
-        lines.append(f"/etc/hosts: map {name} to {node.ip} (itself)")
-        return lines
 
     async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=True)
 
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
-        assert node.facts is not None
-        host = node.ssh
-        name = ctx.spec.apiserver
+        f = node.facts
+        assert f is not None
+        ssh, name = node.ssh, ctx.spec.apiserver
         note = "hosts entry fixed; joined before"
-        if not node.facts.join_done:
-            ctx.ui.step(node.name, f"/etc/hosts: {name} -> {ctx.first_master.ip}")
-            await host.run(set_entry_command(ctx.first_master.ip, name))
-            ctx.ui.step(node.name, "kubeadm join as a control plane")
-            await self._join(ctx, node)
-            node.facts.join_done = True
-            await host.run(root_kubeconfig())
+        if not f.join_done:
+            m0 = ctx.first_master
+            await ctx.wet(
+                node,
+                f"/etc/hosts: map {name} to {m0.ip} (the first master)",
+                lambda: ssh.run(set_entry_command(m0.ip, name)),
+                step=f"/etc/hosts: {name} -> {m0.ip}",
+            )
+            if f.kubeadm_leftovers:
+                ctx.would(node, "kubeadm reset -f (an earlier join stopped halfway)")
+            await ctx.wet(
+                node,
+                f"kubeadm join {name}:{kubeadm.APISERVER_PORT} as a control plane "
+                f"({ctx.version.control_plane_flag}, with a certificate key)",
+                lambda: self._join(ctx, node),
+                step="kubeadm join as a control plane",
+            )
             note = "joined as a master"
-        ctx.ui.step(node.name, f"/etc/hosts: {name} -> {node.ip}")
-        await host.run(set_entry_command(node.ip, name))
+        await ctx.wet(
+            node,
+            f"/etc/hosts: map {name} to {node.ip} (itself)",
+            lambda: ssh.run(set_entry_command(node.ip, name)),
+            step=f"/etc/hosts: {name} -> {node.ip}",
+        )
         return note
 
     async def _join(self, ctx: Context, node: ClusterHost) -> None:
@@ -69,19 +70,16 @@ class JoinMasters(Phase):
         v = ctx.version
         if v.certificate_key_in_config:
             doc = kubeadm.join_document(v, info, info.endpoint, control_plane_address=node.ip)
-            await node.ssh.run(
-                once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
-                input=kubeadm.dump([doc]),
-                timeout=JOIN_TIMEOUT,
-                label="kubeadm join (control plane)",
-            )
+            command, secrets = kubeadm.join_with_config_command(), kubeadm.dump([doc])
         else:
             command = kubeadm.join_command_1_14_control_plane(
                 v, info.endpoint, info.ca_cert_hashes, node.ip
             )
-            await node.ssh.run(
-                once(rp.MARK_JOIN, command),
-                input=f"{info.token}\n{info.certificate_key}\n",
-                timeout=JOIN_TIMEOUT,
-                label="kubeadm join (control plane)",
-            )
+            secrets = f"{info.token}\n{info.certificate_key}\n"
+        await node.ssh.run(
+            once(rp.MARK_JOIN, command),
+            input=secrets,
+            timeout=JOIN_TIMEOUT,
+            label="kubeadm join (control plane)",
+        )
+        await node.ssh.run(root_kubeconfig())

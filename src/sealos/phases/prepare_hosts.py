@@ -21,29 +21,31 @@ class PrepareHosts(Phase):
             if n.facts is not None and n.facts.package_ready != ctx.package_sha256
         ]
 
-    def describe(self, ctx: Context, node: ClusterHost) -> list[str]:
-        return [
-            f"unpack {rp.package_file(ctx.spec.package_name)} to {rp.PACKAGE_DIR}",
-            f"run {rp.INIT_SCRIPT}",
-        ]
-
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         pkg = rp.package_file(ctx.spec.package_name)
-        ctx.ui.step(node.name, f"unpacking to {rp.PACKAGE_DIR}")
         # A fresh folder: files of an older package must not mix with this one.
-        await node.ssh.run(
-            f"rm -rf {q(rp.PACKAGE_DIR)} && tar -C {q(rp.HOME)} -xzf {q(pkg)} "
-            f"&& test -f {q(rp.INIT_SCRIPT)}",
-            timeout=1800,
-            label=f"unpacking {ctx.spec.package_name} (a sealos package has kube/shell/init.sh)",
+        await ctx.wet(
+            node,
+            f"unpack {pkg} to {rp.PACKAGE_DIR}",
+            lambda: node.ssh.run(
+                f"rm -rf {q(rp.PACKAGE_DIR)} && tar -C {q(rp.HOME)} -xzf {q(pkg)} "
+                f"&& test -f {q(rp.INIT_SCRIPT)}",
+                timeout=1800,
+                label=f"unpacking {ctx.spec.package_name} "
+                "(a sealos package has kube/shell/init.sh)",
+            ),
+            step=f"unpacking to {rp.PACKAGE_DIR}",
         )
-        ctx.ui.step(node.name, "running init.sh")
         shell_dir = rp.INIT_SCRIPT.rsplit("/", 1)[0]
-        await node.ssh.run(
-            f"cd {q(shell_dir)} && sh init.sh && {mark(rp.MARK_PACKAGE, ctx.package_sha256 or '')}",
-            timeout=1800,
-            label="kube/shell/init.sh",
+        await ctx.wet(
+            node,
+            f"run {rp.INIT_SCRIPT}",
+            lambda: node.ssh.run(
+                f"cd {q(shell_dir)} && sh init.sh && "
+                f"{mark(rp.MARK_PACKAGE, ctx.package_sha256 or '')}",
+                timeout=1800,
+                label="kube/shell/init.sh",
+            ),
+            step="running init.sh",
         )
-        if node.facts is not None:
-            node.facts.package_ready = ctx.package_sha256
         return "package ready"
