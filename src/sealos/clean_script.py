@@ -1,4 +1,5 @@
-"""What `sealos clean` removes from one host, as one idempotent POSIX shell script.
+"""The clean script: what `sealos clean` removes from one host (the paths and their rules are data
+in `remote_paths.CLEAN_FOOTPRINT`), rendered as one idempotent POSIX shell script.
 
 It works on a fully installed host, on one where `init` stopped anywhere, and on a clean one
 (nothing to do). Each thing it removes is printed as `removed: WHAT` (dry run: `would remove:
@@ -17,44 +18,19 @@ from collections.abc import Iterable
 
 from sealos import etc_hosts
 from sealos import remote_paths as rp
-from sealos.kubeadm import APISERVER_PORT
-from sealos.lvscare_node import UNIT_NAME
-from sealos.remote_paths import q
+from sealos.lvscare_node import UNIT_NAME, endpoint
+from sealos.remote_paths import EXIT_BUSY, q
 
 REMOVED = "removed: "
 WOULD = "would remove: "
 PROBLEM = "problem: "
 WARNING = "warning: "
-EXIT_BUSY = 75
 LOCK_GRACE = 5  # seconds an interrupted run's kubeadm gets to end by itself
 LOCK_WAIT = 60  # seconds it gets after SIGTERM
 
-SYSTEMD_DIR = "/etc/systemd/system"
-KUBELET_UNIT = f"{SYSTEMD_DIR}/kubelet.service"
-KUBELET_DROPINS = f"{SYSTEMD_DIR}/kubelet.service.d"
-KUBELET_WANTS = f"{SYSTEMD_DIR}/multi-user.target.wants/kubelet.service"
-# What the package's init.sh installs besides the binaries (sealos packages all write these).
-PACKAGE_SYSTEM_FILES = ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/ipvs.conf")
-PACKAGE_BINARIES = ("kubeadm", "kubelet", "kubectl")
-BIN_DIR = "/usr/bin"
-# Cluster data: kubeadm's and the kubelet's folders, the CNI's config, our markers last.
-CLUSTER_PATHS = (
-    rp.KUBE_DIR,
-    "/var/lib/kubelet",
-    "/var/lib/etcd",
-    "/var/lib/cni",
-    "/etc/cni/net.d",
-    "/var/run/kubernetes",
-    rp.KUBEADM_CONFIG,
-    rp.PACKAGE_DIR,
-)
-KUBECTL_CONFIG = f"{rp.HOME}/.kube/config"
-KUBECTL_CACHE = f"{rp.HOME}/.kube/cache"
 
-
-def endpoint(vip: str) -> str:
-    """VIP:6443 as lvscare's --vs wants it ([v6]:6443 for IPv6)."""
-    return f"[{vip}]:{APISERVER_PORT}" if ":" in vip else f"{vip}:{APISERVER_PORT}"
+def _paths(removal: rp.Removal) -> str:
+    return " ".join(q(p) for p in removal.paths)
 
 
 def script(
@@ -66,7 +42,7 @@ def script(
     endpoints = " ".join(q(endpoint(v)) for v in dict.fromkeys(vips))
     packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
     lvscare = q(rp.LVSCARE_BIN)
-    unit, wants, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_WANTS), q(rp.LVSCARE_MANIFEST)
+    unit, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_MANIFEST)
     remove_hosts_line = etc_hosts.remove_entry_command()
     return f"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -152,7 +128,7 @@ if exists {unit} || {{ have systemctl && systemctl is-active --quiet {UNIT_NAME}
     fi
     reload=1
 fi
-wipe {unit} {wants} {manifest}
+wipe {_paths(rp.LVSCARE_KEEPER)}
 
 # 2. kubeadm undoes what it made (while the apiserver name still resolves).
 if have kubeadm &&
@@ -211,16 +187,16 @@ if ip link show lvscare0 >/dev/null 2>&1; then
     note "interface lvscare0"
     [ "$dry" = 1 ] || ip link del lvscare0 || problem "cannot delete interface lvscare0"
 fi
-wipe {lvscare} {q(rp.LVSCARE_BIN + ".sealos-part")}
+wipe {_paths(rp.LVSCARE_BUNDLE)}
 
 # 4. The kubelet unit and its drop-ins (the package's init.sh installed them).
-if exists {q(KUBELET_UNIT)} || exists {q(KUBELET_DROPINS)}; then
+if exists {q(rp.KUBELET_UNIT)} || exists {q(rp.KUBELET_DROPINS)}; then
     if [ "$dry" = 0 ] && have systemctl; then
         systemctl disable --now kubelet.service >/dev/null 2>&1 || true
     fi
     reload=1
 fi
-wipe {q(KUBELET_WANTS)} {q(KUBELET_UNIT)} {q(KUBELET_DROPINS)}
+wipe {_paths(rp.KUBELET_SERVICE)}
 
 # 5. Our /etc/hosts line (by its marker; other lines stay).
 if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
@@ -235,15 +211,16 @@ fi
 if [ -d {q(rp.PACKAGE_DIR + "/bin")} ]; then
     for f in {q(rp.PACKAGE_DIR + "/bin")}/*; do
         b=$(basename "$f")
-        case " {" ".join(PACKAGE_BINARIES)} " in *" $b "*) continue ;; esac
-        if [ -f "{BIN_DIR}/$b" ] && cmp -s "$f" "{BIN_DIR}/$b"; then wipe "{BIN_DIR}/$b"; fi
+        case " {" ".join(rp.PACKAGE_BINARIES)} " in *" $b "*) continue ;; esac
+        installed="{rp.BIN_DIR}/$b"
+        if [ -f "$installed" ] && cmp -s "$f" "$installed"; then wipe "$installed"; fi
     done
 fi
-for b in {" ".join(PACKAGE_BINARIES)}; do wipe "{BIN_DIR}/$b"; done
+wipe {_paths(rp.KUBE_BINARIES)}
 
 # 7. The package file (by name, and any file in /root with the checksum init recorded).
 sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
-for f in {packages}; do wipe "$f" "$f.sealos-part"; done
+for f in {packages}; do wipe "$f" "$f{rp.PART}"; done
 if [ -n "$sha" ]; then
     for f in {q(rp.HOME)}/*.tar.gz; do
         if [ -f "$f" ] && [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$sha" ]; then wipe "$f"; fi
@@ -251,12 +228,12 @@ if [ -n "$sha" ]; then
 fi
 
 # 8. Cluster files, kubectl's config, what init.sh wrote, our markers.
-wipe {" ".join(q(p) for p in CLUSTER_PATHS)}
-wipe {q(KUBECTL_CONFIG)} {q(KUBECTL_CACHE)}
+wipe {_paths(rp.CLUSTER_DATA)}
+wipe {_paths(rp.KUBECTL_FILES)}
 # ~/.kube itself only when nothing else is in it
 [ "$dry" = 1 ] || rmdir {q(rp.HOME + "/.kube")} 2>/dev/null
-wipe {" ".join(q(p) for p in PACKAGE_SYSTEM_FILES)}
-wipe {q(rp.STATE_DIR)}
+wipe {_paths(rp.PACKAGE_SYSTEM_FILES)}
+wipe {_paths(rp.MARKERS)}
 
 if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
 exit $failed

@@ -1,8 +1,12 @@
-"""Every path sealos creates or reads on a host, in one place, so `clean` removes exactly these."""
+"""Every path sealos creates or reads on a host, in one place; and what `sealos clean` removes,
+as data (`CLEAN_FOOTPRINT`): each path with the rule that proves it is ours. The clean script
+(`clean_script.py`) is rendered from these; a path not listed here is never removed.
+"""
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 HOME = "/root"
 PACKAGE_DIR = "/root/kube"  # the unpacked offline package
@@ -39,6 +43,85 @@ KUBEADM_LEFTOVERS = (
 )
 
 HOSTS_FILE = "/etc/hosts"
+PART = ".sealos-part"  # suffix of a file being written; renamed into place when complete
+EXIT_BUSY = 75  # a remote step found another run's kubeadm holding KUBEADM_LOCK
+
+SYSTEMD_DIR = "/etc/systemd/system"
+KUBELET_UNIT = f"{SYSTEMD_DIR}/kubelet.service"
+KUBELET_DROPINS = f"{SYSTEMD_DIR}/kubelet.service.d"
+KUBELET_WANTS = f"{SYSTEMD_DIR}/multi-user.target.wants/kubelet.service"
+BIN_DIR = "/usr/bin"
+PACKAGE_BINARIES = ("kubeadm", "kubelet", "kubectl")  # every sealos package installs these
+KUBECTL_CONFIG = f"{HOME}/.kube/config"
+KUBECTL_CACHE = f"{HOME}/.kube/cache"
+
+# --- what clean removes, and why each is ours ------------------------------------------------
+BY_PATH = "made at this path by sealos, kubeadm or the package's init.sh"
+SAME_AS_PACKAGE = "byte-identical to the file of the package's kube/bin"
+BY_CHECKSUM = "its SHA-256 is the package's, as init recorded it"
+BY_MARKER = "the line carries sealos's marker"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Paths `clean` removes from a host (shell globs allowed), the rule that makes them ours,
+    and who put them there."""
+
+    paths: tuple[str, ...]
+    rule: str
+    made_by: str
+
+
+LVSCARE_KEEPER = Removal(
+    (LVSCARE_UNIT, LVSCARE_WANTS, LVSCARE_MANIFEST), BY_PATH, "sealos (lvscare's unit or pod)"
+)
+LVSCARE_BUNDLE = Removal((LVSCARE_BIN, LVSCARE_BIN + PART), BY_PATH, "sealos (the lvscare bundle)")
+KUBELET_SERVICE = Removal(
+    (KUBELET_WANTS, KUBELET_UNIT, KUBELET_DROPINS), BY_PATH, "the package's init.sh"
+)
+HOSTS_LINE = Removal((HOSTS_FILE,), BY_MARKER, "sealos (the apiserver name's line only)")
+OTHER_PACKAGE_BINARIES = Removal(
+    (f"{BIN_DIR}/*",), SAME_AS_PACKAGE, "the package's init.sh (any file of kube/bin)"
+)
+KUBE_BINARIES = Removal(
+    tuple(f"{BIN_DIR}/{b}" for b in PACKAGE_BINARIES), BY_PATH, "the package's init.sh"
+)
+PACKAGE_FILE = Removal((f"{HOME}/*.tar.gz",), BY_CHECKSUM, "sealos (the uploaded package)")
+# Cluster data: kubeadm's and the kubelet's folders, the CNI's config, sealos's files.
+CLUSTER_DATA = Removal(
+    (
+        KUBE_DIR,
+        "/var/lib/kubelet",
+        "/var/lib/etcd",
+        "/var/lib/cni",
+        "/etc/cni/net.d",
+        "/var/run/kubernetes",
+        KUBEADM_CONFIG,
+        PACKAGE_DIR,
+    ),
+    BY_PATH,
+    "kubeadm, the kubelet, the CNI and sealos",
+)
+KUBECTL_FILES = Removal((KUBECTL_CONFIG, KUBECTL_CACHE), BY_PATH, "sealos (root's kubectl config)")
+# What the package's init.sh writes besides the binaries (sealos packages all write these).
+PACKAGE_SYSTEM_FILES = Removal(
+    ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/ipvs.conf"), BY_PATH, "the package's init.sh"
+)
+MARKERS = Removal((STATE_DIR,), BY_PATH, "sealos (what finished on this host)")
+
+CLEAN_FOOTPRINT = (
+    LVSCARE_KEEPER,
+    LVSCARE_BUNDLE,
+    KUBELET_SERVICE,
+    HOSTS_LINE,
+    OTHER_PACKAGE_BINARIES,
+    KUBE_BINARIES,
+    PACKAGE_FILE,
+    CLUSTER_DATA,
+    KUBECTL_FILES,
+    PACKAGE_SYSTEM_FILES,
+    MARKERS,
+)
 
 
 def package_file(name: str) -> str:

@@ -21,7 +21,7 @@ from sealos.addresses import HostAddress
 from sealos.errors import CommandError, HostError, SpecError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
-from sealos.remote_paths import q
+from sealos.remote_paths import PART, q
 from sealos.spec import PASSWORD_ENV, Credentials
 
 DEFAULT_LOGIN_TIMEOUT = 30.0
@@ -376,7 +376,7 @@ class SSHConnection:
     ) -> None:
         """Copy over SFTP to a temporary name, then rename: never a half file in place."""
         sftp = await self._sftp_client()
-        tmp = f"{remote}.sealos-part"
+        tmp = f"{remote}{PART}"
         self._log("upload", f"{local} -> {remote}")
 
         def handler(_src: bytes, _dst: bytes, done: int, total: int) -> None:
@@ -425,7 +425,7 @@ class SSHConnection:
     async def put_bytes(self, data: bytes, remote: str, *, mode: int = 0o644) -> None:
         """Write small content (a unit, a manifest) to a remote path atomically. No secrets."""
         sftp = await self._sftp_client()
-        tmp = f"{remote}.sealos-part"
+        tmp = f"{remote}{PART}"
         self._log("write", f"{remote} ({len(data)} bytes, mode {mode:o})")
         try:
             await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import io
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -374,3 +375,21 @@ def test_clean_refuses_a_member_named_by_another_name(tmp_path):
             Validate([lambda c: named_as_recorded(c, {"node5.example"})]).run(ctx, ctx.nodes)
         )
     assert re.search(r"recorded as 10\.0\.0\.5; name it that way", e.value.problems[0])
+
+
+def test_the_clean_script_removes_exactly_the_footprint_data(tmp_path):
+    from sealos import remote_paths as rp
+
+    script = clean_script.script([VIP], ["kube.tar.gz"])
+    for removal in rp.CLEAN_FOOTPRINT:
+        assert removal.rule in (rp.BY_PATH, rp.SAME_AS_PACKAGE, rp.BY_CHECKSUM, rp.BY_MARKER)
+        if removal.rule == rp.BY_PATH:
+            for path in removal.paths:
+                assert shlex.quote(path) in script, (path, removal.made_by)
+    # a path that is not in the footprint is never wiped by path
+    wiped = re.findall(r"^wipe (.*)$", script, flags=re.M)
+    listed = {shlex.quote(p) for r in rp.CLEAN_FOOTPRINT for p in r.paths}
+    for line in wiped:
+        for word in line.split():
+            if not word.startswith('"'):
+                assert word in listed, word

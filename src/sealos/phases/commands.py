@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sealos import remote_paths as rp
-from sealos.remote_paths import q
+from sealos.remote_paths import EXIT_BUSY, q
 
 LOCK_WAIT = 900  # seconds a run waits for an earlier, interrupted run's kubeadm to finish
-EXIT_BUSY = 75
 
 
 def mark(path: str, content: str = "done") -> str:

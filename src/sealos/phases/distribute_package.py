@@ -62,7 +62,7 @@ class DistributePackage(Phase):
     async def _download(self, ctx: Context, node: ClusterHost, target: str, sha: str) -> str:
         url = ctx.spec.pkg_url
         assert url is not None
-        part = f"{target}.sealos-part"
+        part = f"{target}{rp.PART}"
         tool = "curl" if node.facts and "curl" in node.facts.tools else "wget"
         fetch = (
             f"curl -fsSL -o {q(part)} {q(url)}"
