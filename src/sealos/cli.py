@@ -199,18 +199,11 @@ def join_command(ctx: click.Context, **kw: Any) -> None:
 
 
 def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
-    from sealos import members
     from sealos.actions import join as join_action
     from sealos.addresses import parse_hosts
-    from sealos.state import StateStore
     from sealos.ui import make_ui
 
-    store = StateStore()
-    state = members.load(store)
-    values = members.settings_with(state, _typed(ctx, kw))
-    credentials = spec_mod.credentials_from(
-        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
-    )
+    store, state, values, credentials = _recorded(ctx, kw)
     port = int(values.get("port") or 22)
     result = join_action.run(
         state,
@@ -219,6 +212,76 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
         parse_hosts(kw["master"], port, "--master"),
         parse_hosts(kw["node"], port, "--node"),
         make_ui(),
+        dry_run=kw["dry_run"],
+        store=store,
+        connect_timeout=kw["connect_timeout"],
+    )
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _recorded(ctx: click.Context, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The state store, the recorded cluster, its settings overlaid by the flags typed now, and
+    the credentials (asked for if needed)."""
+    from sealos import members
+    from sealos.state import StateStore
+
+    store = StateStore()
+    state = members.load(store)
+    values = members.settings_with(state, _typed(ctx, kw))
+    credentials = spec_mod.credentials_from(
+        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+    )
+    return store, state, values, credentials
+
+
+@cli.command("status")
+@ssh_options
+@click.pass_context
+def status_command(ctx: click.Context, **kw: Any) -> None:
+    """Show every host of the cluster: role, Kubernetes, kubelet, lvscare and the VIP rule."""
+    _run(lambda: _status(ctx, kw))
+
+
+def _status(ctx: click.Context, kw: dict[str, Any]) -> int:
+    from sealos.actions import status as status_action
+    from sealos.ui import make_ui
+
+    store, state, values, credentials = _recorded(ctx, kw)
+    result = status_action.run(
+        state, values, credentials, make_ui(), store=store, connect_timeout=kw["connect_timeout"]
+    )
+    return 0 if result.ok else EXIT_FAILED
+
+
+@cli.command("kubeconfig")
+@click.option(
+    "-o",
+    "--out",
+    default="kubeconfig",
+    show_default=True,
+    help="Where to write the admin kubeconfig (mode 0600).",
+)
+@click.option("--server", default=None, help="Its server URL (default: https://FIRST-MASTER:6443).")
+@click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
+@ssh_options
+@click.pass_context
+def kubeconfig_command(ctx: click.Context, **kw: Any) -> None:
+    """Write the cluster's admin kubeconfig on this machine."""
+    _run(lambda: _kubeconfig(ctx, kw))
+
+
+def _kubeconfig(ctx: click.Context, kw: dict[str, Any]) -> int:
+    from sealos.actions import kubeconfig as kubeconfig_action
+    from sealos.ui import make_ui
+
+    store, state, values, credentials = _recorded(ctx, kw)
+    result = kubeconfig_action.run(
+        state,
+        values,
+        credentials,
+        Path(kw["out"]),
+        make_ui(),
+        server=kw["server"],
         dry_run=kw["dry_run"],
         store=store,
         connect_timeout=kw["connect_timeout"],

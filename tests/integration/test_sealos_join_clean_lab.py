@@ -185,6 +185,58 @@ def test_join_two_masters_and_two_nodes(story):
     story.passed.add("join")
 
 
+def status_rows(out: str, hosts) -> dict[str, list[str]]:
+    """`sealos status`'s table: host address -> its row's words."""
+    rows = {}
+    for line in out.splitlines():
+        words = line.split()
+        if words and words[0] in {x.ip for x in hosts}:
+            rows[words[0]] = words
+    return rows
+
+
+def test_status_and_kubeconfig_of_the_grown_cluster(story):
+    """`sealos status`: a row per member, nodes' VIP rules over all 3 masters, exit 1 (naming
+    the host) when a kubelet is down. `sealos kubeconfig`: the admin's credentials, mode 0600,
+    the server a master's address (or --server)."""
+    import yaml
+
+    story.need("join")
+    h = story.lab.hosts
+    out = ok(story.sealos("status"))
+    rows = status_rows(out, h)
+    assert sorted(rows) == sorted(x.ip for x in h), out
+    for x in (h[0], h[2], h[3]):
+        assert rows[x.ip][1:5] == ["master", x.hostname, VERSION, "active"], out
+    for x in (h[1], h[4], h[5]):
+        assert rows[x.ip][1:6] == ["node", x.hostname, VERSION, "active", "active"], out
+        assert rows[x.ip][6:] == ["3/3", "masters"], out
+    story.sh(h[4].name, "systemctl stop kubelet.service")
+    try:
+        down = story.sealos("status")
+        assert down.returncode == 1 and "Traceback" not in down.stderr
+        assert status_rows(down.stdout, h)[h[4].ip][4] == "inactive", down.stdout
+        assert f"not every host is well: {h[4].ip}" in down.stdout + down.stderr
+    finally:
+        story.sh(h[4].name, "systemctl start kubelet.service")
+    path = story.home / "admin.kubeconfig"
+    ok(story.sealos("kubeconfig", "-o", str(path)))
+    assert path.stat().st_mode & 0o777 == 0o600
+    mine = yaml.safe_load(path.read_text())
+    admin = yaml.safe_load(story.sh(h[0].name, "cat /etc/kubernetes/admin.conf"))
+    assert mine["clusters"][0]["cluster"]["server"] == f"https://{h[0].ip}:6443"
+    assert mine["users"] == admin["users"]
+    assert (
+        mine["clusters"][0]["cluster"]["certificate-authority-data"]
+        == (admin["clusters"][0]["cluster"]["certificate-authority-data"])
+    )
+    ok(story.sealos("kubeconfig", "-o", str(path), "--server", f"https://{VIP}:6443"))
+    assert yaml.safe_load(path.read_text())["clusters"][0]["cluster"]["server"] == (
+        f"https://{VIP}:6443"
+    )
+    assert wait_until(lambda: all_ready(story.nodes(h[0].name)), 30), story.nodes(h[0].name)
+
+
 def lab_secret_free(story: Story) -> bool:
     text = (story.home / "config.yaml").read_text()
     text += "".join(p.read_text() for p in (story.home / "logs").glob("*.log"))
