@@ -119,6 +119,23 @@ def test_ipvs_repair_applies_on_a_fresh_backend_given_only_what_read_returned():
     assert (remove, gone["addr"]) == ("del", C.host)
 
 
+def test_ipvs_sends_one_request_per_change_kind():
+    kernel = FakeIpvs({})
+    backend = IpvsBackend(kernel)
+    backend.apply(VS, {A: 1}, Observed(exists=False), plan(VS, {A: 1}, Observed(exists=False)))
+    observed = Observed(exists=True, weights={A: 1}, scheduler="wlc")
+    backend.apply(VS, {A: 0}, observed, plan(VS, {A: 0}, observed))
+    sent = [(kind, command, fields.get("sched_name") or fields.get("weight"))
+            for kind, command, fields in kernel.requests]  # fmt: skip
+    assert sent == [
+        ("service", "add", "rr"),
+        ("dest", "add", 1),
+        ("service", "set", "rr"),
+        ("dest", "set", 0),
+    ]
+    assert all(fields.get("fwd_method", 0) == 0 for _, _, fields in kernel.requests)
+
+
 class FakeNft:
     def __init__(self):
         self.scripts: list[str] = []

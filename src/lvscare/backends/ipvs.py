@@ -202,20 +202,14 @@ class IpvsBackend(Backend):
             self._handlers[change.kind](_Request(vs, service, change, desired, observed))
 
     def _add_service(self, req: _Request) -> None:
-        self._call(
-            f"create virtual server {req.vs}",
-            self.ipvs.service,
-            "add",
-            service=self._service(req.vs, req.vs.scheduler),
-        )
+        self._write_service(req, f"create virtual server {req.vs}", "add")
 
     def _set_scheduler(self, req: _Request) -> None:
-        self._call(
-            f"set scheduler {req.vs.scheduler} on {req.vs}",
-            self.ipvs.service,
-            "set",
-            service=self._service(req.vs, req.vs.scheduler),
-        )
+        self._write_service(req, f"set scheduler {req.vs.scheduler} on {req.vs}", "set")
+
+    def _write_service(self, req: _Request, what: str, command: str) -> None:
+        service = self._service(req.vs, req.vs.scheduler)
+        self._call(what, self.ipvs.service, command, service=service)
 
     def _repair(self, req: _Request) -> None:
         # The only problem IPVS reports is a real server's forwarding method; one that is no
