@@ -10,7 +10,7 @@ demo: setup
 	$(PY) -m sealos_lab.demo
 
 demo-lvscare: setup
-	$(PY) -m lvscare.demo
+	$(PY) -m sealos_lab.lvscare_demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -15,10 +15,10 @@ from typing import Optional, Protocol
 
 from lvscare.backends.base import Backend, BackendError
 from lvscare.model import (
-    Change,
     Endpoint,
     Health,
     HealthPolicy,
+    History,
     ProbeResult,
     UserError,
     VirtualServer,
@@ -39,10 +39,6 @@ class ReachabilityLike(Protocol):
     """What the loop needs from route.py: keep the VIP reachable, say what was repaired."""
 
     def ensure(self) -> list[str]: ...
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class Reconciler:
@@ -70,66 +66,15 @@ class Reconciler:
                 self.health[ep].record(result, self.policy)
         desired = desired_weights(self.health)
         observed = self.backend.read(self.vs)
-        changes = plan(self.vs, desired, observed)
-        if not changes:
-            self.applied = desired
-            return []
-        messages = [self._explain(change, desired) for change in changes]
-        self.backend.apply(self.vs, desired, observed, changes)
-        for message in messages:
-            log.info("%s", message)
+        history = History(self.health, self.applied, self.policy)
+        changes = plan(self.vs, desired, observed, history)
+        if changes:
+            self.backend.apply(self.vs, desired, observed, changes)
+        # Logged only once the kernel took the changes: a refused tick says so instead.
+        for change in changes:
+            log.info("%s", change.reason)
         self.applied = desired
-        return messages
-
-    def _explain(self, change: Change, desired: Mapping[Endpoint, int]) -> str:
-        """One log line for a change: what happened and why."""
-        vs, ep, applied = self.vs, change.endpoint, self.applied
-        first = applied is None
-        if change.action == "create-service":
-            if first:
-                return f"added virtual server {vs} (tcp, {vs.scheduler})"
-            return f"repaired virtual server {vs}: it was missing from the kernel"
-        if change.action == "set-scheduler":
-            return (
-                f"repaired virtual server {vs}: scheduler was {change.detail}, set {vs.scheduler}"
-            )
-        if change.action == "repair":
-            return f"repaired virtual server {vs}: {change.detail}"
-        assert ep is not None
-        health = self.health.get(ep)
-        if change.action == "remove":
-            if health is None:
-                return (
-                    f"removed foreign real server {ep} from {vs}: it is not one of lvscare's --rs"
-                )
-            if applied is not None and ep not in applied:
-                return f"repaired {vs}: removed {ep}, which someone re-added while it is down"
-            return (
-                f"removed {ep} from {vs}: {_plural(health.failures, 'consecutive failed probe')} "
-                f"({health.reason})"
-            )
-        assert health is not None and change.weight is not None
-        wanted = change.weight
-        if change.action == "set-weight" and applied is not None and applied.get(ep) == wanted:
-            return f"repaired {ep} in {vs}: its weight was {change.before}, set back to {wanted}"
-        if (
-            change.action == "add"
-            and applied is not None
-            and ep in applied
-            and applied[ep] == wanted
-        ):
-            return f"repaired {ep} in {vs}: it was missing, added back with weight {wanted}"
-        if wanted == 0:
-            return (
-                f"{ep} weight 0 in {vs}: probe failed ({health.reason}), "
-                f"removal after {_plural(self.policy.fall, 'consecutive failure')}"
-            )
-        if first or applied is None:
-            return f"added {ep} to {vs} with weight {wanted} ({health.reason})"
-        return (
-            f"restored {ep} in {vs} with weight {wanted}: "
-            f"{_plural(health.successes, 'consecutive successful probe')} ({health.reason})"
-        )
+        return [change.reason for change in changes]
 
 
 class Stopper:

@@ -16,8 +16,8 @@ import tempfile
 import zipapp
 from pathlib import Path
 
-# Lab-only or build-only modules stay out of the node's copy.
-_LEAVE_OUT = {"demo.py", "zipapp.py"}
+# Build-only modules stay out of the node's copy.
+_LEAVE_OUT = {"zipapp.py"}
 
 _MAIN = '''"""lvscare zipapp entry point."""
 import sys

@@ -13,11 +13,12 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from lvscare.backends.base import Backend, BackendError
-from lvscare.model import Change, Endpoint, Observed, UserError, VirtualServer
+from lvscare.model import Change, ChangeKind, Endpoint, Observed, UserError, VirtualServer
 
 MASQUERADE = 0  # IP_VS_CONN_F_MASQ
 _FWD_MASK = 0x7
@@ -67,13 +68,31 @@ def available() -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One change and everything its handler needs, all of it from the arguments of `apply`."""
+
+    vs: VirtualServer
+    service: Any
+    change: Change
+    desired: Mapping[Endpoint, int]
+    observed: Observed
+
+    @property
+    def endpoint(self) -> Endpoint:
+        assert self.change.endpoint is not None, f"{self.change.kind.value} names no real server"
+        return self.change.endpoint
+
+
 class IpvsBackend(Backend):
     """Keeps one IPVS virtual server and its real servers equal to the desired state."""
 
     name = "ipvs"
 
-    def __init__(self) -> None:
-        ipvs = _open()
+    def __init__(self, ipvs: Any = None) -> None:
+        """Open the kernel's IPVS over netlink, or use `ipvs` (a socket-like object, for tests)."""
+        if ipvs is None:
+            ipvs = _open()
         if ipvs is None:
             _load_module()
             ipvs = _open()
@@ -83,7 +102,14 @@ class IpvsBackend(Backend):
                 "failed): load the ip_vs module or use --backend nft."
             )
         self.ipvs = ipvs
-        self._wrong_forwarding: set[Endpoint] = set()
+        self._handlers: dict[ChangeKind, Callable[[_Request], None]] = {
+            ChangeKind.ADD_VIRTUAL_SERVER: self._add_service,
+            ChangeKind.SET_SCHEDULER: self._set_scheduler,
+            ChangeKind.REPAIR: self._repair,
+            ChangeKind.REMOVE_REAL_SERVER: self._remove,
+            ChangeKind.ADD_REAL_SERVER: self._add,
+            ChangeKind.SET_WEIGHT: self._set_weight,
+        }
 
     # pyroute2 request objects, built lazily so that importing this module stays cheap.
     @staticmethod
@@ -135,11 +161,11 @@ class IpvsBackend(Backend):
     def read(self, vs: VirtualServer) -> Observed:
         """Our virtual server's scheduler, real servers, weights and forwarding methods."""
         svc = self._find(vs)
-        self._wrong_forwarding = set()
         if svc is None:
             return Observed(exists=False)
         weights: dict[Endpoint, int] = {}
         problems = []
+        culprits: dict[str, Endpoint] = {}
         dests = self._call("list real servers", self.ipvs.dest, "dump", service=self._service(vs))
         for msg in dests:
             dest = msg.get("IPVS_CMD_ATTR_DEST")
@@ -151,14 +177,16 @@ class IpvsBackend(Backend):
             weights[ep] = int(dest.get("IPVS_DEST_ATTR_WEIGHT") or 0)
             method = int(dest.get("IPVS_DEST_ATTR_FWD_METHOD") or 0) & _FWD_MASK
             if method != MASQUERADE:
-                self._wrong_forwarding.add(ep)
                 name = _FWD_NAMES.get(method, str(method))
-                problems.append(f"{ep} forwarded by {name} instead of masquerade")
+                problem = f"{ep} forwarded by {name} instead of masquerade"
+                problems.append(problem)
+                culprits[problem] = ep
         return Observed(
             exists=True,
             weights=weights,
             scheduler=svc.get("IPVS_SVC_ATTR_SCHED_NAME"),
             problems=tuple(problems),
+            culprits=culprits,
         )
 
     def apply(
@@ -171,43 +199,51 @@ class IpvsBackend(Backend):
         """One netlink request per change, in plan order."""
         service = self._service(vs)
         for change in changes:
-            ep = change.endpoint
-            if change.action == "create-service":
-                self._call(
-                    f"create virtual server {vs}",
-                    self.ipvs.service,
-                    "add",
-                    service=self._service(vs, vs.scheduler),
-                )
-            elif change.action == "set-scheduler":
-                self._call(
-                    f"set scheduler {vs.scheduler} on {vs}",
-                    self.ipvs.service,
-                    "set",
-                    service=self._service(vs, vs.scheduler),
-                )
-            elif change.action == "repair":
-                for bad in sorted(self._wrong_forwarding & set(desired)):
-                    self._call(
-                        f"set masquerade for {bad}",
-                        self.ipvs.dest,
-                        "set",
-                        service=service,
-                        dest=self._dest(bad, desired[bad]),
-                    )
-                self._wrong_forwarding.clear()
-            elif change.action == "remove" and ep is not None:
-                self._call(
-                    f"remove {ep}", self.ipvs.dest, "del", service=service, dest=self._dest(ep)
-                )
-            elif change.action in ("add", "set-weight") and ep is not None:
-                self._call(
-                    f"{'add' if change.action == 'add' else 'set the weight of'} {ep}",
-                    self.ipvs.dest,
-                    "add" if change.action == "add" else "set",
-                    service=service,
-                    dest=self._dest(ep, int(change.weight or 0)),
-                )
+            self._handlers[change.kind](_Request(vs, service, change, desired, observed))
+
+    def _add_service(self, req: _Request) -> None:
+        self._write_service(req, f"create virtual server {req.vs}", "add")
+
+    def _set_scheduler(self, req: _Request) -> None:
+        self._write_service(req, f"set scheduler {req.vs.scheduler} on {req.vs}", "set")
+
+    def _write_service(self, req: _Request, what: str, command: str) -> None:
+        service = self._service(req.vs, req.vs.scheduler)
+        self._call(what, self.ipvs.service, command, service=service)
+
+    def _repair(self, req: _Request) -> None:
+        # The only problem IPVS reports is a real server's forwarding method; one that is no
+        # longer desired is removed by its own change instead.
+        bad = req.observed.culprits.get(req.change.detail)
+        if bad is None or bad not in req.desired:
+            return
+        self._call(
+            f"set masquerade for {bad}",
+            self.ipvs.dest,
+            "set",
+            service=req.service,
+            dest=self._dest(bad, req.desired[bad]),
+        )
+
+    def _remove(self, req: _Request) -> None:
+        ep = req.endpoint
+        self._call(f"remove {ep}", self.ipvs.dest, "del", service=req.service, dest=self._dest(ep))
+
+    def _add(self, req: _Request) -> None:
+        self._write_dest(req, "add", "add")
+
+    def _set_weight(self, req: _Request) -> None:
+        self._write_dest(req, "set the weight of", "set")
+
+    def _write_dest(self, req: _Request, what: str, command: str) -> None:
+        ep = req.endpoint
+        self._call(
+            f"{what} {ep}",
+            self.ipvs.dest,
+            command,
+            service=req.service,
+            dest=self._dest(ep, int(req.change.weight or 0)),
+        )
 
     def clean(self, vs: VirtualServer) -> bool:
         """Delete our virtual server (its real servers go with it)."""

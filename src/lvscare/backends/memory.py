@@ -6,11 +6,11 @@ adding a real server) and read `applied` to see what lvscare did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from lvscare.backends.base import Backend, BackendError
-from lvscare.model import Change, Endpoint, Observed, VirtualServer
+from lvscare.model import Change, ChangeKind, Endpoint, Observed, VirtualServer
 
 
 @dataclass
@@ -53,16 +53,7 @@ class MemoryBackend(Backend):
         self.applied.append(list(changes))
         for change in changes:
             self.writes += 1
-            if change.action == "create-service":
-                self.services[vs.endpoint] = MemoryService(vs.scheduler)
-                continue
-            service = self.services[vs.endpoint]
-            if change.action == "set-scheduler":
-                service.scheduler = vs.scheduler
-            elif change.action == "remove" and change.endpoint is not None:
-                service.weights.pop(change.endpoint, None)
-            elif change.action in ("add", "set-weight") and change.endpoint is not None:
-                service.weights[change.endpoint] = int(change.weight or 0)
+            _HANDLERS[change.kind](self.services, vs, change)
 
     def clean(self, vs: VirtualServer) -> bool:
         """Forget the service."""
@@ -76,3 +67,39 @@ class MemoryBackend(Backend):
         lines = [f"TCP  {vs.endpoint} {service.scheduler}"]
         lines += [f"  -> {ep}  Masq  {w}" for ep, w in sorted(service.weights.items())]
         return "\n".join(lines)
+
+
+# One pretend-kernel operation per kind of change, on the services dict.
+_Services = dict[Endpoint, MemoryService]
+
+
+def _add_service(services: _Services, vs: VirtualServer, change: Change) -> None:
+    services[vs.endpoint] = MemoryService(vs.scheduler)
+
+
+def _set_scheduler(services: _Services, vs: VirtualServer, change: Change) -> None:
+    services[vs.endpoint].scheduler = vs.scheduler
+
+
+def _repair(services: _Services, vs: VirtualServer, change: Change) -> None:
+    """Nothing to do: the pretend kernel reports no problems besides weights."""
+
+
+def _remove(services: _Services, vs: VirtualServer, change: Change) -> None:
+    if change.endpoint is not None:
+        services[vs.endpoint].weights.pop(change.endpoint, None)
+
+
+def _set_weight(services: _Services, vs: VirtualServer, change: Change) -> None:
+    if change.endpoint is not None:
+        services[vs.endpoint].weights[change.endpoint] = int(change.weight or 0)
+
+
+_HANDLERS: dict[ChangeKind, Callable[[_Services, VirtualServer, Change], None]] = {
+    ChangeKind.ADD_VIRTUAL_SERVER: _add_service,
+    ChangeKind.SET_SCHEDULER: _set_scheduler,
+    ChangeKind.REPAIR: _repair,
+    ChangeKind.REMOVE_REAL_SERVER: _remove,
+    ChangeKind.ADD_REAL_SERVER: _set_weight,
+    ChangeKind.SET_WEIGHT: _set_weight,
+}

@@ -218,6 +218,7 @@ class NftBackend(Backend):
         self.nft = nft or Nft()
         # The table as lvscare last wrote it: the listing as printed (fast path: the same text
         # means nothing changed) and its JSON without handles (same content, new handles).
+        # Only read() uses it, to save a parse; apply() needs nothing but its arguments.
         self._written_raw: Optional[str] = None
         self._written: Optional[str] = None
         self._written_observed: Optional[Observed] = None

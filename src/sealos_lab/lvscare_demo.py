@@ -1,10 +1,10 @@
-"""The mission's lvscare demo on this machine: `python -m lvscare.demo` (as root).
+"""The mission's lvscare demo on this machine: `python -m sealos_lab.lvscare_demo` (as root).
 
 Three HTTP backends in network namespaces on an isolated bridge (no route out), lvscare caring for
 VIP 10.103.97.12:6443 in a "node" namespace. Steps: start, stop one, stop all, start all; after
 each, the kernel's rules (`nft list table ip lvscare`, or `ipvsadm -Ln` with IPVS) and a few
 requests through the VIP. Everything it made is removed at the end, also on Ctrl-C.
-Lab-only: it uses sealos_lab.netns and is left out of the node's zipapp.
+Part of the lab (it builds its network with sealos_lab.netns); lvscare itself runs as a process.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
+
+from sealos_lab import netns
 
 PREFIX, SUBNET = "lvs-demo", "10.250.102.0/24"
 VIP, PORT = "10.103.97.12", 6443
@@ -47,9 +49,6 @@ class Demo:
     """The network, the backends and lvscare, and how to show what the kernel holds."""
 
     def __init__(self, work: Path):
-        from sealos_lab import netns
-
-        self.netns = netns
         self.work = work
         self.net = netns.Network(PREFIX, SUBNET)
         self.node = f"{PREFIX}-node"
@@ -71,7 +70,7 @@ class Demo:
     def start(self, name: str) -> None:
         argv = [sys.executable, "-m", "http.server", "--bind", self.ips[name],
                 "--directory", str(self.work / name), str(RS_PORT)]  # fmt: skip
-        self.servers[name] = self.netns.popen(
+        self.servers[name] = netns.popen(
             f"{PREFIX}-{name}", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
@@ -85,7 +84,7 @@ class Demo:
         for ip in self.ips.values():
             argv += ["--rs", f"{ip}:{RS_PORT}"]
         argv += ["--health-schem", "http", "--health-path", "/", "--interval", "1s"]
-        self.care = self.netns.popen(self.node, argv, stderr=subprocess.PIPE, text=True)
+        self.care = netns.popen(self.node, argv, stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._echo, args=(self.care,), daemon=True).start()
 
     def _echo(self, proc: subprocess.Popen) -> None:
@@ -102,7 +101,7 @@ class Demo:
             argv = ["ipvsadm", "-Ln", "-t", f"{VIP}:{PORT}"]
         else:
             argv = ["nft", "list", "table", "ip", "lvscare"]
-        out = self.netns.run(self.node, argv, capture_output=True, text=True)
+        out = netns.run(self.node, argv, capture_output=True, text=True)
         return out.stdout.rstrip() or "(no rules)"
 
     def targets(self) -> int:
@@ -114,7 +113,7 @@ class Demo:
         return int(m.group(1)) if m else 0
 
     def request(self) -> str:
-        out = self.netns.run(
+        out = netns.run(
             self.node, [sys.executable, "-c", _CLIENT, VIP, str(PORT)],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
@@ -129,7 +128,7 @@ class Demo:
                 self.care.kill()
                 self.care.wait()
         if self.net.namespaces():
-            self.netns.run(
+            netns.run(
                 self.node, [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}",
                             "--clean"], capture_output=True,
             )  # fmt: skip
@@ -160,7 +159,7 @@ def _show(demo: Demo, title: str, took: float, requests: int) -> None:
 
 def _port_open(ip: str, demo: Demo) -> bool:
     code = f"import socket; socket.create_connection(({ip!r}, {RS_PORT}), timeout=0.5).close()"
-    proc = demo.netns.run(demo.node, [sys.executable, "-c", code], capture_output=True)
+    proc = netns.run(demo.node, [sys.executable, "-c", code], capture_output=True)
     return proc.returncode == 0
 
 
