@@ -243,14 +243,9 @@ def status_command(ctx: click.Context, **kw: Any) -> None:
 
 
 def _status(ctx: click.Context, kw: dict[str, Any]) -> int:
-    from sealos.actions import status as status_action
-    from sealos.ui import make_ui
+    from sealos.actions.status import Status
 
-    store, state, values, credentials = _recorded(ctx, kw)
-    result = status_action.run(
-        state, values, credentials, make_ui(), store=store, connect_timeout=kw["connect_timeout"]
-    )
-    return 0 if result.ok else EXIT_FAILED
+    return _on_recorded(ctx, kw, Status)
 
 
 @cli.command("kubeconfig")
@@ -271,21 +266,21 @@ def kubeconfig_command(ctx: click.Context, **kw: Any) -> None:
 
 
 def _kubeconfig(ctx: click.Context, kw: dict[str, Any]) -> int:
-    from sealos.actions import kubeconfig as kubeconfig_action
+    from sealos.actions.kubeconfig import Kubeconfig
+
+    return _on_recorded(
+        ctx, kw, lambda recorded: Kubeconfig(recorded, Path(kw["out"]), kw["server"])
+    )
+
+
+def _on_recorded(ctx: click.Context, kw: dict[str, Any], make: Callable[[Any], Any]) -> int:
+    """Run the action `make(recorded)` on the recorded cluster."""
+    from sealos import runner
     from sealos.ui import make_ui
 
     store, state, values, credentials = _recorded(ctx, kw)
-    result = kubeconfig_action.run(
-        state,
-        values,
-        credentials,
-        Path(kw["out"]),
-        make_ui(),
-        server=kw["server"],
-        dry_run=kw["dry_run"],
-        store=store,
-        connect_timeout=kw["connect_timeout"],
-    )
+    action = make(runner.Recorded(state, values, credentials, store, kw["connect_timeout"]))
+    result = runner.run(action, make_ui(), dry_run=kw.get("dry_run", False))
     return 0 if result.ok else EXIT_FAILED
 
 

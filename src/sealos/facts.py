@@ -5,6 +5,7 @@ Phases decide from these facts what is left to do, so a re-run does only the res
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -90,14 +91,19 @@ def _sha_fact(key: str, path: str) -> str:
     return f"[ -f {q(path)} ] && echo \"{key}=$(sha256sum {q(path)} 2>/dev/null | cut -d' ' -f1)\""
 
 
+def key_values(output: str) -> Iterator[tuple[str, str]]:
+    """The `key=value` lines of a fact script's output (other lines are skipped)."""
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            yield key, value
+
+
 def parse(output: str) -> HostFacts:
     """Turn the script's `key=value` lines into HostFacts."""
     f = HostFacts()
-    for line in output.splitlines():
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        value = value.strip() if key != "hosts_line" else value
+    for key, raw in key_values(output):
+        value = raw.strip() if key != "hosts_line" else raw
         if key == "hostname":
             f.hostname = value.lower()
         elif key == "arch":

@@ -13,8 +13,9 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+from sealos import members
 from sealos import package as package_mod
 from sealos import remote_paths as rp
 from sealos.addresses import HostAddress
@@ -24,7 +25,7 @@ from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.base import Phase, PhaseFailed, run_phases
 from sealos.redaction import Redactor
 from sealos.remote_paths import q
-from sealos.spec import ClusterSpec
+from sealos.spec import ClusterSpec, Credentials
 from sealos.ssh import CommandTiming, SSHConnection, load_client_keys
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI, PlainUI
@@ -98,6 +99,30 @@ class Action:
         hostname = node.facts.hostname if node.facts else "?"
         what = "; ".join(node.outcome) or ("unreachable" if node.error else "nothing to do")
         return [node.name, node.role, hostname, node.ip, what]
+
+
+@dataclass
+class Recorded:
+    """The cluster the state file records, as a command finds it: the state, init's settings
+    overlaid by today's flags, today's credentials, the store, and the connect timeout."""
+
+    state: ClusterState
+    values: dict[str, Any]
+    credentials: Credentials
+    store: StateStore
+    connect_timeout: float = 10.0
+
+
+class OnRecordedCluster(Action):
+    """An action on the recorded cluster (join, status, kubeconfig), over the given hosts."""
+
+    def __init__(
+        self, recorded: Recorded, masters: list[HostAddress], nodes: list[HostAddress]
+    ) -> None:
+        self.state, self.store = recorded.state, recorded.store
+        self.spec = members.build_spec(
+            recorded.values, recorded.credentials, masters, nodes, recorded.connect_timeout
+        )
 
 
 def run(action: Action, ui: Optional[UI] = None, *, dry_run: bool = False) -> Result:

@@ -58,7 +58,9 @@ def status_ctx(tmp_path: Path) -> tuple[Status, Context]:
     from sealos import runner
 
     state = recorded()
-    action = Status(state, spec_mod.defaults(), spec_mod.Credentials(), StateStore(tmp_path))
+    action = Status(
+        runner.Recorded(state, spec_mod.defaults(), spec_mod.Credentials(), StateStore(tmp_path))
+    )
     ctx = Context(action.spec, PlainUI(io.StringIO()), CommandLog(None, Redactor()),
                   action.store, state)  # fmt: skip
     ctx.nodes = [runner.cluster_host(ctx, t) for t in action.targets(ctx)]

@@ -91,24 +91,20 @@ def phases() -> list[Phase]:
     ]
 
 
-class Join(runner.Action):
+class Join(runner.OnRecordedCluster):
     """Add `new_masters` and `new_nodes` to the recorded cluster."""
 
     name = "join"
 
     def __init__(
         self,
-        state: ClusterState,
-        values: dict[str, Any],
-        credentials: Credentials,
+        recorded: runner.Recorded,
         new_masters: list[HostAddress],
         new_nodes: list[HostAddress],
-        store: StateStore,
-        connect_timeout: float = 10.0,
     ) -> None:
+        state = recorded.state
         if not new_masters and not new_nodes:
             raise SpecError("name the hosts to add with --master IP or --node IP.")
-        self.state, self.store = state, store
         self.new_masters, self.new_nodes = new_masters, new_nodes
         self.new = frozenset(str(a) for a in [*new_masters, *new_nodes])
         again = {
@@ -119,12 +115,10 @@ class Join(runner.Action):
         self.old_masters = [m for m in state.masters if m.address not in again]
         # Existing nodes matter only when masters join (their lvscare learns them).
         self.old_nodes = [m for m in state.nodes if m.address not in again] if new_masters else []
-        self.spec = members.build_spec(
-            values,
-            credentials,
+        super().__init__(
+            recorded,
             [*(members.address_of(m) for m in self.old_masters), *new_masters],
             [*(members.address_of(m) for m in state.nodes if m.address not in again), *new_nodes],
-            connect_timeout,
         )
 
     def problems(self, ctx: Context) -> list[str]:
@@ -193,7 +187,6 @@ def run(
     connect_timeout: float = 10.0,
 ) -> Result:
     """Join the hosts and report; host problems end up in the Result, not as exceptions."""
-    action = Join(
-        state, values, credentials, new_masters, new_nodes, store or StateStore(), connect_timeout
-    )
+    recorded = runner.Recorded(state, values, credentials, store or StateStore(), connect_timeout)
+    action = Join(recorded, new_masters, new_nodes)
     return runner.run(action, ui, dry_run=dry_run)

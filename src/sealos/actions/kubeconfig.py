@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import yaml
 
@@ -18,10 +18,7 @@ from sealos.errors import HostError
 from sealos.lvscare_node import endpoint
 from sealos.phases.base import Phase
 from sealos.phases.connect import Connect
-from sealos.runner import Result, Target
-from sealos.spec import Credentials
-from sealos.state import ClusterState, StateStore
-from sealos.ui import UI
+from sealos.runner import Target
 
 
 def with_server(text: bytes, server: str, source: str) -> bytes:
@@ -77,24 +74,14 @@ class FetchKubeconfig(Phase):
         return f"written to {self.out} (server {server})"
 
 
-class Kubeconfig(runner.Action):
+class Kubeconfig(runner.OnRecordedCluster):
     """Write the admin kubeconfig of the recorded cluster to `out`."""
 
     name = "kubeconfig"
 
-    def __init__(
-        self,
-        state: ClusterState,
-        values: dict[str, Any],
-        credentials: Credentials,
-        store: StateStore,
-        out: Path,
-        server: Optional[str] = None,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self.state, self.store = state, store
-        masters = [members.address_of(m) for m in state.masters]
-        self.spec = members.build_spec(values, credentials, masters, [], connect_timeout)
+    def __init__(self, recorded: runner.Recorded, out: Path, server: Optional[str] = None) -> None:
+        masters = [members.address_of(m) for m in recorded.state.masters]
+        super().__init__(recorded, masters, [])
         self.fetch = FetchKubeconfig(out, server)
 
     def targets(self, ctx: Context) -> list[Target]:
@@ -102,22 +89,3 @@ class Kubeconfig(runner.Action):
 
     def phases(self) -> list[Phase]:
         return [Connect(), self.fetch]
-
-
-def run(
-    state: ClusterState,
-    values: dict[str, Any],
-    credentials: Credentials,
-    out: Path,
-    ui: Optional[UI] = None,
-    *,
-    server: Optional[str] = None,
-    dry_run: bool = False,
-    store: Optional[StateStore] = None,
-    connect_timeout: float = 10.0,
-) -> Result:
-    """Write the kubeconfig; `Result.ok` when it was written."""
-    action = Kubeconfig(
-        state, values, credentials, store or StateStore(), out, server, connect_timeout
-    )
-    return runner.run(action, ui, dry_run=dry_run)

@@ -5,8 +5,6 @@ masters it balances over). Changes nothing; exits non-zero when a host is unreac
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
 from sealos import lvscare_node, members, runner
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
@@ -14,34 +12,19 @@ from sealos.phases.connect import Connect
 from sealos.phases.gather_facts import GatherFacts
 from sealos.phases.read_status import ReadStatus
 from sealos.runner import Result, Target
-from sealos.spec import Credentials
-from sealos.state import ClusterState, StateStore
-from sealos.ui import UI
 
 COLUMNS = ["host", "role", "hostname", "kubernetes", "kubelet", "lvscare", "VIP rule"]
 
 
-class Status(runner.Action):
+class Status(runner.OnRecordedCluster):
     """Look at every member of the recorded cluster."""
 
     name = "status"
 
-    def __init__(
-        self,
-        state: ClusterState,
-        values: dict[str, Any],
-        credentials: Credentials,
-        store: StateStore,
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self.state, self.store = state, store
-        self.spec = members.build_spec(
-            values,
-            credentials,
-            [members.address_of(m) for m in state.masters],
-            [members.address_of(m) for m in state.nodes],
-            connect_timeout,
-        )
+    def __init__(self, recorded: runner.Recorded) -> None:
+        state = recorded.state
+        masters = [members.address_of(m) for m in state.masters]
+        super().__init__(recorded, masters, [members.address_of(m) for m in state.nodes])
         self.reader = ReadStatus()
 
     def targets(self, ctx: Context) -> list[Target]:
@@ -89,17 +72,3 @@ class Status(runner.Action):
         ctx.ui.table(f"Cluster (VIP {ctx.spec.vip})", COLUMNS, rows)
         if unwell:
             ctx.errors.append(f"not every host is well: {', '.join(unwell)}; see the table above.")
-
-
-def run(
-    state: ClusterState,
-    values: dict[str, Any],
-    credentials: Credentials,
-    ui: Optional[UI] = None,
-    *,
-    store: Optional[StateStore] = None,
-    connect_timeout: float = 10.0,
-) -> Result:
-    """Show the cluster's hosts; `Result.ok` when every host is well."""
-    action = Status(state, values, credentials, store or StateStore(), connect_timeout)
-    return runner.run(action, ui)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sealos import remote_paths as rp
+from sealos.context import ClusterHost, Context
+from sealos.etc_hosts import set_entry_command
 from sealos.remote_paths import EXIT_BUSY, q
 
 LOCK_WAIT = 900  # seconds a run waits for an earlier, interrupted run's kubeadm to finish
@@ -39,4 +41,15 @@ def root_kubeconfig() -> str:
     return (
         f"mkdir -p /root/.kube && cp -f {q(rp.ADMIN_CONF)} /root/.kube/config "
         "&& chmod 600 /root/.kube/config"
+    )
+
+
+async def map_apiserver(ctx: Context, node: ClusterHost, ip: str, which: str) -> None:
+    """/etc/hosts on `node`: the apiserver name to `ip` (`which` says what it is, for the plan)."""
+    name = ctx.spec.apiserver
+    await ctx.wet(
+        node,
+        f"/etc/hosts: map {name} to {which}",
+        lambda: node.ssh.run(set_entry_command(ip, name)),
+        step=f"/etc/hosts: {name} -> {ip}",
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
-from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import once, root_kubeconfig
+from sealos.phases.commands import map_apiserver, once, root_kubeconfig
 
 INIT_TIMEOUT = 1200.0
 
@@ -28,14 +27,9 @@ class InitFirstMaster(Phase):
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         f = node.facts
         assert f is not None
-        ssh, spec = node.ssh, ctx.spec
+        spec = ctx.spec
         if not node.hosts_entry_is(node.ip, spec.apiserver):
-            await ctx.wet(
-                node,
-                f"/etc/hosts: map {spec.apiserver} to {node.ip} (itself)",
-                lambda: ssh.run(set_entry_command(node.ip, spec.apiserver)),
-                step=f"/etc/hosts: {spec.apiserver} -> {node.ip}",
-            )
+            await map_apiserver(ctx, node, node.ip, f"{node.ip} (itself)")
         if f.init_done:
             return "hosts entry fixed; init was done before"
         if f.kubeadm_leftovers:

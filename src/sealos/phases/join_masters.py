@@ -7,9 +7,8 @@ from __future__ import annotations
 from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
-from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import once, root_kubeconfig
+from sealos.phases.commands import map_apiserver, once, root_kubeconfig
 
 JOIN_TIMEOUT = 1200.0
 
@@ -37,16 +36,11 @@ class JoinMasters(Phase):
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         f = node.facts
         assert f is not None
-        ssh, name = node.ssh, ctx.spec.apiserver
+        name = ctx.spec.apiserver
         note = "hosts entry fixed; joined before"
         if not f.join_done:
             m0 = ctx.first_master
-            await ctx.wet(
-                node,
-                f"/etc/hosts: map {name} to {m0.ip} (the first master)",
-                lambda: ssh.run(set_entry_command(m0.ip, name)),
-                step=f"/etc/hosts: {name} -> {m0.ip}",
-            )
+            await map_apiserver(ctx, node, m0.ip, f"{m0.ip} (the first master)")
             if f.kubeadm_leftovers:
                 ctx.would(node, "kubeadm reset -f (an earlier join stopped halfway)")
             await ctx.wet(
@@ -57,12 +51,7 @@ class JoinMasters(Phase):
                 step="kubeadm join as a control plane",
             )
             note = "joined as a master"
-        await ctx.wet(
-            node,
-            f"/etc/hosts: map {name} to {node.ip} (itself)",
-            lambda: ssh.run(set_entry_command(node.ip, name)),
-            step=f"/etc/hosts: {name} -> {node.ip}",
-        )
+        await map_apiserver(ctx, node, node.ip, f"{node.ip} (itself)")
         return note
 
     async def _join(self, ctx: Context, node: ClusterHost) -> None:

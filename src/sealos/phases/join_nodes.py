@@ -16,9 +16,8 @@ import shlex
 from sealos import kubeadm, lvscare_node
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
-from sealos.etc_hosts import set_entry_command
 from sealos.phases.base import Phase
-from sealos.phases.commands import once
+from sealos.phases.commands import map_apiserver, once
 
 JOIN_TIMEOUT = 900.0
 
@@ -65,12 +64,7 @@ class JoinNodes(Phase):
         spec, ssh = ctx.spec, node.ssh
         want = keeper(ctx)
         if not node.hosts_entry_is(spec.vip, spec.apiserver):
-            await ctx.wet(
-                node,
-                f"/etc/hosts: map {spec.apiserver} to the VIP {spec.vip}",
-                lambda: ssh.run(set_entry_command(spec.vip, spec.apiserver)),
-                step=f"/etc/hosts: {spec.apiserver} -> {spec.vip}",
-            )
+            await map_apiserver(ctx, node, spec.vip, f"the VIP {spec.vip}")
         bundle = ctx.bundle
         assert bundle is not None  # built by its own phase, before any node changes
         new_bundle = f.lvscare_sha256 != bundle.sha256

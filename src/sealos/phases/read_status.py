@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sealos import lvscare_node
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
+from sealos.facts import key_values
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
 
@@ -47,15 +48,10 @@ def status_script(vip: str) -> str:
 def parse(output: str) -> HostStatus:
     """HostStatus from the script's lines (the last vip_servers wins)."""
     s = HostStatus()
-    for line in output.splitlines():
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if key == "kubernetes":
-            s.kubernetes = value
-        elif key == "kubelet":
-            s.kubelet = value
-        elif key == "lvscare":
-            s.lvscare = value
+    for key, raw in key_values(output):
+        value = raw.strip()
+        if key in ("kubernetes", "kubelet", "lvscare"):
+            setattr(s, key, value)
         elif key == "vip_servers" and value.isdigit():
             s.vip_servers = max(s.vip_servers, int(value))
     return s
