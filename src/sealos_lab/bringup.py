@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from sealos_lab import addresses, credentials, hostfiles, netns, readiness
 from sealos_lab.drivers import HostDriver, driver_for
-from sealos_lab.names import LabError, check_hostname, check_name
+from sealos_lab.names import LabError, check_hostname, check_name, machine_name
 from sealos_lab.paths import lab_dir
 from sealos_lab.rootfs import ensure_rootfs, rootfs_path
 from sealos_lab.state import STATE_FILE, Lab, LabHost, _pick_subnet, global_lock, require_root
@@ -106,7 +106,18 @@ def _create_or_load(
             lab = Lab(name=name, subnet=_pick_subnet(name), kind=driver.kind)
             new = True
         for i in range(len(lab.hosts) + 1, count + 1):
-            lab.hosts.append(driver.new_host(lab, i, hostnames.get(f"h{i}", f"{name}-h{i}")))
+            hname = f"h{i}"
+            lab.hosts.append(
+                LabHost(
+                    name=hname,
+                    hostname=hostnames.get(hname, f"{name}-{hname}"),
+                    ip=addresses.host_ip(lab.subnet, i),
+                    kind=driver.kind,
+                    netns=driver.host_netns(lab, hname),
+                    machine=machine_name(name, hname),
+                    mac=driver.host_mac(lab.subnet, i),
+                )
+            )
         for h in lab.hosts:
             if h.name in hostnames and not lab.is_running(h.name):
                 h.hostname = hostnames[h.name]

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Optional
 
-from sealos_lab import addresses, netns, nspawn
-from sealos_lab.names import machine_name
+from sealos_lab import netns, nspawn
 
 if TYPE_CHECKING:
     from sealos_lab.state import Lab, LabHost
@@ -24,21 +23,6 @@ class HostDriver(ABC):
     ready_timeout: ClassVar[float]
 
     # ---- making a host ----------------------------------------------------------------------
-    def new_host(self, lab: Lab, number: int, hostname: str) -> LabHost:
-        """The record of a new host `h<number>` of `lab`, before anything of it exists."""
-        from sealos_lab.state import LabHost
-
-        name = f"h{number}"
-        return LabHost(
-            name=name,
-            hostname=hostname,
-            ip=addresses.host_ip(lab.subnet, number),
-            kind=self.kind,
-            netns=self.host_netns(lab, name),
-            machine=machine_name(lab.name, name),
-            mac=self.host_mac(lab.subnet, number),
-        )
-
     @abstractmethod
     def host_netns(self, lab: Lab, host_name: str) -> str:
         """The network namespace the host's network card is in."""
