@@ -12,3 +12,12 @@ STATE = Path(os.environ.get("SEALOS_LAB_STATE", "/var/lib/sealos-lab"))
 def lab_dir(name: str) -> Path:
     """The folder holding one lab's state, overlays and logs."""
     return STATE / name
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` atomically, readable by its owner only (mode 0600)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

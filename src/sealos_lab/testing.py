@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sealos_lab import netns, nspawn
-from sealos_lab.lab import Lab, down, lab_cgroup_machines, up
+from sealos_lab.drivers.nspawn import lab_cgroup_machines
+from sealos_lab.lab import Lab, down, up
 from sealos_lab.paths import lab_dir
 
 

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from sealos_lab import cli, lab
+from sealos_lab import cli
+from sealos_lab import state as lab
 
 
 @pytest.mark.parametrize("name", ["default", "demo", "e2e-init", "a", "x1-2-3"])
