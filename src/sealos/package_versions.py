@@ -5,7 +5,7 @@ with its sources named (the fact sheet `shared/package-sources.md` lists and quo
 - [KS] kubespray's download defaults per release tag (v2.20.0 .. v2.27.0): the runtime pins.
 - [CTRD] containerd RELEASES.md "Kubernetes Support" and `script/setup/runc-version` per tag.
 - [CRIT] cri-tools README: the same minor as Kubernetes.
-- [MK] minikube's `constants_kubeadm_images.go`: real `kubeadm config images list` output per version
+- [MK] minikube's `constants_kubeadm_images.go`: real `kubeadm config images list` output
   (pause, etcd and coredns tags, with the patch releases where they change).
 - [KIMG] kubeadm `images.go`: the image names and the `coredns/` sub-path of the default registry.
 - [CAL] Calico's "tested against" lists (requirements.mdx per 3.NN).
