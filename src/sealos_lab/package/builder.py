@@ -63,6 +63,7 @@ STANDIN_MODULES = [
     "kubeadm/token",
     "kubeadm/init",
     "kubeadm/discovery",
+    "kubeadm/join_control_plane",
     "kubeadm/join",
     "kubeadm/phases",
     "kubeadm/reset",

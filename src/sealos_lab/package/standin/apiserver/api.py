@@ -44,35 +44,39 @@ class Apiserver:
         self.stopping = threading.Event()
         self.replicator = Replicator(settings, self.store)
         kube_system_secrets = r"^/api/v1/namespaces/kube-system/secrets"
-        configmap = r"^/api/v1/namespaces/([^/]+)/configmaps/([^/]+)$"
         nodes = r"^/api/v1/nodes"
         ours = rf"^/apis/{API_GROUP}/v1"
-        table: list[tuple[str, str, Callable[..., Any]]] = [
-            ("GET", r"^/(healthz|livez|readyz)$", self.health),
-            ("GET", r"^/version$", self.version),
-            ("GET", configmap, self.get_cm),
-            ("PUT", configmap, self.put_cm),
-            ("GET", kube_system_secrets + "$", self.list_tokens),
-            ("POST", kube_system_secrets + "$", self.create_token),
-            ("GET", kube_system_secrets + "/([^/]+)$", self.get_secret),
-            ("PUT", kube_system_secrets + "/([^/]+)$", self.put_secret),
-            ("DELETE", kube_system_secrets + "/([^/]+)$", self.del_secret),
-            ("POST", r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$", self.csr),
-            ("GET", nodes + "$", self.list_nodes),
-            ("POST", nodes + "$", self.register_node),
-            ("GET", nodes + "/([^/]+)$", self.get_node),
-            ("PATCH", nodes + "/([^/]+)$", self.patch_node),
-            ("DELETE", nodes + "/([^/]+)$", self.delete_node),
-            ("PUT", nodes + "/([^/]+)/status$", self.node_status),
-            ("POST", ours + "/applied$", self.apply),
-            ("GET", ours + "/applied$", self.list_applied),
-            ("POST", ours + "/sync$", self.sync_in),
-            ("GET", ours + "/snapshot$", self.snapshot),
-            ("POST", ours + "/peers$", self.add_peer),
-            ("DELETE", ours + "/peers/([^/]+)$", self.remove_peer),
-        ]
+        by_path: dict[str, dict[str, Callable[..., Any]]] = {
+            r"^/(healthz|livez|readyz)$": {"GET": self.health},
+            r"^/version$": {"GET": self.version},
+            r"^/api/v1/namespaces/([^/]+)/configmaps/([^/]+)$": {
+                "GET": self.get_cm,
+                "PUT": self.put_cm,
+            },
+            kube_system_secrets + "$": {"GET": self.list_tokens, "POST": self.create_token},
+            kube_system_secrets + "/([^/]+)$": {
+                "GET": self.get_secret,
+                "PUT": self.put_secret,
+                "DELETE": self.del_secret,
+            },
+            r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$": {"POST": self.csr},
+            nodes + "$": {"GET": self.list_nodes, "POST": self.register_node},
+            nodes + "/([^/]+)$": {
+                "GET": self.get_node,
+                "PATCH": self.patch_node,
+                "DELETE": self.delete_node,
+            },
+            nodes + "/([^/]+)/status$": {"PUT": self.node_status},
+            ours + "/applied$": {"POST": self.apply, "GET": self.list_applied},
+            ours + "/sync$": {"POST": self.sync_in},
+            ours + "/snapshot$": {"GET": self.snapshot},
+            ours + "/peers$": {"POST": self.add_peer},
+            ours + "/peers/([^/]+)$": {"DELETE": self.remove_peer},
+        }
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
-            (method, re.compile(pattern), handler) for method, pattern, handler in table
+            (method, re.compile(path), handler)
+            for path, methods in by_path.items()
+            for method, handler in methods.items()
         ]
         self.batched_writes = {self.node_status, self.sync_in}
 

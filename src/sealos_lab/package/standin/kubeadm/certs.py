@@ -7,11 +7,20 @@ import shutil
 import time
 from pathlib import Path
 
-from ..apiclient import ApiClient, rfc3339
+from ..apiclient import ApiClient, ApiError, rfc3339
 from ..hostenv import host_path, write_private
-from ..pki import issue_cert, kubeconfig_document, make_ca, new_keys, public_key_pem, seal
+from ..pki import (
+    PkiError,
+    issue_cert,
+    kubeconfig_document,
+    make_ca,
+    new_keys,
+    public_key_pem,
+    seal,
+    unseal,
+)
 from ..versions import admin_group, writes_super_admin_conf
-from .common import K8S_DIR, kube_version, out, pki_path
+from .common import K8S_DIR, KubeadmFailure, kube_version, out, pki_path
 from .plans import DEFAULT_BIND_PORT, ClusterConfigFields, split_endpoint
 
 SHARED_CERTS = [
@@ -201,3 +210,38 @@ def upload_cert_bundle(client: ApiClient, cluster: ClusterConfigFields, key: str
         "data": {"sealed": sealed, "expiration": rfc3339(time.time() + 2 * 3600)},
     }
     client.call("PUT", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs", secret)
+
+
+def download_cert_bundle(boot: ApiClient, cluster: ClusterConfigFields, key: str) -> None:
+    """A control-plane join's shared certificates, from the kubeadm-certs Secret (sealed)."""
+    out(
+        '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the '
+        '"kube-system" Namespace'
+    )
+    try:
+        secret = boot.call("GET", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs")
+        bundle = json.loads(unseal(key, secret["data"]["sealed"]))
+    except ApiError as exc:
+        raise KubeadmFailure(
+            "error execution phase control-plane-prepare/download-certs: error downloading "
+            f"certs: error downloading the secret: {exc}"
+        ) from None
+    except PkiError as exc:
+        raise KubeadmFailure(
+            "error execution phase control-plane-prepare/download-certs: error downloading "
+            f"certs: {exc}"
+        ) from None
+    for name, pem in bundle.items():
+        write_private(pki_path(cluster, name), pem, 0o600 if name.endswith(".key") else 0o644)
+
+
+def require_shared_certs(cluster: ClusterConfigFields) -> None:
+    """Without a certificate key, the shared certificates must have been copied beforehand."""
+    missing = [n for n in SHARED_CERTS if not pki_path(cluster, n).exists()]
+    if missing:
+        path = f"{cluster.cert_dir}/{missing[0]}"
+        raise KubeadmFailure(
+            "error execution phase control-plane-prepare/certs: error creating PKI assets: "
+            f"failure loading {missing[0]}: couldn't load the certificate file {path}: "
+            f"open {path}: no such file or directory"
+        )

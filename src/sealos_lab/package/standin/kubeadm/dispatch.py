@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from typing import Optional
 
 import yaml
 
@@ -62,59 +63,24 @@ def kubeadm_main(argv: list[str]) -> int:
                 )
             rest.remove("phase")
             rest.remove("upload-certs")
-            parsed = parse_flags(rest, upload_certs_phase_flags(version))
-            problem = mixed_flag_error(parsed, version)
-            if problem:
-                raise KubeadmFailure(problem)
-            return run_upload_certs_phase(parsed)
-        if command == "init":
-            parsed = parse_flags(rest, init_flags(version))
-            if parsed.values.get("help"):
-                out("Run this command in order to set up the Kubernetes control plane")
-                return 0
-            _deprecation_notes(parsed, version)
-            if parsed.args:
-                raise KubeadmFailure(f'unknown command "{parsed.args[0]}" for "kubeadm init"')
-            problem = mixed_flag_error(parsed, version)
-            if problem:
-                raise KubeadmFailure(problem)
-            config = load_config(parsed)
-            plan = build_init_plan(
-                parsed,
-                config,
-                version,
-                node_hostname(),
-                default_cri_socket(load_schemas()["flags"], version),
+            return run_upload_certs_phase(
+                _config_flags(rest, upload_certs_phase_flags(version), version)
             )
-            return run_init(plan)
-        if command == "join":
-            parsed = parse_flags(rest, join_flags(version))
-            if parsed.values.get("help"):
-                out("Run this on any machine you wish to join an existing cluster")
+        if command in ("init", "join"):
+            parsed = _init_or_join_flags(command, rest, version)
+            if parsed is None:
                 return 0
-            _deprecation_notes(parsed, version)
-            problem = mixed_flag_error(parsed, version)
-            if problem:
-                raise KubeadmFailure(problem)
             config = load_config(parsed)
-            join_plan = build_join_plan(
-                parsed,
-                config,
-                version,
-                node_hostname(),
-                default_cri_socket(load_schemas()["flags"], version),
-            )
-            return run_join(join_plan)
+            defaults = (node_hostname(), default_cri_socket(load_schemas()["flags"], version))
+            if command == "init":
+                return run_init(build_init_plan(parsed, config, version, *defaults))
+            return run_join(build_join_plan(parsed, config, version, *defaults))
         if command == "token":
             sub = words[1] if len(words) > 1 else ""
             if sub:
                 rest.remove(sub)
             if sub == "create":
-                parsed = parse_flags(rest, token_create_flags(version))
-                problem = mixed_flag_error(parsed, version)
-                if problem:
-                    raise KubeadmFailure(problem)
-                return run_token_create(parsed)
+                return run_token_create(_config_flags(rest, token_create_flags(version), version))
             if sub == "list":
                 return run_token_list(parse_flags(rest, token_flags()))
             if sub == "delete":
@@ -133,13 +99,7 @@ def kubeadm_main(argv: list[str]) -> int:
         raise KubeadmFailure(
             f'unknown command "{command}" for "kubeadm"\nRun \'kubeadm --help\' for usage.'
         )
-    except FlagError as exc:
-        sys.stderr.write(f"{exc}\n{STACK_HINT}\n")
-        return 1
-    except (KubeadmFailure, PlanError, ServiceError) as exc:
-        sys.stderr.write(f"{exc}\n{STACK_HINT}\n")
-        return 1
-    except PkiError as exc:
+    except (FlagError, KubeadmFailure, PlanError, ServiceError, PkiError) as exc:
         sys.stderr.write(f"{exc}\n{STACK_HINT}\n")
         return 1
     except Exception as exc:  # a user sees one line, as from kubeadm; -v=5 shows the trace
@@ -147,6 +107,40 @@ def kubeadm_main(argv: list[str]) -> int:
             traceback.print_exc()
         sys.stderr.write(f"{exc.__class__.__name__}: {exc}\n{STACK_HINT}\n")
         return 1
+
+
+_ABOUT = {
+    "init": "Run this command in order to set up the Kubernetes control plane",
+    "join": "Run this on any machine you wish to join an existing cluster",
+}
+
+
+def _refuse_mixed_flags(parsed: ParsedFlags, version: KubeVersion) -> ParsedFlags:
+    """parsed, unless it mixes --config with flags the config file should carry."""
+    problem = mixed_flag_error(parsed, version)
+    if problem:
+        raise KubeadmFailure(problem)
+    return parsed
+
+
+def _config_flags(argv: list[str], table: dict[str, Flag], version: KubeVersion) -> ParsedFlags:
+    """argv parsed by the flag table of a subcommand that takes --config."""
+    return _refuse_mixed_flags(parse_flags(argv, table), version)
+
+
+def _init_or_join_flags(
+    command: str, argv: list[str], version: KubeVersion
+) -> Optional[ParsedFlags]:
+    """init's or join's flags; None when --help was asked for (and answered)."""
+    table = init_flags(version) if command == "init" else join_flags(version)
+    parsed = parse_flags(argv, table)
+    if parsed.values.get("help"):
+        out(_ABOUT[command])
+        return None
+    _deprecation_notes(parsed, version)
+    if command == "init" and parsed.args:
+        raise KubeadmFailure(f'unknown command "{parsed.args[0]}" for "kubeadm init"')
+    return _refuse_mixed_flags(parsed, version)
 
 
 def _command_words(argv: list[str], version: KubeVersion) -> list[str]:

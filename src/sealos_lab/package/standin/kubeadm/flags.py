@@ -43,6 +43,20 @@ def _flags(*items: Flag) -> dict[str, Flag]:
     return {**GLOBAL_FLAGS, **{f.name: f for f in items}}
 
 
+def _ha_flags(version: KubeVersion, name: str) -> list[Flag]:
+    """--experimental-NAME on 1.14 (a deprecated alias on 1.15), --NAME from 1.15."""
+    names = [f"experimental-{name}"] if version.minor <= 15 else []
+    names += [name] if version.minor >= 15 else []
+    return [Flag(n, "bool") for n in names]
+
+
+def _patches_flags(version: KubeVersion) -> list[Flag]:
+    """--experimental-patches 1.19-1.21, --patches from 1.22."""
+    if 19 <= version.minor <= 21:
+        return [Flag("experimental-patches")]
+    return [Flag("patches")] if version.minor >= 22 else []
+
+
 def init_flags(version: KubeVersion) -> dict[str, Flag]:
     """Flags of `kubeadm init` in this release."""
     items = [
@@ -68,17 +82,10 @@ def init_flags(version: KubeVersion) -> dict[str, Flag]:
         Flag("token"),
         Flag("token-ttl", "duration", default=DEFAULT_TOKEN_TTL),
     ]
-    if version.minor <= 15:
-        items.append(Flag("experimental-upload-certs", "bool"))
-    if version.minor >= 15:
-        items.append(Flag("upload-certs", "bool"))
+    items += _ha_flags(version, "upload-certs")
     if version.minor >= 16:
         items.append(Flag("control-plane-endpoint"))
-    if 19 <= version.minor <= 21:
-        items.append(Flag("experimental-patches"))
-    if version.minor >= 22:
-        items.append(Flag("patches"))
-    return _flags(*items)
+    return _flags(*items, *_patches_flags(version))
 
 
 def join_flags(version: KubeVersion) -> dict[str, Flag]:
@@ -99,15 +106,8 @@ def join_flags(version: KubeVersion) -> dict[str, Flag]:
         Flag("tls-bootstrap-token"),
         Flag("token"),
     ]
-    if version.minor <= 15:
-        items.append(Flag("experimental-control-plane", "bool"))
-    if version.minor >= 15:
-        items.append(Flag("control-plane", "bool"))
-    if 19 <= version.minor <= 21:
-        items.append(Flag("experimental-patches"))
-    if version.minor >= 22:
-        items.append(Flag("patches"))
-    return _flags(*items)
+    items += _ha_flags(version, "control-plane")
+    return _flags(*items, *_patches_flags(version))
 
 
 def token_create_flags(version: KubeVersion) -> dict[str, Flag]:

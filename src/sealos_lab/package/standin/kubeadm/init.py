@@ -16,7 +16,6 @@ from .certs import (
     write_control_plane_kubeconfigs,
 )
 from .common import (
-    ETCD_DIR,
     K8S_DIR,
     MANIFESTS,
     WAIT_TIMEOUT,
@@ -36,14 +35,7 @@ from .control_plane import (
 )
 from .kubelet_start import kubelet_config_yaml, kubelet_healthy, start_kubelet
 from .plans import InitPlan, TokenSpec
-from .preflight import (
-    common_checks,
-    dir_check,
-    file_check,
-    port_check,
-    require_manageable_host,
-    run_preflight,
-)
+from .preflight import announce_image_pull, init_preflight, require_manageable_host
 from .token import join_command, token_secret
 
 
@@ -56,13 +48,7 @@ def run_init(plan: InitPlan) -> int:
     out(f"[init] Using Kubernetes version: {cluster.kubernetes_version}")
     for message in plan.warnings:
         warn(message)
-    out("[preflight] Running pre-flight checks")
-    checks = common_checks()
-    checks += port_check(plan.bind_port) + port_check(10250)
-    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
-        checks += file_check(f"{MANIFESTS}/{name}.yaml")
-    checks += dir_check(ETCD_DIR)
-    run_preflight(checks, plan.ignore_preflight)
+    init_preflight(plan)
     advertise = plan.advertise_address or detect_advertise_address()
     if plan.dry_run:
         out(
@@ -74,15 +60,7 @@ def run_init(plan: InitPlan) -> int:
             "created."
         )
         return 0
-    out("[preflight] Pulling images required for setting up a Kubernetes cluster")
-    out(
-        "[preflight] This might take a minute or two, depending on the speed of your internet "
-        "connection"
-    )
-    out(
-        "[preflight] You can also perform this action in beforehand using 'kubeadm config images "
-        "pull'"
-    )
+    announce_image_pull()
     out(f'[certs] Using certificateDir folder "{cluster.cert_dir}"')
     generate_leaf_certs(cluster, plan.node_name, advertise, shared_exist=False)
     write_control_plane_kubeconfigs(cluster, plan.node_name, advertise, plan.bind_port, True)

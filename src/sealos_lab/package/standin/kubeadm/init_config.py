@@ -11,7 +11,7 @@ import re
 from typing import Optional
 
 from ..cliflags import ParsedFlags
-from ..decoder import DecodedConfig, parse_go_duration
+from ..decoder import DecodedConfig
 from ..versions import KubeVersion, parse_kube_version, upload_certs_flag
 from .plans import (
     CERT_KEY_RE,
@@ -19,17 +19,16 @@ from .plans import (
     DEFAULT_CERT_DIR,
     DEFAULT_DNS_DOMAIN,
     DEFAULT_SERVICE_SUBNET,
-    DEFAULT_TOKEN_GROUPS,
-    DEFAULT_TOKEN_TTL,
-    DEFAULT_TOKEN_USAGES,
     ClusterConfigFields,
     InitPlan,
     PlanError,
     TokenSpec,
+    apply_flags_beside_config,
     extra_args_dict,
     is_valid_ip,
+    raise_plan_errors,
+    settle_node_registration,
     split_endpoint,
-    validate_node_name,
     validate_token,
 )
 
@@ -185,16 +184,7 @@ def build_init_plan(
                 problem = validate_token(token, f"bootstrapTokens[{index}].token")
                 if problem:
                     errors.append(problem)
-            ttl = parse_go_duration(item["ttl"]) if item.get("ttl") else DEFAULT_TOKEN_TTL
-            tokens.append(
-                TokenSpec(
-                    token=token,
-                    ttl=ttl,
-                    description=str(item.get("description") or ""),
-                    usages=list(item.get("usages") or DEFAULT_TOKEN_USAGES),
-                    groups=list(item.get("groups") or DEFAULT_TOKEN_GROUPS),
-                )
-            )
+            tokens.append(TokenSpec.from_config(item, token))
         cdoc = cluster_doc.data if cluster_doc else {}
         networking = cdoc.get("networking") or {}
         cluster.control_plane_endpoint = cdoc.get("controlPlaneEndpoint") or ""
@@ -211,21 +201,10 @@ def build_init_plan(
         proxy_doc = config.find("KubeProxyConfiguration", "kubeproxy.config.k8s.io")
         plan.kubelet_config = dict(kubelet_doc.data) if kubelet_doc else {}
         plan.kubeproxy_config = dict(proxy_doc.data) if proxy_doc else {}
-        # Flags allowed next to --config still apply (node name and CRI socket override).
-        if values.get("node-name"):
-            plan.node_name = values["node-name"]
-        if values.get("cri-socket"):
-            plan.cri_socket = values["cri-socket"]
+        apply_flags_beside_config(plan, values)
         if values.get("certificate-key"):
             plan.certificate_key = values["certificate-key"]
-    plan.ignore_preflight = sorted(
-        {*plan.ignore_preflight, *[i.lower() for i in values.get("ignore-preflight-errors") or []]}
-    )
-    plan.node_name = plan.node_name or default_name
-    plan.cri_socket = plan.cri_socket or default_cri
-    problem = validate_node_name(plan.node_name, "nodeRegistration.name")
-    if problem:
-        errors.append(problem)
+    settle_node_registration(plan, values, default_name, default_cri, errors)
     if plan.advertise_address and not is_valid_ip(plan.advertise_address):
         errors.append(
             f'localAPIEndpoint.advertiseAddress: Invalid value: "{plan.advertise_address}": '
@@ -241,8 +220,7 @@ def build_init_plan(
             "encoded as 64 hex characters"
         )
     _validate_cluster(cluster, errors)
-    if errors:
-        raise PlanError(errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")
+    raise_plan_errors(errors)
     cluster.kubernetes_version = resolve_kubernetes_version(
         requested_version, version, plan.warnings
     )

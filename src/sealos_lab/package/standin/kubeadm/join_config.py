@@ -19,9 +19,11 @@ from .plans import (
     DEFAULT_TLS_BOOTSTRAP_TIMEOUT,
     JoinPlan,
     PlanError,
+    apply_flags_beside_config,
     extra_args_dict,
     is_valid_ip,
-    validate_node_name,
+    raise_plan_errors,
+    settle_node_registration,
     validate_token,
 )
 
@@ -115,24 +117,14 @@ def build_join_plan(
             ignore_preflight=list(node_reg.get("ignorePreflightErrors") or []),
             skip_phases=list(data.get("skipPhases") or []),
         )
-        if values.get("node-name"):
-            plan.node_name = values["node-name"]
-        if values.get("cri-socket"):
-            plan.cri_socket = values["cri-socket"]
+        apply_flags_beside_config(plan, values)
         if version.minor <= 14 and values.get("certificate-key"):
             plan.certificate_key = values["certificate-key"]
         if control and control_doc is None:
             plan.control_plane = True
     plan.warnings = warnings
-    plan.ignore_preflight = sorted(
-        {*plan.ignore_preflight, *[i.lower() for i in values.get("ignore-preflight-errors") or []]}
-    )
-    plan.node_name = plan.node_name or default_name
-    plan.cri_socket = plan.cri_socket or default_cri
     errors: list[str] = []
-    problem = validate_node_name(plan.node_name, "nodeRegistration.name")
-    if problem:
-        errors.append(problem)
+    settle_node_registration(plan, values, default_name, default_cri, errors)
     if plan.discovery_file:
         errors.append(
             "discovery.file: the sealos-lab stand-in supports token discovery only "
@@ -173,6 +165,5 @@ def build_join_plan(
                 f'discovery.bootstrapToken.caCertHashes[{index}]: Invalid value: "{pin}": invalid '
                 'hash, expected "format:hex-value". Known format(s) are: sha256'
             )
-    if errors:
-        raise PlanError(errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")
+    raise_plan_errors(errors)
     return plan

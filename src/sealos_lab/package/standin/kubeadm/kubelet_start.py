@@ -1,12 +1,14 @@
-"""kubelet-start: the kubelet's flags file and config, and starting its service."""
+"""kubelet-start: the kubelet's flags file and config, starting its service, its TLS bootstrap."""
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 from typing import Any
 
 import yaml
 
+from ..apiclient import ApiClient
 from ..hostenv import (
     KUBELET_UNIT,
     ServiceError,
@@ -16,8 +18,18 @@ from ..hostenv import (
     service_restart,
     write_private,
 )
-from .common import K8S_DIR, KUBELET_DIR, MANIFESTS, kube_version, out
-from .plans import ClusterConfigFields
+from ..pki import load_kubeconfig
+from .common import (
+    K8S_DIR,
+    KUBELET_DIR,
+    MANIFESTS,
+    KubeadmFailure,
+    env_seconds,
+    kube_version,
+    out,
+    wait_until,
+)
+from .plans import ClusterConfigFields, JoinPlan
 
 
 def _kubelet_flags(node: str, cri_socket: str, extra: dict[str, str]) -> list[str]:
@@ -100,3 +112,31 @@ def start_kubelet(node: str, cri_socket: str, extra: dict[str, str], kubelet_con
 def kubelet_healthy() -> bool:
     with urllib.request.urlopen("http://127.0.0.1:10248/healthz", timeout=2) as answer:
         return bool(answer.status == 200)
+
+
+def wait_for_tls_bootstrap(plan: JoinPlan) -> None:
+    """Wait until the kubelet has its client certificate and the node is registered."""
+    timeout = plan.tls_bootstrap_timeout
+    if timeout == 240.0:
+        timeout = env_seconds("SEALOS_STANDIN_TLS_BOOTSTRAP_TIMEOUT", timeout)
+    kubelet_conf = host_path(f"{K8S_DIR}/kubelet.conf")
+
+    def registered() -> bool:
+        if not kubelet_conf.exists():
+            return False
+        client = ApiClient.from_kubeconfig(load_kubeconfig(kubelet_conf), timeout=5.0)
+        try:
+            client.call("GET", f"/api/v1/nodes/{plan.node_name}")
+        finally:
+            client.close()
+        return True
+
+    if not wait_until(registered, timeout, 0.5):
+        raise KubeadmFailure(
+            "error execution phase kubelet-start: error uploading crisocket: timed out waiting "
+            "for the condition"
+            if kube_version().minor <= 21
+            else "error execution phase kubelet-start: timed out waiting for the condition"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        host_path(f"{K8S_DIR}/bootstrap-kubelet.conf").unlink()

@@ -6,8 +6,9 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
+from ..decoder import parse_go_duration
 from ..pki import TOKEN_RE
 
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
@@ -39,6 +40,17 @@ class TokenSpec:
     usages: list[str] = field(default_factory=lambda: list(DEFAULT_TOKEN_USAGES))
     groups: list[str] = field(default_factory=lambda: list(DEFAULT_TOKEN_GROUPS))
     description: str = ""
+
+    @classmethod
+    def from_config(cls, item: dict[str, Any], token: str) -> TokenSpec:
+        """One of InitConfiguration's bootstrapTokens, with kubeadm's defaults."""
+        return cls(
+            token=token,
+            ttl=parse_go_duration(item["ttl"]) if item.get("ttl") else DEFAULT_TOKEN_TTL,
+            description=str(item.get("description") or ""),
+            usages=list(item.get("usages") or DEFAULT_TOKEN_USAGES),
+            groups=list(item.get("groups") or DEFAULT_TOKEN_GROUPS),
+        )
 
     def expiration(self) -> Optional[float]:
         """Absolute expiry in seconds since the epoch (None: never)."""
@@ -171,3 +183,35 @@ def split_endpoint(endpoint: str, default_port: int) -> tuple[str, int]:
     if sep and port.isdigit() and ":" not in host:
         return host, int(port)
     return endpoint, default_port
+
+
+def apply_flags_beside_config(plan: Union[InitPlan, JoinPlan], values: dict[str, Any]) -> None:
+    """Flags allowed next to --config still apply: node name and CRI socket override the file."""
+    if values.get("node-name"):
+        plan.node_name = values["node-name"]
+    if values.get("cri-socket"):
+        plan.cri_socket = values["cri-socket"]
+
+
+def settle_node_registration(
+    plan: Union[InitPlan, JoinPlan],
+    values: dict[str, Any],
+    default_name: str,
+    default_cri: str,
+    errors: list[str],
+) -> None:
+    """Preflight errors to ignore (file and flag), node name and CRI socket defaults; name check."""
+    plan.ignore_preflight = sorted(
+        {*plan.ignore_preflight, *[i.lower() for i in values.get("ignore-preflight-errors") or []]}
+    )
+    plan.node_name = plan.node_name or default_name
+    plan.cri_socket = plan.cri_socket or default_cri
+    problem = validate_node_name(plan.node_name, "nodeRegistration.name")
+    if problem:
+        errors.append(problem)
+
+
+def raise_plan_errors(errors: list[str]) -> None:
+    """PlanError with kubeadm's wording for one error or a list of them; nothing when none."""
+    if errors:
+        raise PlanError(errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]")

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..hostenv import host_path, port_in_use, standin_root, systemd_usable, without_systemd
-from .common import KubeadmFailure
+from .common import ETCD_DIR, K8S_DIR, MANIFESTS, KubeadmFailure, out
+from .plans import DEFAULT_CERT_DIR, ClusterConfigFields, InitPlan, JoinPlan
 
 
 def require_manageable_host() -> None:
@@ -81,3 +82,59 @@ def common_checks() -> list[tuple[str, str, bool]]:
             )
         )
     return checks
+
+
+def init_preflight(plan: InitPlan) -> None:
+    """`kubeadm init`'s checks: ports, no control plane manifests yet, an empty etcd dir."""
+    out("[preflight] Running pre-flight checks")
+    checks = common_checks()
+    checks += port_check(plan.bind_port) + port_check(10250)
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+        checks += file_check(f"{MANIFESTS}/{name}.yaml")
+    checks += dir_check(ETCD_DIR)
+    run_preflight(checks, plan.ignore_preflight)
+
+
+def join_preflight(plan: JoinPlan) -> None:
+    """`kubeadm join`'s checks: an empty manifests dir, no kubelet kubeconfigs, port 10250."""
+    out("[preflight] Running pre-flight checks")
+    checks = common_checks()
+    checks += dir_check(MANIFESTS)
+    checks += file_check(f"{K8S_DIR}/kubelet.conf") + file_check(
+        f"{K8S_DIR}/bootstrap-kubelet.conf"
+    )
+    if not plan.control_plane:
+        checks += file_check(f"{DEFAULT_CERT_DIR}/ca.crt")
+    checks += port_check(10250)
+    run_preflight(checks, plan.ignore_preflight)
+
+
+def control_plane_join_preflight(plan: JoinPlan, cluster: ClusterConfigFields) -> None:
+    """A control-plane join's further checks; the cluster must have a controlPlaneEndpoint."""
+    out("[preflight] Running pre-flight checks before initializing the new control plane instance")
+    if not cluster.control_plane_endpoint:
+        raise KubeadmFailure(
+            "error execution phase preflight: \nOne or more conditions for hosting a new control "
+            "plane instance is not satisfied.\n\nunable to add a new control plane instance to a "
+            "cluster that doesn't have a stable controlPlaneEndpoint address\n\nPlease ensure "
+            "that:\n"
+            "* The cluster has a stable controlPlaneEndpoint address.\n"
+            "* The certificates that must be shared among control plane instances are provided.\n"
+        )
+    checks = port_check(plan.bind_port) + dir_check(ETCD_DIR)
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        checks += file_check(f"{MANIFESTS}/{name}.yaml")
+    run_preflight(checks, plan.ignore_preflight)
+
+
+def announce_image_pull() -> None:
+    """kubeadm's image pull lines (the stand-ins run no containers, so nothing is pulled)."""
+    out("[preflight] Pulling images required for setting up a Kubernetes cluster")
+    out(
+        "[preflight] This might take a minute or two, depending on the speed of your internet "
+        "connection"
+    )
+    out(
+        "[preflight] You can also perform this action in beforehand using 'kubeadm config images "
+        "pull'"
+    )
