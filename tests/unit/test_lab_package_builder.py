@@ -94,6 +94,15 @@ def test_scripts_are_single_self_contained_files() -> None:
     assert "import sealos_lab" not in script and "from sealos_lab" not in script
 
 
+def test_a_module_left_out_of_the_bundle_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sealos_lab.package import builder
+
+    without_join = [m for m in builder.STANDIN_MODULES if m != "kubeadm/join"]
+    monkeypatch.setattr(builder, "STANDIN_MODULES", without_join)
+    with pytest.raises(BuildError, match=r"not listed \['kubeadm/join'\]"):
+        standin_script("kubeadm", "v1.20.15")
+
+
 def test_version_outputs_name_the_stand_in(packages: dict[str, Path]) -> None:
     for version, kube in packages.items():
         full = run(kube, "kubeadm", "version")

@@ -9,15 +9,10 @@ import pytest
 from sealos_lab.package.standin.cliflags import Flag, FlagError, parse_flags
 from sealos_lab.package.standin.decoder import decode_config
 from sealos_lab.package.standin.embedded import load_schemas
-from sealos_lab.package.standin.kubeadm_config import (
-    PlanError,
-    build_init_plan,
-    build_join_plan,
-    init_flags,
-    join_flags,
-    mixed_flag_error,
-    split_endpoint,
-)
+from sealos_lab.package.standin.kubeadm.flags import init_flags, join_flags, mixed_flag_error
+from sealos_lab.package.standin.kubeadm.init_config import build_init_plan
+from sealos_lab.package.standin.kubeadm.join_config import build_join_plan
+from sealos_lab.package.standin.kubeadm.plans import PlanError, split_endpoint
 from sealos_lab.package.standin.kubectl_cmd import human_duration, tabulate
 from sealos_lab.package.standin.versions import (
     KubeVersion,

@@ -8,7 +8,8 @@
     kube/images/images.tar                                 stands for the image archive
     kube/version  kube/README.md
 
-Each stand-in is the modules of `standin/` joined into one script: sibling imports are dropped
+Each stand-in is the modules of `standin/` (with its packages `kubeadm/` and `apiserver/`) joined
+into one script, in the order of STANDIN_MODULES: sibling imports are dropped
 (the builder checks that no two modules define the same name), and `embedded.py` is replaced by
 constants: the program name, the Kubernetes version and the schemas as JSON. The archive is
 reproducible (fixed mtimes and owners), so two builds of one version have the same checksum.
@@ -34,7 +35,8 @@ _HERE = Path(__file__).resolve().parent
 STANDIN_DIR = _HERE / "standin"
 SCHEMA_DIR = _HERE / "schemas"
 FILES_DIR = _HERE / "files"
-# Dependency order: a module comes after every module it imports from.
+# Dependency order: a module comes after every module it imports from. Paths below standin/;
+# every module there is listed (the build fails on one that is not, see _check_module_list).
 STANDIN_MODULES = [
     "versions",
     "decoder",
@@ -42,13 +44,36 @@ STANDIN_MODULES = [
     "pki",
     "apiclient",
     "cliflags",
-    "apiserver",
+    "apiserver/settings",
+    "apiserver/store",
+    "apiserver/auth",
+    "apiserver/replication",
+    "apiserver/api",
+    "apiserver/server",
     "kubelet_cmd",
-    "kubeadm_config",
-    "kubeadm_cmd",
+    "kubeadm/plans",
+    "kubeadm/flags",
+    "kubeadm/init_config",
+    "kubeadm/join_config",
+    "kubeadm/common",
+    "kubeadm/preflight",
+    "kubeadm/certs",
+    "kubeadm/control_plane",
+    "kubeadm/kubelet_start",
+    "kubeadm/token",
+    "kubeadm/init",
+    "kubeadm/discovery",
+    "kubeadm/join_control_plane",
+    "kubeadm/join",
+    "kubeadm/phases",
+    "kubeadm/reset",
+    "kubeadm/dispatch",
     "kubectl_cmd",
     "main",
 ]
+# Not concatenated: package markers (docstrings only), the development entry, and embedded.py,
+# which the builder replaces with constants.
+_NOT_BUNDLED = {"__init__", "__main__", "embedded"}
 PROGRAMS = ("kubeadm", "kubelet", "kubectl")
 _FIXED_MTIME = 1_700_000_000
 
@@ -99,6 +124,28 @@ def _module_body(name: str) -> tuple[str, set[str], set[str]]:
     return "\n".join(lines) + "\n", defined, imported
 
 
+def _check_module_list() -> None:
+    """Every module below standin/ is bundled, once; a new one must be added to STANDIN_MODULES."""
+    found = {
+        path.relative_to(STANDIN_DIR).with_suffix("").as_posix()
+        for path in STANDIN_DIR.rglob("*.py")
+        if path.stem not in _NOT_BUNDLED
+    }
+    listed = set(STANDIN_MODULES)
+    if len(listed) != len(STANDIN_MODULES) or found != listed:
+        missing, extra = sorted(found - listed), sorted(listed - found)
+        raise BuildError(
+            f"STANDIN_MODULES does not match standin/: not listed {missing}, no such file {extra}"
+            " (or listed twice); list each module once, after the modules it imports from"
+        )
+    for package in {name.rsplit("/", 1)[0] for name in STANDIN_MODULES if "/" in name}:
+        # A package's __init__.py is not bundled, so it may hold nothing else.
+        marker = STANDIN_DIR / package / "__init__.py"
+        tree = ast.parse(marker.read_text())
+        if len(tree.body) != 1 or ast.get_docstring(tree) is None:
+            raise BuildError(f"{marker}: a package marker holds its docstring only")
+
+
 def _embedded_module(program: str, version: str) -> str:
     schemas = {}
     for path in sorted(SCHEMA_DIR.glob("*.json")):
@@ -145,6 +192,7 @@ def standin_script(program: str, version: str) -> str:
         for name in ("PROGRAM", "PACKAGE_VERSION", "BUILT_AS_SCRIPT", "load_schemas")
     }
     all_imported: dict[str, str] = {}
+    _check_module_list()
     for module in STANDIN_MODULES:
         body, defined, imported = _module_body(module)
         for name in defined:

@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -281,3 +282,13 @@ def fetch_peer_certificate(host: str, port: int, timeout: float = 5.0) -> Option
     ):
         der = tls.getpeercert(binary_form=True)
     return ssl.DER_cert_to_PEM_cert(der) if der else None
+
+
+def rfc3339(ts: float) -> str:
+    """Kubernetes' timestamp format (what the apiserver writes and kubectl reads)."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> float:
+    """Seconds since the epoch of an RFC3339 time."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

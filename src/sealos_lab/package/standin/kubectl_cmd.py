@@ -16,8 +16,7 @@ from typing import Any, Optional
 
 import yaml
 
-from .apiclient import ApiClient, ApiError, ConnectError, split_server
-from .apiserver import parse_rfc3339
+from .apiclient import ApiClient, ApiError, ConnectError, parse_rfc3339, split_server
 from .cliflags import Flag, FlagError, ParsedFlags, parse_flags
 from .decoder import ConfigError, load_yaml_documents
 from .embedded import PACKAGE_VERSION

@@ -6,7 +6,7 @@ import sys
 from typing import Optional
 
 from .embedded import PROGRAM
-from .kubeadm_cmd import kubeadm_main
+from .kubeadm.dispatch import kubeadm_main
 from .kubectl_cmd import kubectl_main
 from .kubelet_cmd import kubelet_main
 
