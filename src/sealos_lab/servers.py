@@ -5,6 +5,7 @@ by that PID only. Ready means the process itself listens on its port (read from
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -123,3 +124,23 @@ def _tail(log: Path) -> str:
         return log.read_text(errors="replace").strip()[-600:] or "(no output)"
     except OSError:
         return "(no log)"
+
+
+def save(path: Path, running: Sequence[Server], **extra: Any) -> None:
+    """Record servers (and `extra` facts) in a JSON state file, so another process can stop them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**extra, "servers": [s.to_dict() for s in running]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def stop_recorded(path: Path) -> list[Server]:
+    """Stop, by recorded PID and start time, every server a state file lists; a missing or
+    damaged file stops nothing. Returns the servers that were listed."""
+    try:
+        listed = [Server.from_dict(s) for s in json.loads(path.read_text()).get("servers", [])]
+    except (OSError, ValueError, TypeError):
+        return []
+    nspawn.stop([(s.pid, s.pid_start) for s in listed], timeout=5.0)
+    return listed

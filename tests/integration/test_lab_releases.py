@@ -1,0 +1,147 @@
+"""The lab's releases as `sealos package build` will meet them: over HTTP from 127.0.0.1, and in a
+lab (`sealos-lab releases up`), where a host installs Debian's containerd from the mirror's
+upstream-shaped tarball, starts it, imports an image copied from the registry, and lists it; and
+`sealos-lab down` leaves no process, namespace or mount behind."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sealos_lab import release_mirror, releases, servers
+from sealos_lab.lab import Lab
+from sealos_lab.testing import lab_session, leftovers, run_cli
+
+pytestmark = pytest.mark.root
+VERSION = "v1.28.15"
+
+
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (lab cache, namespaces)")
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def test_loopback_releases_serve_upstream_urls_and_stop_by_pid(tmp_path: Path) -> None:
+    _need_root()
+    with releases.start(tmp_path / "r", [VERSION], ["amd64"]) as served:
+        args = served.mirror_args()
+        assert args[-1] == "--insecure-registry"
+        mirrors = dict(v.split("=", 1) for k, v in zip(args[0::2], args[1::2]) if k == "--mirror")
+        assert mirrors == {h: f"{served.base_url}/{h}" for h in release_mirror.HOSTS}
+        regs = [v for k, v in zip(args, args[1:]) if k == "--registry-mirror"]
+        assert sorted(regs) == [
+            f"docker.io={served.registry.endpoint}",
+            f"registry.k8s.io={served.registry.endpoint}",
+        ]
+        kubeadm = served.url(f"https://dl.k8s.io/release/{VERSION}/bin/linux/amd64/kubeadm")
+        body = _get(kubeadm)
+        assert _get(kubeadm + ".sha256").decode() == hashlib.sha256(body).hexdigest()
+        a = next(a for a in release_mirror.artifacts(VERSION, "amd64") if a.name == "containerd")
+        tarball = _get(f"{served.base_url}/{a.path}")
+        line = _get(f"{served.base_url}/{a.checksum_path}").decode()
+        assert line == f"{hashlib.sha256(tarball).hexdigest()}  {a.url_name}\n"
+        with pytest.raises(urllib.error.HTTPError):
+            _get(served.url(f"https://dl.k8s.io/release/{VERSION}/bin/linux/amd64/kube-proxy"))
+        seen = served.requests()
+        assert (f"/{a.path}", 200) in seen
+        assert any(status == 404 for _, status in seen)
+        pids = [served.http, served.registry]
+    for s in pids:
+        assert not s.alive(), s
+        assert not servers.listening(os.getpid(), s.port), s
+
+
+def _host_sh(lab: Lab, script: str, timeout: float = 120) -> str:
+    proc = lab.exec("h1", ["sh", "-ec", script], timeout=timeout)
+    assert proc.returncode == 0, f"{script}\n{proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+def test_lab_host_runs_containerd_from_the_mirror_and_imports_an_image(tmp_path: Path) -> None:
+    _need_root()
+    name = "it-releases"
+    with lab_session(name, hosts=1) as lab:
+        up = run_cli("releases", "up", "--name", name, "--version", VERSION, timeout=600)
+        assert up.returncode == 0, up.stderr
+        args = shlex.split(up.stdout)
+        base = f"http://{lab.operator_ip}:{releases.LAB_HTTP_PORT}"
+        assert f"dl.k8s.io={base}/dl.k8s.io" in args
+        served = releases.running_for_lab(name)
+        assert served is not None and served.netns == lab.operator_netns
+        again = run_cli("releases", "args", "--name", name)
+        assert shlex.split(again.stdout) == args
+
+        rt = {a.name: a for a in release_mirror.artifacts(VERSION, "amd64")}
+        ctd, runc, crictl, unit = (
+            rt["containerd"],
+            rt["runc"],
+            rt["crictl"],
+            rt["containerd.service"],
+        )
+        # On the host, as a user follows containerd's getting-started: download, verify, unpack.
+        _host_sh(
+            lab,
+            f"""
+            cd /tmp
+            curl -fsSLO {base}/{ctd.path} -O {base}/{ctd.checksum_path}
+            sha256sum --check {ctd.url_name}.sha256sum
+            tar Cxzf /usr/local {ctd.url_name}
+            curl -fsSLo /usr/local/sbin/runc {base}/{runc.path}
+            curl -fsSLO {base}/{runc.checksum_path}
+            grep ' runc.amd64$' runc.sha256sum | sed 's/runc.amd64/\\/usr\\/local\\/sbin\\/runc/' \
+                | sha256sum -c
+            chmod 755 /usr/local/sbin/runc
+            curl -fsSL {base}/{crictl.path} | tar Cxzf /usr/local/bin -
+            mkdir -p /usr/local/lib/systemd/system
+            curl -fsSLo /usr/local/lib/systemd/system/containerd.service {base}/{unit.path}
+            systemctl daemon-reload
+            systemctl start containerd
+            """,
+        )
+        assert _host_sh(lab, "systemctl is-active containerd").strip() == "active"
+        assert "/usr/local/bin/containerd" in _host_sh(
+            lab, "systemctl show -p ExecStart containerd"
+        )
+
+        # The operator side copies an image from the registry into a docker-archive...
+        archive = tmp_path / "pause.tar"
+        copied = lab.run(
+            [
+                "skopeo",
+                "copy",
+                "--src-tls-verify=false",
+                f"docker://{served.registry.endpoint}/pause:3.9",
+                f"docker-archive:{archive}:registry.k8s.io/pause:3.9",
+            ]
+        )
+        assert copied.returncode == 0, copied.stderr
+        # ...the host imports it into containerd's k8s.io namespace and lists it.
+        put = subprocess.run(
+            lab.exec_argv("h1", ["sh", "-c", "cat > /tmp/pause.tar"]),
+            input=archive.read_bytes(),
+            capture_output=True,
+            timeout=60,
+        )
+        assert put.returncode == 0, put.stderr
+        _host_sh(lab, "ctr -n k8s.io images import /tmp/pause.tar")
+        listed = _host_sh(lab, "ctr -n k8s.io images ls -q").split()
+        assert "registry.k8s.io/pause:3.9" in listed
+        shown = _host_sh(lab, "crictl images").splitlines()
+        assert shown[0].split()[:2] == ["IMAGE", "TAG"]
+        assert any(line.split()[:2] == ["registry.k8s.io/pause", "3.9"] for line in shown[1:])
+        pids = [served.http, served.registry]
+    for s in pids:
+        assert not s.alive(), s
+    assert leftovers(name) == []
