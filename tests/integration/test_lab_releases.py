@@ -141,7 +141,33 @@ def test_lab_host_runs_containerd_from_the_mirror_and_imports_an_image(tmp_path:
         shown = _host_sh(lab, "crictl images").splitlines()
         assert shown[0].split()[:2] == ["IMAGE", "TAG"]
         assert any(line.split()[:2] == ["registry.k8s.io/pause", "3.9"] for line in shown[1:])
-        pids = [served.http, served.registry]
+        # `releases down` stops both by PID; `up` again serves the same files (built already).
+        stopped = run_cli("releases", "down", "--name", name)
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stderr
+        assert not served.http.alive() and not served.registry.alive()
+        gone = run_cli("releases", "args", "--name", name)
+        assert gone.returncode != 0 and "serves no releases" in gone.stderr
+        again = run_cli("releases", "up", "--name", name, "--version", VERSION, timeout=600)
+        assert again.returncode == 0, again.stderr
+        restarted = releases.running_for_lab(name)
+        assert restarted is not None
+        pids = [restarted.http, restarted.registry]
+    # `sealos-lab down` (lab_session's end) stops them with the lab.
     for s in pids:
         assert not s.alive(), s
     assert leftovers(name) == []
+
+
+def test_recorded_servers_are_stopped_from_their_state_file(tmp_path: Path) -> None:
+    """What `sealos-lab down` relies on: another process stops the servers from state.json."""
+    _need_root()
+    served = releases.start(tmp_path / "r", [VERSION], ["amd64"])
+    try:
+        loaded = releases.LabReleases.load(tmp_path / "r")
+        assert (loaded.http.pid, loaded.registry.pid) == (served.http.pid, served.registry.pid)
+        assert loaded.running()
+        stopped = servers.stop_recorded(tmp_path / "r" / releases.STATE_FILE)
+        assert {s.pid for s in stopped} == {served.http.pid, served.registry.pid}
+        assert not served.http.alive() and not served.registry.alive()
+    finally:
+        served.stop()

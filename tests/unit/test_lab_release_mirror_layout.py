@@ -95,3 +95,40 @@ def test_crictl_standin_lists_containerds_images(tmp_path: Path, fake_ctr: dict)
     assert len(lines) == 2
     other = _crictl(tmp_path, fake_ctr, "ps")
     assert other.returncode == 1 and "stand-in" in other.stderr
+
+
+def test_registry_mirror_paths_drop_the_registry_only() -> None:
+    from sealos_lab.images import mirror_path
+
+    assert mirror_path("registry.k8s.io/pause:3.9") == "pause:3.9"
+    assert mirror_path("registry.k8s.io/coredns/coredns:v1.10.1") == "coredns/coredns:v1.10.1"
+    assert mirror_path("docker.io/calico/node:v3.26.4") == "calico/node:v3.26.4"
+    assert mirror_path("k8s.gcr.io/pause:3.7") == "pause:3.7"
+    assert mirror_path("calico/node:v3.26.4") == "calico/node:v3.26.4"
+
+
+def test_mirror_args_name_every_host_and_the_registries_images_come_from(tmp_path: Path) -> None:
+    from sealos_lab.releases import LabReleases
+    from sealos_lab.servers import Server
+
+    http = Server("http", "10.250.3.1", 8080, 1, None, "/dev/null")
+    reg = Server("registry", "10.250.3.1", 5000, 2, None, "/dev/null")
+    served = LabReleases(tmp_path, "10.250.3.1", ["v1.24.4", "v1.28.15"], ["amd64"], http, reg)
+    assert served.mirror_args() == [
+        "--mirror",
+        "dl.k8s.io=http://10.250.3.1:8080/dl.k8s.io",
+        "--mirror",
+        "github.com=http://10.250.3.1:8080/github.com",
+        "--mirror",
+        "raw.githubusercontent.com=http://10.250.3.1:8080/raw.githubusercontent.com",
+        "--registry-mirror",
+        "docker.io=10.250.3.1:5000",
+        "--registry-mirror",
+        "k8s.gcr.io=10.250.3.1:5000",  # kubeadm 1.24.0-1.24.8 still names k8s.gcr.io
+        "--registry-mirror",
+        "registry.k8s.io=10.250.3.1:5000",
+        "--insecure-registry",
+    ]
+    assert served.url("https://github.com/a/b") == "http://10.250.3.1:8080/github.com/a/b"
+    assert "registry.k8s.io/pause:3.9" in served.images()
+    assert "k8s.gcr.io/pause:3.7" in served.images()
