@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from lab_releases_host import host_sh, import_image, install_runtime
 from sealos_lab import release_mirror, releases, servers
 from sealos_lab.lab import Lab
 from sealos_lab.testing import lab_session, leftovers, run_cli
@@ -63,10 +63,8 @@ def test_loopback_releases_serve_upstream_urls_and_stop_by_pid(tmp_path: Path) -
         assert not servers.listening(os.getpid(), s.port), s
 
 
-def _host_sh(lab: Lab, script: str, timeout: float = 120) -> str:
-    proc = lab.exec("h1", ["sh", "-ec", script], timeout=timeout)
-    assert proc.returncode == 0, f"{script}\n{proc.stdout}{proc.stderr}"
-    return proc.stdout
+def _host_sh(lab: Lab, script: str) -> str:
+    return host_sh(lab, "h1", script)
 
 
 def test_lab_host_runs_containerd_from_the_mirror_and_imports_an_image(tmp_path: Path) -> None:
@@ -83,59 +81,12 @@ def test_lab_host_runs_containerd_from_the_mirror_and_imports_an_image(tmp_path:
         again = run_cli("releases", "args", "--name", name)
         assert shlex.split(again.stdout) == args
 
-        rt = {a.name: a for a in release_mirror.artifacts(VERSION, "amd64")}
-        ctd, runc, crictl, unit = (
-            rt["containerd"],
-            rt["runc"],
-            rt["crictl"],
-            rt["containerd.service"],
-        )
-        # On the host, as a user follows containerd's getting-started: download, verify, unpack.
-        _host_sh(
-            lab,
-            f"""
-            cd /tmp
-            curl -fsSLO {base}/{ctd.path} -O {base}/{ctd.checksum_path}
-            sha256sum --check {ctd.url_name}.sha256sum
-            tar Cxzf /usr/local {ctd.url_name}
-            curl -fsSLo /usr/local/sbin/runc {base}/{runc.path}
-            curl -fsSLO {base}/{runc.checksum_path}
-            grep ' runc.amd64$' runc.sha256sum | sed 's/runc.amd64/\\/usr\\/local\\/sbin\\/runc/' \
-                | sha256sum -c
-            chmod 755 /usr/local/sbin/runc
-            curl -fsSL {base}/{crictl.path} | tar Cxzf /usr/local/bin -
-            mkdir -p /usr/local/lib/systemd/system
-            curl -fsSLo /usr/local/lib/systemd/system/containerd.service {base}/{unit.path}
-            systemctl daemon-reload
-            systemctl start containerd
-            """,
-        )
+        install_runtime(lab, "h1", served, VERSION)
         assert _host_sh(lab, "systemctl is-active containerd").strip() == "active"
         assert "/usr/local/bin/containerd" in _host_sh(
             lab, "systemctl show -p ExecStart containerd"
         )
-
-        # The operator side copies an image from the registry into a docker-archive...
-        archive = tmp_path / "pause.tar"
-        copied = lab.run(
-            [
-                "skopeo",
-                "copy",
-                "--src-tls-verify=false",
-                f"docker://{served.registry.endpoint}/pause:3.9",
-                f"docker-archive:{archive}:registry.k8s.io/pause:3.9",
-            ]
-        )
-        assert copied.returncode == 0, copied.stderr
-        # ...the host imports it into containerd's k8s.io namespace and lists it.
-        put = subprocess.run(
-            lab.exec_argv("h1", ["sh", "-c", "cat > /tmp/pause.tar"]),
-            input=archive.read_bytes(),
-            capture_output=True,
-            timeout=60,
-        )
-        assert put.returncode == 0, put.stderr
-        _host_sh(lab, "ctr -n k8s.io images import /tmp/pause.tar")
+        import_image(lab, "h1", served, "registry.k8s.io/pause:3.9", tmp_path)
         listed = _host_sh(lab, "ctr -n k8s.io images ls -q").split()
         assert "registry.k8s.io/pause:3.9" in listed
         shown = _host_sh(lab, "crictl images").splitlines()
