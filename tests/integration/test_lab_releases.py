@@ -122,3 +122,22 @@ def test_recorded_servers_are_stopped_from_their_state_file(tmp_path: Path) -> N
         assert not served.http.alive() and not served.registry.alive()
     finally:
         served.stop()
+
+
+def test_benchmark_prints_its_figures() -> None:
+    """benchmarks/lab_releases, small (warm cache, one arch), as smoke: runs and prints."""
+    _need_root()
+    import sys
+    from subprocess import run
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "lab_releases"
+    proc = run(
+        [sys.executable, str(bench), "--arches", "amd64", "--warm-only"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = dict(line.rsplit(None, 1) for line in proc.stdout.splitlines()[1:])
+    assert float(rows["images (10) built and pushed"]) > 0
+    assert int(rows["tree bytes"]) > 10_000_000
