@@ -12,16 +12,28 @@ APT_PACKAGES=(
     openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
     iputils-ping hyperfine python3-venv
     python3-yaml                              # the lab package's stand-ins run on the system python3
+    skopeo                                    # the lab's release mirror pushes its images with it
 )
+
+# The lab's release mirror serves arm64 downloads too: Debian's arm64 containerd, runc and CNI
+# plugins, fetched with `apt-get download` (never installed), need dpkg to know arm64.
+need_update=0
+if [ "$(dpkg --print-architecture)" != arm64 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "setup: dpkg --add-architecture arm64 (for the lab's release mirror; nothing arm64 gets installed)"
+    dpkg --add-architecture arm64
+    need_update=1
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
-    echo "setup: installing ${missing[*]}"
+if ((${#missing[@]})) || ((need_update)); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+fi
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 

@@ -1,5 +1,6 @@
 """`sealos-lab`: bring lab hosts up and down, run commands in them or on the operator side, boot a
-one-shot VM (`vm-run`), and build the lab's offline package (`package`)."""
+one-shot VM (`vm-run`), build the lab's offline package (`package`), and serve upstream-shaped
+releases and images to `sealos package build` (`releases`)."""
 
 from __future__ import annotations
 
@@ -217,6 +218,69 @@ def package(args: tuple[str, ...]) -> None:
     """Build the lab's offline package: package --version vX.Y.Z [--out FILE]."""
     pkg = _optional("sealos_lab.package", "package")
     sys.exit(pkg.main(list(args)))
+
+
+@cli.group()
+def releases() -> None:
+    """The lab's release mirror and registry, for `sealos package build --mirror ...`."""
+
+
+def _releases_module() -> Any:
+    return _optional("sealos_lab.releases", "releases")
+
+
+@releases.command(name="up")
+@name_option
+@click.option(
+    "--version",
+    "versions",
+    multiple=True,
+    required=True,
+    metavar="vX.Y.Z",
+    help="A Kubernetes version to serve (repeatable).",
+)
+@click.option(
+    "--arch",
+    "arches",
+    multiple=True,
+    type=click.Choice(["amd64", "arm64"]),
+    help="An architecture to serve (repeatable; default amd64).",
+)
+def releases_up(name: str, versions: tuple[str, ...], arches: tuple[str, ...]) -> None:
+    """Serve upstream-shaped releases and images on the lab's operator side; print the flags
+    for `sealos package build`."""
+    mod = _releases_module()
+    try:
+        served = mod.for_lab(name, list(versions), list(arches) or ["amd64"])
+    except LabError:
+        raise
+    except Exception as e:  # one clear line: a bad version, apt, a server that did not start
+        raise LabError(f"releases for lab {name!r}: {e}") from None
+    click.echo(
+        f"releases of lab {name!r}: {served.base_url} and registry {served.registry.endpoint} "
+        f"(in namespace {served.netns}); versions {' '.join(served.versions)}, "
+        f"arches {' '.join(served.arches)}",
+        err=True,
+    )
+    click.echo(shlex.join(served.mirror_args()))
+
+
+@releases.command(name="args")
+@name_option
+def releases_args(name: str) -> None:
+    """Print the `sealos package build` flags of the lab's running releases."""
+    served = _releases_module().running_for_lab(name)
+    if served is None:
+        raise LabError(f"lab {name!r} serves no releases; start them with `sealos-lab releases up`")
+    click.echo(shlex.join(served.mirror_args()))
+
+
+@releases.command(name="down")
+@name_option
+def releases_down(name: str) -> None:
+    """Stop the lab's release mirror and registry (their files stay until `sealos-lab down`)."""
+    stopped = _releases_module().stop_for_lab(name)
+    click.echo(f"releases of lab {name!r} {'stopped' if stopped else 'were not running'}")
 
 
 def _optional(module: str, what: str) -> Any:

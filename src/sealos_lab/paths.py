@@ -21,3 +21,9 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def releases_dir(name: str) -> Path:
+    """The folder of one lab's release mirror and registry (`releases`); its state.json lists
+    their processes, which `down` stops."""
+    return lab_dir(name) / "releases"

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from sealos_lab import netns, nspawn
+from sealos_lab import netns, nspawn, servers
 from sealos_lab.drivers import DRIVERS, HostDriver
 from sealos_lab.names import LabError, check_name, owns_namespace
-from sealos_lab.paths import lab_dir
+from sealos_lab.paths import lab_dir, releases_dir
 from sealos_lab.state import Lab, LabHost, global_lock, require_root
 
 
@@ -30,6 +30,8 @@ def down(name: str = "default") -> None:
         lab = Lab.load(name)
         hosts = lab.hosts
         driver = lab.driver
+    # The lab's release mirror and registry (sealos_lab.releases), by their recorded PIDs.
+    servers.stop_recorded(releases_dir(name) / "state.json")
     if driver is not None:
         # Stopping hosts takes seconds (VMs up to 20): other labs may come and go meanwhile.
         driver.stop(hosts)
