@@ -12,6 +12,7 @@ APT_PACKAGES=(
     openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
     iputils-ping hyperfine python3-venv
     python3-yaml                              # the lab package's stand-ins run on the system python3
+    skopeo                                    # sealos package build: pulls images (a maintained OCI client)
 )
 
 missing=()
