@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 import threading
 from functools import partial
@@ -176,3 +177,64 @@ class Upstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def oci_layout(root: Path, refs: list[str]) -> None:
+    """An OCI layout folder (what `skopeo copy ... oci:DIR:REF` reads) holding, under each of
+    `refs`, one multi-arch image: an index of a linux/amd64 and a linux/arm64 manifest, each with
+    one layer whose file `marker` holds the architecture's name. Made here because no registry
+    is at hand; skopeo reads it like any OCI image."""
+    blobs = root / "blobs/sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(data: bytes) -> dict[str, object]:
+        (blobs / sha(data)).write_bytes(data)
+        return {"digest": f"sha256:{sha(data)}", "size": len(data)}
+
+    manifests = []
+    for arch in ("amd64", "arm64"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            data = f"{arch}\n".encode()
+            info = tarfile.TarInfo("marker")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        layer = put(buf.getvalue())
+        config = {
+            "architecture": arch,
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+        }
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                **put(json.dumps(config).encode()),
+            },
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer}],
+        }
+        manifests.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **put(json.dumps(manifest).encode()),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }
+    described = put(json.dumps(index).encode())
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    top = [
+        {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            **described,
+            "annotations": {"org.opencontainers.image.ref.name": ref},
+        }
+        for ref in refs
+    ]
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": top}))
