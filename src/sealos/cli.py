@@ -370,7 +370,9 @@ def package_group() -> None:
     multiple=True,
     help="REGISTRY=HOST[:PORT]: pull REGISTRY's images from HOST[:PORT]; repeatable.",
 )
-@click.option("--cache", default=None, help="Download cache (default: $SEALOS_HOME/cache).")
+@click.option(
+    "--cache", default=None, help="Download cache (default: $SEALOS_HOME/cache/package-build)."
+)
 @click.option("--insecure-registry", is_flag=True, help="Reach registry mirrors over plain http.")
 @click.option(
     "--timeout", default=30.0, show_default=True, type=float, help="Seconds a server may be silent."

@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from sealos.package_versions import kubeadm_images
 from sealos.packaging import build, images, manifest
 
 needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+PAUSE = "registry.k8s.io/pause:3.9"
 CALICO = [
     "docker.io/calico/cni:v3.26.4",
     "docker.io/calico/node:v3.26.4",
@@ -107,6 +110,23 @@ def test_a_failed_pull_says_which_image_and_from_where(tmp_path):
             f"oci:{tmp_path}/none:x", tmp_path / "p.tar", "registry.k8s.io/pause:3.9", "amd64"
         )
     assert not (tmp_path / "p.tar").exists()
+
+
+@needs_skopeo
+def test_an_unreachable_registry_mirror_is_one_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = images.source(PAUSE, images.parse_registry_mirrors([f"registry.k8s.io=127.0.0.1:{port}"]))
+    started = time.monotonic()
+    with pytest.raises(images.ImageError) as e:
+        images.pull(src, tmp_path / "p.tar", PAUSE, "amd64", insecure=True, timeout=20)
+    assert time.monotonic() - started < 20
+    message = str(e.value)
+    assert message.startswith(
+        f"cannot pull {PAUSE} for linux/amd64 from docker://127.0.0.1:{port}/"
+    )
+    assert "connection refused" in message and "level=" not in message
 
 
 @needs_skopeo

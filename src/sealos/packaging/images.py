@@ -124,9 +124,21 @@ def pull(
             "check --registry-mirror and the network."
         ) from None
     if done.returncode != 0:
-        reason = " ".join(done.stderr.strip().splitlines()[-2:]) or f"exit {done.returncode}"
+        reason = _reason(done.stderr) or f"exit {done.returncode}"
         hint = "" if src.endswith(reference) else " (through --registry-mirror)"
         raise ImageError(
             f"cannot pull {reference} for linux/{arch} from {src}{hint}: {reason}; "
             "check the registry or --registry-mirror (add --insecure-registry for plain http)."
         )
+
+
+_LOG_MSG = re.compile(r'level=(?:fatal|error) msg="(.*)"\s*$')
+
+
+def _reason(stderr: str) -> str:
+    """skopeo's last error, without its log prefix (`time=... level=fatal msg="..."`)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    m = _LOG_MSG.search(lines[-1])
+    return m.group(1).replace('\\"', '"') if m else lines[-1].strip()
