@@ -191,6 +191,20 @@ def test_a_tampered_file_is_refused_naming_the_url_and_both_sums(upstream, tmp_p
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def test_once_the_mirror_is_fixed_the_next_build_succeeds(upstream, tmp_path):
+    # a wrong checksum file (the artifact is right) is refused, and not trusted from the cache
+    sums = upstream.files["kubectl"].with_name("kubectl.sha256")
+    good = sums.read_text()
+    sums.write_text("0" * 64)
+    with pytest.raises(ChecksumMismatch, match=r"kubectl\.sha256 says 0{64}"):
+        build.build(options(upstream, tmp_path), io.StringIO())
+    sums.write_text(good)
+    result = build.build(options(upstream, tmp_path), io.StringIO())
+    assert manifest.inspect(result.path).problems == []
+    asked = [p for p in upstream.requests if p.endswith("/kubectl.sha256")]
+    assert len(asked) == 2  # asked again, not taken from the cache
+
+
 def test_a_mirror_on_a_closed_port_is_one_clear_error_within_the_timeout(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

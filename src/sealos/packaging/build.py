@@ -46,7 +46,14 @@ from sealos.errors import SealosError, SpecError
 from sealos.kubeversion import KubeVersion
 from sealos.package import sha256_file
 from sealos.packaging import archive, containerd_config, images, manifest, sources
-from sealos.packaging.fetch import DEFAULT_TIMEOUT, Cache, Fetched, Fetcher, Progress
+from sealos.packaging.fetch import (
+    DEFAULT_TIMEOUT,
+    Cache,
+    ChecksumMismatch,
+    Fetched,
+    Fetcher,
+    Progress,
+)
 from sealos.packaging.sources import Artifact
 from sealos.state import sealos_home
 
@@ -181,7 +188,11 @@ def _fetch(fetcher: Fetcher, artifact: Artifact, opts: BuildOptions) -> Fetched:
         Artifact(artifact.name, url, artifact.version, artifact.checksum, sum_url),
         sums.path.read_text(errors="replace"),
     )
-    return fetcher.get(url, artifact.name, expected, checksum_source=sum_url)
+    try:
+        return fetcher.get(url, artifact.name, expected, checksum_source=sum_url)
+    except ChecksumMismatch:
+        fetcher.cache.forget(sum_url)  # the checksum file may be the wrong one: ask again next time
+        raise
 
 
 def _pull(cache: Cache, progress: Progress, ref: str, opts: BuildOptions) -> Fetched:

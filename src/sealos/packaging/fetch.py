@@ -73,6 +73,17 @@ class Cache:
         path = self.blob(sha) if sha else None
         return (path, sha) if path and sha else None
 
+    def forget(self, key: str) -> None:
+        """Ask the server again for `key` next time (its answer led to a refused file)."""
+        with self._lock:
+            if self._index.pop(key, None) is not None:
+                self._save()
+
+    def _save(self) -> None:
+        part = self._index_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
+        part.write_text(json.dumps(self._index, indent=1, sort_keys=True))
+        part.replace(self._index_path)
+
     def temp_file(self) -> Path:
         """A fresh path in the cache's tmp folder (same file system as the blobs)."""
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="part-")
@@ -86,9 +97,7 @@ class Cache:
         tmp.replace(path)
         with self._lock:
             self._index[key] = sha256
-            part = self._index_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
-            part.write_text(json.dumps(self._index, indent=1, sort_keys=True))
-            part.replace(self._index_path)
+            self._save()
         return path
 
 
@@ -167,6 +176,7 @@ class Fetcher:
         self.timeout = timeout
         self.stop = threading.Event()  # set when one download failed: the others give up
         self.downloads = 0
+        self._count = threading.Lock()
 
     def get(
         self, url: str, label: str, expected: Optional[str] = None, checksum_source: str = ""
@@ -193,7 +203,8 @@ class Fetcher:
             path = self.cache.add(url, tmp, sha)
         finally:
             tmp.unlink(missing_ok=True)
-        self.downloads += 1
+        with self._count:
+            self.downloads += 1
         return Fetched(path, sha, True)
 
     def _download(self, url: str, label: str, dest: Path) -> str:
