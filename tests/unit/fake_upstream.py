@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import random
 import tarfile
 import threading
 from functools import partial
@@ -55,14 +56,24 @@ def tgz(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def elf(name: str) -> bytes:
-    # an x86-64 ELF header, then the name: `package.inspect` reads kubeadm's architecture
-    return b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\x3e\x00" + f" {name}\n".encode()
+def padded_elf(name: str, size: int = 0) -> bytes:
+    """An x86-64 ELF header, then the name (`package.inspect` reads kubeadm's architecture),
+    padded to `size` bytes with pseudo-random (incompressible, reproducible) bytes."""
+    head = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\x3e\x00" + f" {name}\n".encode()
+    pad = max(0, size - len(head))
+    return head + random.Random(name).randbytes(pad)
 
 
-def write_tree(root: Path, version: str = "v1.28.15", arch: str = "amd64") -> dict[str, Path]:
-    """Write the upstream files of one version/arch under root/<host>/...; {name: path}."""
+def write_tree(
+    root: Path, version: str = "v1.28.15", arch: str = "amd64", sizes: dict[str, int] | None = None
+) -> dict[str, Path]:
+    """Write the upstream files of one version/arch under root/<host>/...; {name: path}.
+    `sizes` pads binaries to a size (benchmarks/package_build); by default they are tiny."""
     files: dict[str, Path] = {}
+    sizes = sizes or {}
+
+    def elf(name: str) -> bytes:
+        return padded_elf(name, sizes.get(name, 0))
 
     def put(rel: str, data: bytes, name: str = "") -> Path:
         path = root / rel
