@@ -313,3 +313,20 @@ def test_plain_progress_lines_when_not_a_terminal(upstream, tmp_path):
         re.match(r"downloaded kubeadm \(\d+ bytes\) from http://127\.0\.0\.1", x) for x in lines
     )
     assert "\x1b[" not in out.getvalue()
+
+
+def test_mirror_names_must_be_hosts_and_registries_the_package_uses(upstream, tmp_path):
+    assert (
+        sources.mirrored(
+            "https://dl.k8s.io/release/v1.28.15/bin/linux/amd64/kubeadm",
+            sources.parse_mirrors(["dl.k8s.io=http://10.250.3.1:8080/dl.k8s.io/"]),
+        )
+        == "http://10.250.3.1:8080/dl.k8s.io/release/v1.28.15/bin/linux/amd64/kubeadm"
+    )
+    with pytest.raises(SpecError, match=r"dl\.k8s\.i0 is not a host packages come from"):
+        sources.parse_mirrors(["dl.k8s.i0=http://10.250.3.1:8080/dl.k8s.io"])
+    with pytest.raises(SpecError, match="is not NAME=URL"):
+        sources.parse_mirrors(["dl.k8s.io=10.250.3.1:8080"])
+    opts = options(upstream, tmp_path, registry_mirrors={"registry.k8s.i0": "127.0.0.1:1"})
+    with pytest.raises(SpecError, match=r"no image of this package comes from registry\.k8s\.i0; "):
+        build.build(opts, io.StringIO())

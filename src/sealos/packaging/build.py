@@ -138,6 +138,7 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
         if "calico.yaml" in fetched:
             refs += images.manifest_images(fetched["calico.yaml"].path.read_text())
         refs = list(dict.fromkeys(refs))
+        _check_registry_mirrors(opts.registry_mirrors, refs)
         pulled: dict[str, Fetched] = {}
         if opts.images:
             pulled = _parallel(
@@ -176,6 +177,18 @@ def _parallel(jobs: int, fetcher: Fetcher, work: dict[str, Callable[[], T]]) -> 
                 f.cancel()
             raise
     return results
+
+
+def _check_registry_mirrors(mirrors: dict[str, str], refs: list[str]) -> None:
+    """A --registry-mirror for no registry of the package is a typo that would quietly send the
+    pulls to the real registry: refuse it."""
+    registries = sorted({r.split("/", 1)[0] for r in refs})
+    unused = [m for m in mirrors if m not in registries]
+    if unused:
+        raise SpecError(
+            f"--registry-mirror {unused[0]}=...: no image of this package comes from "
+            f"{unused[0]}; its registries are {', '.join(registries)}."
+        )
 
 
 def _fetch(fetcher: Fetcher, artifact: Artifact, opts: BuildOptions) -> Fetched:

@@ -142,6 +142,12 @@ def parse_mirrors(values: tuple[str, ...] | list[str]) -> dict[str, str]:
                 f"--mirror {value!r} is not NAME=URL; e.g. "
                 "--mirror dl.k8s.io=http://10.250.3.1:8080/dl.k8s.io"
             )
+        if name not in UPSTREAM_HOSTS:
+            # a typo would quietly send the download to the real upstream
+            raise SpecError(
+                f"--mirror {name}=...: {name} is not a host packages come from; "
+                f"use one of {', '.join(UPSTREAM_HOSTS)}."
+            )
         mirrors[name] = url.rstrip("/")
     return mirrors
 
