@@ -22,7 +22,7 @@ from fake_upstream import Upstream, sha, write_tree
 
 from sealos import cli as cli_mod
 from sealos import package as package_mod
-from sealos.errors import SpecError
+from sealos.errors import SealosError, SpecError
 from sealos.packaging import build, images, manifest, sources
 from sealos.packaging.fetch import ChecksumMismatch, FetchError
 
@@ -330,3 +330,15 @@ def test_mirror_names_must_be_hosts_and_registries_the_package_uses(upstream, tm
     opts = options(upstream, tmp_path, registry_mirrors={"registry.k8s.i0": "127.0.0.1:1"})
     with pytest.raises(SpecError, match=r"no image of this package comes from registry\.k8s\.i0; "):
         build.build(opts, io.StringIO())
+
+
+def test_a_cached_file_changed_on_disk_is_not_packed(upstream, tmp_path):
+    build.build(options(upstream, tmp_path, "a.tar.gz"), io.StringIO())
+    blob = tmp_path / "cache/sha256" / sha(upstream.files["kubectl"].read_bytes())
+    blob.write_bytes(blob.read_bytes()[:-1] + b"X")
+    with pytest.raises(
+        SealosError, match=rf"{blob} \(for kube/bin/kubectl\) no longer has SHA-256"
+    ):
+        build.build(options(upstream, tmp_path, "b.tar.gz"), io.StringIO())
+    assert not (tmp_path / "b.tar.gz").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -9,6 +9,7 @@ name and renamed at the end, so a failed build leaves no partial package.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import tarfile
@@ -17,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from sealos.errors import SealosError
 
 MTIME = 0
 COMPRESS_LEVEL = 6  # fixed: the level changes the bytes; 9 costs much time for little
@@ -30,6 +33,7 @@ class Entry:
     mode: int = 0o644
     source: Optional[Path] = None
     data: Optional[bytes] = None
+    sha256: str = ""  # when given, the content read must have it (a cached file changed on disk)
 
     def size(self) -> int:
         """Size of the content in bytes."""
@@ -44,6 +48,19 @@ class Entry:
             return io.BytesIO(self.data)
         assert self.source is not None
         return self.source.open("rb")
+
+
+class _Hashing(io.RawIOBase):
+    """A reader that hashes what passes through it."""
+
+    def __init__(self, inner: io.BufferedIOBase) -> None:
+        self.inner = inner
+        self.hash = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.inner.read(size)
+        self.hash.update(block)
+        return block
 
 
 def _info(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
@@ -87,7 +104,13 @@ def write(out: Path, entries: Iterable[Entry]) -> None:
                     tar.addfile(_info(name, tarfile.DIRTYPE, 0o755))
                     continue
                 with entry.open() as f:
-                    tar.addfile(_info(name, tarfile.REGTYPE, entry.mode, entry.size()), f)
+                    reader = _Hashing(f)
+                    tar.addfile(_info(name, tarfile.REGTYPE, entry.mode, entry.size()), reader)
+                if entry.sha256 and reader.hash.hexdigest() != entry.sha256:
+                    raise SealosError(
+                        f"{entry.source} (for {name}) no longer has SHA-256 {entry.sha256}: "
+                        "the download cache was changed; delete that file and build again."
+                    )
         os.chmod(part, 0o644)
         os.replace(part, out)
     except BaseException:

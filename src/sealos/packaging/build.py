@@ -240,12 +240,13 @@ def _layout(
     records: list[manifest.FileRecord] = []
 
     def add(name: str, path: Path, mode: int, artifact: Artifact, member: str = "") -> None:
-        entries.append(archive.Entry(name, mode, source=path))
+        known = "" if member else fetched[artifact.name].sha256
+        entries.append(archive.Entry(name, mode, source=path, sha256=known))
         via = sources.mirrored(artifact.url, opts.mirrors)
         records.append(
             manifest.FileRecord(
                 name,
-                sha256_file(path) if member else fetched[artifact.name].sha256,
+                known or sha256_file(path),
                 path.stat().st_size,
                 artifact.url,
                 artifact.version,
@@ -303,7 +304,7 @@ def _layout(
     generated("kube/shell/init.sh", script, EXECUTABLE)
     for ref, image in pulled.items():
         name = f"kube/images/{images.archive_name(ref)}"
-        entries.append(archive.Entry(name, 0o644, source=image.path))
+        entries.append(archive.Entry(name, 0o644, source=image.path, sha256=image.sha256))
         src = images.source(ref, opts.registry_mirrors)
         records.append(
             manifest.FileRecord(
