@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import socket
 import tarfile
@@ -24,7 +25,7 @@ from sealos import cli as cli_mod
 from sealos import package as package_mod
 from sealos.errors import SealosError, SpecError
 from sealos.packaging import build, images, manifest, sources
-from sealos.packaging.fetch import ChecksumMismatch, FetchError
+from sealos.packaging.fetch import Cache, ChecksumMismatch, FetchError
 
 VERSION = "v1.28.15"
 
@@ -342,3 +343,14 @@ def test_a_cached_file_changed_on_disk_is_not_packed(upstream, tmp_path):
         build.build(options(upstream, tmp_path, "b.tar.gz"), io.StringIO())
     assert not (tmp_path / "b.tar.gz").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_the_cache_sweeps_what_interrupted_builds_left(tmp_path):
+    (tmp_path / "tmp/stage-old").mkdir(parents=True)
+    (tmp_path / "tmp/part-old").write_bytes(b"x")
+    (tmp_path / "tmp/part-new").write_bytes(b"x")
+    day_ago = time.time() - 2 * 24 * 3600
+    for name in ("stage-old", "part-old"):
+        os.utime(tmp_path / "tmp" / name, (day_ago, day_ago))
+    Cache(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["part-new"]

@@ -2,8 +2,10 @@
 
 Names sorted, every directory listed before its contents, mtime fixed (MTIME, the epoch), owner
 root (uid/gid 0), modes set by the builder (0755 executables and folders, 0644 the rest), GNU tar
-format, and a gzip header without name or time. The file is written beside `out` under a temporary
-name and renamed at the end, so a failed build leaves no partial package.
+format, and a gzip header without name or time. (Byte-identical given the same zlib: another
+zlib version may compress the same tar differently; the tar inside stays identical.)
+The file is written beside `out` under a temporary name and renamed at the end, so a failed build
+leaves no partial package.
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,6 +36,7 @@ from sealos.errors import SealosError
 CHUNK = 1 << 16
 DEFAULT_TIMEOUT = 30.0  # seconds to connect, and between two reads of one download
 USER_AGENT = "sealos-package-build"
+STALE_SECONDS = 24 * 3600
 HINT = "check --mirror and the network (a mirror must be up and reachable from here)."
 
 
@@ -56,11 +59,26 @@ class Cache:
         self._lock = threading.Lock()
         for d in (self.blobs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         try:
             loaded = json.loads(self._index_path.read_text())
             self._index: dict[str, str] = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
             self._index = {}
+
+    def _sweep(self, age: float = STALE_SECONDS) -> None:
+        """Remove what interrupted builds left in tmp/ (old enough not to be another build's)."""
+        now = time.time()
+        for path in self.tmp.iterdir():
+            try:
+                if now - path.lstat().st_mtime <= age:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                pass
 
     def blob(self, sha256: str) -> Optional[Path]:
         """The cached file with this SHA-256, if any."""
