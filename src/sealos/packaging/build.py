@@ -12,12 +12,7 @@ under its usual error handling (`cli._run`), with its own small progress output.
 Choices where the issue is silent:
 - Default output name: `kube1.28.15.tar.gz` (amd64, the name sealos packages always had),
   `kube1.28.15-arm64.tar.gz` for other architectures, in the current folder.
-- Layout on the node (what init.sh does with it): kubeadm, kubelet and kubectl to /usr/bin (the
-  kubelet unit's ExecStart); containerd, ctr, its shims and crictl to /usr/local/bin and runc to
-  /usr/local/sbin, as containerd's getting-started says (and clear of distribution packages);
-  the units in /etc/systemd/system, beside the kubelet's.
-- Every regular file under the containerd tarball's `bin/` goes to kube/bin (containerd, ctr and
-  containerd-shim-runc-v2 must be there); every file of the CNI tarball to kube/cni/bin.
+- What goes where in the package, and on the node: layout.py.
 - Images: kubeadm's list for the exact version, then the CNI manifest's images (with --cni none,
   kubeadm's only). `images=False` (no CLI flag) builds without images: the unit tests use it,
   having no registry; the lab's integration test pulls from a real registry.
@@ -28,24 +23,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
-import hashlib
-import os
 import re
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Optional, TextIO, TypeVar
 
-from sealos import __version__
 from sealos import package_versions as pv
-from sealos.errors import SealosError, SpecError
+from sealos.errors import SpecError
 from sealos.kubeversion import KubeVersion
 from sealos.package import sha256_file
-from sealos.packaging import archive, containerd_config, images, manifest, sources
+from sealos.packaging import archive, images, layout, manifest, sources
 from sealos.packaging.fetch import (
     DEFAULT_TIMEOUT,
     Cache,
@@ -58,8 +48,6 @@ from sealos.packaging.sources import Artifact
 from sealos.state import sealos_home
 
 T = TypeVar("T")
-CONTAINERD_REQUIRED = ("containerd", "ctr", "containerd-shim-runc-v2")
-EXECUTABLE = 0o755
 
 
 @dataclass
@@ -148,7 +136,17 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
             )
         downloads = fetcher.downloads + sum(p.downloaded for p in pulled.values())
         with tempfile.TemporaryDirectory(dir=cache.tmp, prefix="stage-") as stage:
-            entries, records = _layout(version, pins, opts, wanted, fetched, pulled, Path(stage))
+            files = layout.lay_out(
+                version,
+                pins,
+                wanted,
+                fetched,
+                pulled,
+                Path(stage),
+                opts.mirrors,
+                opts.registry_mirrors,
+            )
+            entries, records = files.entries, files.records
             components = {a.name: a.version for a in wanted}
             listed = refs if opts.images else []
             data = manifest.render(str(version), opts.arch, opts.cni, components, listed, records)
@@ -223,122 +221,3 @@ def _pull(cache: Cache, progress: Progress, ref: str, opts: BuildOptions) -> Fet
         tmp.unlink(missing_ok=True)
     progress.line(f"pulled {ref} for linux/{opts.arch} ({path.stat().st_size} bytes) from {src}")
     return Fetched(path, sha, True)
-
-
-def _layout(
-    version: KubeVersion,
-    pins: pv.Runtime,
-    opts: BuildOptions,
-    wanted: list[Artifact],
-    fetched: dict[str, Fetched],
-    pulled: dict[str, Fetched],
-    stage: Path,
-) -> tuple[list[archive.Entry], list[manifest.FileRecord]]:
-    """The package's files (kube/...) and their manifest records."""
-    by_name = {a.name: a for a in wanted}
-    entries: list[archive.Entry] = []
-    records: list[manifest.FileRecord] = []
-
-    def add(name: str, path: Path, mode: int, artifact: Artifact, member: str = "") -> None:
-        known = "" if member else fetched[artifact.name].sha256
-        entries.append(archive.Entry(name, mode, source=path, sha256=known))
-        via = sources.mirrored(artifact.url, opts.mirrors)
-        records.append(
-            manifest.FileRecord(
-                name,
-                known or sha256_file(path),
-                path.stat().st_size,
-                artifact.url,
-                artifact.version,
-                member,
-                via if via != artifact.url else "",
-            )
-        )
-
-    def generated(name: str, data: bytes, mode: int = 0o644) -> None:
-        entries.append(archive.Entry(name, mode, data=data))
-        records.append(
-            manifest.FileRecord(
-                name,
-                hashlib.sha256(data).hexdigest(),
-                len(data),
-                manifest.GENERATED,
-                f"sealos {__version__}",
-            )
-        )
-
-    for b in ("kubeadm", "kubelet", "kubectl"):
-        add(f"kube/bin/{b}", fetched[b].path, EXECUTABLE, by_name[b])
-    add("kube/bin/runc", fetched["runc"].path, EXECUTABLE, by_name["runc"])
-    ctd = _members(fetched["containerd"].path, by_name["containerd"], stage / "containerd", "bin/")
-    missing = [b for b in CONTAINERD_REQUIRED if b not in {p.name for p, _ in ctd}]
-    if missing:
-        raise SealosError(
-            f"{by_name['containerd'].url} has no bin/{', bin/'.join(missing)}; "
-            "it is not a containerd release tarball."
-        )
-    for path, member in ctd:
-        add(f"kube/bin/{path.name}", path, EXECUTABLE, by_name["containerd"], member)
-    crictl = [
-        (p, m)
-        for p, m in _members(fetched["crictl"].path, by_name["crictl"], stage / "crictl", "")
-        if p.name == "crictl"
-    ]
-    if not crictl:
-        raise SealosError(
-            f"{by_name['crictl'].url} holds no crictl; it is not a cri-tools tarball."
-        )
-    add("kube/bin/crictl", crictl[0][0], EXECUTABLE, by_name["crictl"], crictl[0][1])
-    for path, member in _members(
-        fetched["cni-plugins"].path, by_name["cni-plugins"], stage / "cni", ""
-    ):
-        add(f"kube/cni/bin/{path.name}", path, EXECUTABLE, by_name["cni-plugins"], member)
-    for name in ("containerd.service", "kubelet.service", "10-kubeadm.conf"):
-        add(f"kube/conf/{name}", fetched[name].path, 0o644, by_name[name])
-    if "calico.yaml" in fetched:
-        add("kube/conf/net/calico.yaml", fetched["calico.yaml"].path, 0o644, by_name["calico.yaml"])
-    config = containerd_config.render(pins.containerd, pv.pause_image(version))
-    generated("kube/conf/config.toml", config.encode())
-    generated("kube/version", f"{version}\n".encode())
-    script = resources.files("sealos.packaging").joinpath("files/init.sh").read_bytes()
-    generated("kube/shell/init.sh", script, EXECUTABLE)
-    for ref, image in pulled.items():
-        name = f"kube/images/{images.archive_name(ref)}"
-        entries.append(archive.Entry(name, 0o644, source=image.path, sha256=image.sha256))
-        src = images.source(ref, opts.registry_mirrors)
-        records.append(
-            manifest.FileRecord(
-                name,
-                image.sha256,
-                image.path.stat().st_size,
-                f"docker://{ref}",
-                ref.rsplit(":", 1)[-1],
-                via=src if src != f"docker://{ref}" else "",
-            )
-        )
-    return entries, records
-
-
-def _members(tarball: Path, artifact: Artifact, dest: Path, prefix: str) -> list[tuple[Path, str]]:
-    """Extract the regular files under `prefix` of an upstream tarball into `dest`, by base name
-    (never by the name in the tar); [(file, member name)] sorted by name."""
-    dest.mkdir(parents=True, exist_ok=True)
-    found: list[tuple[Path, str]] = []
-    try:
-        with tarfile.open(tarball, "r:*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if not member.isfile() or not name.startswith(prefix):
-                    continue
-                base = os.path.basename(name)
-                f = tar.extractfile(member)
-                if f is None or not base or base.startswith("."):
-                    continue
-                path = dest / base
-                with path.open("wb") as out:
-                    while block := f.read(1 << 20):
-                        out.write(block)
-                found.append((path, name))
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise SealosError(f"{artifact.url} is not a readable tarball ({e}).") from None
-    return sorted(found, key=lambda item: item[1])
