@@ -24,7 +24,8 @@ from fake_upstream import Upstream, sha, write_tree
 from sealos import cli as cli_mod
 from sealos import package as package_mod
 from sealos.errors import SealosError, SpecError
-from sealos.packaging import build, images, manifest, sources
+from sealos.kubeversion import KubeVersion
+from sealos.packaging import build, containerd_config, images, manifest, sources
 from sealos.packaging.fetch import Cache, ChecksumMismatch, FetchError
 
 VERSION = "v1.28.15"
@@ -354,3 +355,45 @@ def test_the_cache_sweeps_what_interrupted_builds_left(tmp_path):
         os.utime(tmp_path / "tmp" / name, (day_ago, day_ago))
     Cache(tmp_path)
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["part-new"]
+
+
+def test_checksum_files_are_read_in_each_upstream_format():
+    v = KubeVersion.parse(VERSION)
+    found = {a.name: a for a in sources.artifacts(v, "arm64", "calico")}
+    h1, h2 = "a" * 64, "b" * 64
+    assert sources.expected_sha256(found["kubeadm"], f"{h1}") == h1  # bare hash, no newline
+    assert sources.expected_sha256(found["crictl"], f"{h1}\n") == h1
+    containerd = f"{h1}  containerd-1.7.11-linux-arm64.tar.gz\n"
+    assert sources.expected_sha256(found["containerd"], containerd) == h1
+    signed = (
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"
+        f"{h1}  runc.amd64\n{h2}  runc.arm64\n-----BEGIN PGP SIGNATURE-----\n\nx\n"
+    )
+    assert sources.expected_sha256(found["runc"], signed) == h2  # the line of this arch
+    with pytest.raises(SpecError, match=r"does not hold a SHA-256 for cni-plugins-linux-arm64"):
+        sources.expected_sha256(found["cni-plugins"], f"{h1}  cni-plugins-linux-amd64-v1.3.0.tgz")
+    with pytest.raises(SpecError, match="as the bare hash"):
+        sources.expected_sha256(found["kubectl"], "<html>not found</html>")
+
+
+def test_containerd_config_per_containerd_release():
+    v2 = tomllib.loads(containerd_config.render("1.6.8", "k8s.gcr.io/pause:3.7"))
+    assert v2["version"] == 2
+    assert v2["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "k8s.gcr.io/pause:3.7"
+    v3 = tomllib.loads(containerd_config.render("2.0.0", "registry.k8s.io/pause:3.10"))
+    assert v3["version"] == 3
+    images_ = v3["plugins"]["io.containerd.cri.v1.images"]
+    assert images_["pinned_images"]["sandbox"] == "registry.k8s.io/pause:3.10"
+    runc = v3["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+    assert runc["options"]["SystemdCgroup"] is True
+
+
+def test_the_default_name_says_the_version_and_a_foreign_arch(upstream, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_tree(upstream.root, arch="arm64")
+    opts = options(upstream, tmp_path, arch="arm64")
+    opts.out = None
+    assert build.build(opts, io.StringIO()).path == Path("kube1.28.15-arm64.tar.gz")
+    opts = options(upstream, tmp_path)
+    opts.out = None
+    assert build.build(opts, io.StringIO()).path == Path("kube1.28.15.tar.gz")
