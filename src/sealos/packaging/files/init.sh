@@ -131,20 +131,22 @@ fi
 
 # 5. containerd running (restarted when a file of this run changed: a binary, its unit or config);
 # kubelet enabled but not started: kubeadm starts it once /var/lib/kubelet/config.yaml exists.
-systemctl daemon-reload
-systemctl enable containerd.service >/dev/null 2>&1
+systemctl daemon-reload || fail "systemctl daemon-reload failed"
+systemctl enable containerd.service >/dev/null 2>&1 || fail "systemctl enable containerd.service failed"
 if [ "$changed" -gt 0 ] && systemctl is-active --quiet containerd.service; then
-    systemctl restart containerd.service
+    action=restart
 else
-    systemctl start containerd.service
+    action=start
 fi
+systemctl "$action" containerd.service ||
+    fail "containerd did not $action; see journalctl -u containerd"
 tries=0
 until ctr version >/dev/null 2>&1; do
     tries=$((tries + 1))
     [ "$tries" -lt 30 ] || fail "containerd did not answer on /run/containerd/containerd.sock within 30 s; see journalctl -u containerd"
     sleep 1
 done
-systemctl enable kubelet.service >/dev/null 2>&1
+systemctl enable kubelet.service >/dev/null 2>&1 || fail "systemctl enable kubelet.service failed"
 say "containerd: running; kubelet.service enabled (kubeadm starts it)"
 
 # 6. Images, named by their archives' RepoTags (an import of an image already there changes nothing).
