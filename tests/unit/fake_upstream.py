@@ -65,15 +65,21 @@ def padded_elf(name: str, size: int = 0) -> bytes:
 
 
 def write_tree(
-    root: Path, version: str = "v1.28.15", arch: str = "amd64", sizes: dict[str, int] | None = None
+    root: Path,
+    version: str = "v1.28.15",
+    arch: str = "amd64",
+    sizes: dict[str, int] | None = None,
+    contents: dict[str, bytes] | None = None,
 ) -> dict[str, Path]:
     """Write the upstream files of one version/arch under root/<host>/...; {name: path}.
-    `sizes` pads binaries to a size (benchmarks/package_build); by default they are tiny."""
+    `sizes` pads binaries to a size (benchmarks/package_build); `contents` replaces a binary
+    (e.g. by a script that logs its calls); by default they are tiny ELF-headed files."""
     files: dict[str, Path] = {}
     sizes = sizes or {}
+    contents = contents or {}
 
     def elf(name: str) -> bytes:
-        return padded_elf(name, sizes.get(name, 0))
+        return contents.get(name) or padded_elf(name, sizes.get(name, 0))
 
     def put(rel: str, data: bytes, name: str = "") -> Path:
         path = root / rel
