@@ -83,7 +83,10 @@ install_file "$KUBE/conf/10-kubeadm.conf" "$UNITS/kubelet.service.d/10-kubeadm.c
 say "units: containerd.service, kubelet.service (+ 10-kubeadm.conf); /etc/containerd/config.toml"
 
 # 3. Kernel modules and sysctls, now and after a reboot.
-printf '%s\n' $MODULES | install_text "$ROOT/etc/modules-load.d/k8s.conf"
+# (a here-document, not a pipe: install_text must run in this shell to count what it changed)
+install_text "$ROOT/etc/modules-load.d/k8s.conf" <<MODULES
+$(printf '%s\n' $MODULES)
+MODULES
 install_text "$ROOT/etc/sysctl.d/k8s.conf" <<'SYSCTL'
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1
