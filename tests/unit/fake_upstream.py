@@ -56,10 +56,11 @@ def tgz(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def padded_elf(name: str, size: int = 0) -> bytes:
-    """An x86-64 ELF header, then the name (`package.inspect` reads kubeadm's architecture),
+def padded_elf(name: str, size: int = 0, arch: str = "amd64") -> bytes:
+    """An ELF header of `arch`, then the name (`package.inspect` reads kubeadm's architecture),
     padded to `size` bytes with pseudo-random (incompressible, reproducible) bytes."""
-    head = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00\x3e\x00" + f" {name}\n".encode()
+    machine = {"amd64": b"\x3e\x00", "arm64": b"\xb7\x00"}[arch]
+    head = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + b"\x02\x00" + machine + f" {name}\n".encode()
     pad = max(0, size - len(head))
     return head + random.Random(name).randbytes(pad)
 
@@ -79,7 +80,7 @@ def write_tree(
     contents = contents or {}
 
     def elf(name: str) -> bytes:
-        return contents.get(name) or padded_elf(name, sizes.get(name, 0))
+        return contents.get(name) or padded_elf(name, sizes.get(name, 0), arch)
 
     def put(rel: str, data: bytes, name: str = "") -> Path:
         path = root / rel
@@ -116,7 +117,7 @@ def write_tree(
         "containerd.service",
     )
 
-    runc = {a: elf(f"runc.{a}") for a in ("amd64", "arm64")}
+    runc = {a: padded_elf(f"runc.{a}", sizes.get(f"runc.{a}", 0), a) for a in ("amd64", "arm64")}
     runc_dir = f"{gh}/opencontainers/runc/releases/download/v1.1.10"
     for a, data in runc.items():
         put(f"{runc_dir}/runc.{a}", data, "runc" if a == arch else "")

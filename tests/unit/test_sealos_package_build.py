@@ -397,3 +397,15 @@ def test_the_default_name_says_the_version_and_a_foreign_arch(upstream, tmp_path
     opts = options(upstream, tmp_path)
     opts.out = None
     assert build.build(opts, io.StringIO()).path == Path("kube1.28.15.tar.gz")
+
+
+def test_a_binary_for_another_arch_is_refused(upstream, tmp_path):
+    write_tree(upstream.root, arch="arm64")
+    kubelet = upstream.root / "dl.k8s.io/release/v1.28.15/bin/linux/arm64/kubelet"
+    kubelet.write_bytes(upstream.files["kubelet"].read_bytes())  # the amd64 one
+    kubelet.with_name("kubelet.sha256").write_text(sha(kubelet.read_bytes()))
+    with pytest.raises(
+        SealosError, match=r"arm64/kubelet gave a linux/amd64 binary, not linux/arm64"
+    ):
+        build.build(options(upstream, tmp_path, arch="arm64"), io.StringIO())
+    assert not (tmp_path / "kube.tar.gz").exists()

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Optional, TextIO, TypeVar
 
 from sealos import package_versions as pv
-from sealos.errors import SpecError
+from sealos.errors import SealosError, SpecError
 from sealos.kubeversion import KubeVersion
-from sealos.package import sha256_file
+from sealos.package import elf_arch, sha256_file
 from sealos.packaging import archive, images, layout, manifest, sources
 from sealos.packaging.fetch import (
     DEFAULT_TIMEOUT,
@@ -48,6 +48,7 @@ from sealos.packaging.sources import Artifact
 from sealos.state import sealos_home
 
 T = TypeVar("T")
+ARCH_CHECKED = ("kubeadm", "kubelet", "kubectl", "runc")
 
 
 @dataclass
@@ -122,6 +123,7 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
             fetcher,
             {a.name: functools.partial(_fetch, fetcher, a, opts) for a in wanted},
         )
+        _check_arch(fetched, wanted, opts)
         refs = pv.kubeadm_images(version)
         if "calico.yaml" in fetched:
             refs += images.manifest_images(fetched["calico.yaml"].path.read_text())
@@ -175,6 +177,21 @@ def _parallel(jobs: int, fetcher: Fetcher, work: dict[str, Callable[[], T]]) -> 
                 f.cancel()
             raise
     return results
+
+
+def _check_arch(fetched: dict[str, Fetched], wanted: list[Artifact], opts: BuildOptions) -> None:
+    """A binary for another architecture (a mirror serving the wrong file) is refused; files that
+    are not ELF (the lab's stand-in scripts) pass."""
+    for artifact in wanted:
+        if artifact.name not in ARCH_CHECKED:
+            continue
+        with fetched[artifact.name].path.open("rb") as f:
+            found = elf_arch(f.read(20))
+        if found is not None and found != opts.arch:
+            raise SealosError(
+                f"{sources.mirrored(artifact.url, opts.mirrors)} gave a linux/{found} binary, "
+                f"not linux/{opts.arch}; the mirror serves the wrong file."
+            )
 
 
 def _check_registry_mirrors(mirrors: dict[str, str], refs: list[str]) -> None:
