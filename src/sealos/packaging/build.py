@@ -17,6 +17,11 @@ Choices where the issue is silent:
   kubeadm's only). `images=False` (no CLI flag) builds without images: the unit tests use it,
   having no registry; the lab's integration test pulls from a real registry.
 - Kubernetes before 1.24 is refused (package_versions: containerd serves 1.24 and later).
+- kubeadm, kubelet, kubectl and runc must be ELF binaries of --arch, or not ELF at all (the lab's
+  stand-ins are scripts): a mirror serving the other architecture's file is caught here, not on
+  the node.
+- A --mirror or --registry-mirror name the package does not use is refused: a typo would
+  quietly send the download to the real upstream.
 """
 
 from __future__ import annotations
