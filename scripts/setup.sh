@@ -12,7 +12,7 @@ APT_PACKAGES=(
     openssh-client openssh-server sshpass curl openssl  # reaching hosts like a user would; sshd for unit tests of the SSH layer
     iputils-ping hyperfine python3-venv
     python3-yaml                              # the lab package's stand-ins run on the system python3
-    skopeo                                    # the lab's release mirror pushes its images with it
+    skopeo                                    # sealos package build pulls images; the lab's mirror pushes them
 )
 
 # The lab's release mirror serves arm64 downloads too: Debian's arm64 containerd, runc and CNI

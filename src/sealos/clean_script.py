@@ -14,6 +14,7 @@ files and the binaries the package installed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from sealos import etc_hosts
@@ -198,6 +199,16 @@ if exists {q(rp.KUBELET_UNIT)} || exists {q(rp.KUBELET_DROPINS)}; then
 fi
 wipe {_paths(rp.KUBELET_SERVICE)}
 
+# containerd, when the package's init.sh installed it (stopped only now: kubeadm reset needed it to
+# remove the pods).
+if exists {q(rp.CONTAINERD_UNIT)} || exists {q(rp.CONTAINERD_WANTS)}; then
+    if [ "$dry" = 0 ] && have systemctl; then
+        systemctl disable --now containerd.service >/dev/null 2>&1 || true
+    fi
+    reload=1
+fi
+wipe {_paths(rp.CONTAINERD_SERVICE)}
+
 # 5. Our /etc/hosts line (by its marker; other lines stay).
 if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
     note "/etc/hosts line: $(grep -F -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} | head -n 1)"
@@ -206,17 +217,11 @@ if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
     fi
 fi
 
-# 6. Binaries from the package: the three Kubernetes ones, and any other file of kube/bin that
-# /usr/bin holds unchanged.
-if [ -d {q(rp.PACKAGE_DIR + "/bin")} ]; then
-    for f in {q(rp.PACKAGE_DIR + "/bin")}/*; do
-        b=$(basename "$f")
-        case " {" ".join(rp.PACKAGE_BINARIES)} " in *" $b "*) continue ;; esac
-        installed="{rp.BIN_DIR}/$b"
-        if [ -f "$installed" ] && cmp -s "$f" "$installed"; then wipe "$installed"; fi
-    done
-fi
+# 6. Binaries from the package: the three Kubernetes ones, and any other file of kube/bin (or
+# kube/cni/bin) that the folders init.sh installs to hold unchanged.
+{_same_as_package()}
 wipe {_paths(rp.KUBE_BINARIES)}
+[ "$dry" = 1 ] || rmdir {q(rp.CNI_BIN)} {q(os.path.dirname(rp.CNI_BIN))} 2>/dev/null
 
 # 7. The package file (by name, and any file in /root with the checksum init recorded).
 sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
@@ -233,11 +238,42 @@ wipe {_paths(rp.KUBECTL_FILES)}
 # ~/.kube itself only when nothing else is in it
 [ "$dry" = 1 ] || rmdir {q(rp.HOME + "/.kube")} 2>/dev/null
 wipe {_paths(rp.PACKAGE_SYSTEM_FILES)}
+wipe {_paths(rp.CONTAINERD_FILES)}
+if grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
+    wipe {q(rp.CONTAINERD_CONFIG)}
+fi
+[ "$dry" = 1 ] || rmdir {q(os.path.dirname(rp.CONTAINERD_CONFIG))} 2>/dev/null
+if grep -q -- {q("^" + rp.SWAP_MARKER)} {q(rp.FSTAB)} 2>/dev/null; then
+    note "{rp.FSTAB}: the swap lines init.sh turned off are restored"
+    if [ "$dry" = 0 ]; then
+        sed -i {q("s/^" + rp.SWAP_MARKER + "//")} {q(rp.FSTAB)} || problem "cannot edit {rp.FSTAB}"
+    fi
+fi
 wipe {_paths(rp.MARKERS)}
 
 if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
 exit $failed
 """
+
+
+def _same_as_package() -> str:
+    """Shell lines removing each host file that is byte-identical to its package file."""
+    kube_binaries = " ".join(rp.PACKAGE_BINARIES)
+    lines = []
+    for sub, dirs in rp.SAME_AS_PACKAGE_DIRS.items():
+        folder = q(f"{rp.PACKAGE_DIR}/{sub}")
+        lines.append(f"""if [ -d {folder} ]; then
+    for f in {folder}/*; do
+        b=$(basename "$f")
+        case " {kube_binaries} " in *" $b "*) continue ;; esac
+        for d in {" ".join(q(d) for d in dirs)}; do
+            installed="$d/$b"
+            if [ -f "$installed" ] && cmp -s "$f" "$installed"; then wipe "$installed"; fi
+            wipe "$installed{rp.PART}"
+        done
+    done
+fi""")
+    return "\n".join(lines)
 
 
 def parse(output: str) -> tuple[list[str], list[str], list[str]]:

@@ -341,6 +341,97 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
+@cli.group("package")
+def package_group() -> None:
+    """Build an offline package from upstream releases, or inspect one."""
+
+
+@package_group.command("build")
+@click.option("--version", "version", required=True, help="Kubernetes version, e.g. v1.28.15.")
+@click.option("--arch", type=click.Choice(["amd64", "arm64"]), default="amd64", show_default=True)
+@click.option(
+    "--cni",
+    type=click.Choice(["calico", "none"]),
+    default="calico",
+    show_default=True,
+    help="The CNI manifest (and its images) to include.",
+)
+@click.option(
+    "-o", "--out", default=None, help="Package file (default: kube1.28.15[-ARCH].tar.gz here)."
+)
+@click.option(
+    "--mirror",
+    multiple=True,
+    help="NAME=URL: fetch from URL instead of host NAME (dl.k8s.io, github.com, "
+    "raw.githubusercontent.com); repeatable.",
+)
+@click.option(
+    "--registry-mirror",
+    multiple=True,
+    help="REGISTRY=HOST[:PORT]: pull REGISTRY's images from HOST[:PORT]; repeatable.",
+)
+@click.option(
+    "--cache", default=None, help="Download cache (default: $SEALOS_HOME/cache/package-build)."
+)
+@click.option("--insecure-registry", is_flag=True, help="Reach registry mirrors over plain http.")
+@click.option(
+    "--timeout", default=30.0, show_default=True, type=float, help="Seconds a server may be silent."
+)
+def package_build_command(**kw: Any) -> None:
+    """Download, verify and pack Kubernetes, containerd, runc, crictl, CNI and images."""
+    _run(lambda: _package_build(kw))
+
+
+def _package_build(kw: dict[str, Any]) -> int:
+    from sealos.packaging import build, images, sources
+
+    opts = build.BuildOptions(
+        version=kw["version"],
+        arch=kw["arch"],
+        cni=kw["cni"],
+        out=Path(kw["out"]) if kw["out"] else None,
+        mirrors=sources.parse_mirrors(kw["mirror"]),
+        registry_mirrors=images.parse_registry_mirrors(kw["registry_mirror"]),
+        cache=Path(kw["cache"]) if kw["cache"] else None,
+        insecure_registry=kw["insecure_registry"],
+        timeout=kw["timeout"],
+    )
+    build.build(opts)
+    return 0
+
+
+@package_group.command("inspect")
+@click.argument("file", type=click.Path(path_type=Path))
+def package_inspect_command(file: Path) -> None:
+    """Show a package's contents and verify every file against its manifest."""
+    _run(lambda: _package_inspect(file))
+
+
+def _package_inspect(file: Path) -> int:
+    from sealos.packaging import manifest
+    from sealos.ui import make_ui
+
+    found = manifest.inspect(file)
+    m = found.manifest
+    ui = make_ui()
+    rows = [[f.path, str(f.size), f.version, f.source] for f in found.files]
+    ui.table(
+        f"{file}: Kubernetes {m.get('kubernetes')} linux/{m.get('arch')}, CNI {m.get('cni')}",
+        ["file", "bytes", "version", "source"],
+        rows,
+    )
+    ui.close()
+    if found.problems:
+        for problem in found.problems:
+            click.echo(f"problem: {problem}", err=True)
+        raise SealosError(
+            f"{file}: {len(found.problems)} of {len(found.files)} files do not match the "
+            "manifest; rebuild the package or fetch it again."
+        )
+    click.echo(f"{file}: all {found.checked} files match the manifest's SHA-256 and size.")
+    return 0
+
+
 def _typed(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     """The settings the user typed on this command line (cluster.yaml keys)."""
     typed: dict[str, Any] = {}

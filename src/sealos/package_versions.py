@@ -120,3 +120,8 @@ def kubeadm_images(version: KubeVersion, repository: str = "") -> list[str]:
 def pause_image(version: KubeVersion, repository: str = "") -> str:
     """The sandbox image containerd must use (kubeadm's pause, not containerd's default)."""
     return next(i for i in kubeadm_images(version, repository) if "/pause:" in i)
+
+
+# kubernetes/release tag whose krel templates give kubelet.service and 10-kubeadm.conf; the
+# 1.31-era install-kubeadm page uses it (RELEASE_VERSION) [REL][WEB-KADM].
+RELEASE_TEMPLATES = "0.16.2"

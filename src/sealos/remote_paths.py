@@ -52,6 +52,21 @@ KUBELET_DROPINS = f"{SYSTEMD_DIR}/kubelet.service.d"
 KUBELET_WANTS = f"{SYSTEMD_DIR}/multi-user.target.wants/kubelet.service"
 BIN_DIR = "/usr/bin"
 PACKAGE_BINARIES = ("kubeadm", "kubelet", "kubectl")  # every sealos package installs these
+# Where a package of `sealos package build` puts the runtime (containerd's getting-started).
+LOCAL_BIN = "/usr/local/bin"  # containerd, ctr, its shims, crictl
+LOCAL_SBIN = "/usr/local/sbin"  # runc
+CNI_BIN = "/opt/cni/bin"  # CNI plugins
+CONTAINERD_UNIT = f"{SYSTEMD_DIR}/containerd.service"
+CONTAINERD_WANTS = f"{SYSTEMD_DIR}/multi-user.target.wants/containerd.service"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CONTAINERD_DATA = ("/var/lib/containerd", "/run/containerd", "/opt/containerd")
+FSTAB = "/etc/fstab"
+# First line of the files init.sh writes where a user's own file could be (containerd's config).
+CONFIG_MARKER = "# written by sealos package build; sealos clean removes this file"
+# Prefix init.sh puts before the swap lines of /etc/fstab it turns off; clean takes it away.
+SWAP_MARKER = "#sealos-swap-off# "
+# package folder (under kube/) -> the host folders whose files clean compares with it
+SAME_AS_PACKAGE_DIRS = {"bin": (BIN_DIR, LOCAL_BIN, LOCAL_SBIN), "cni/bin": (CNI_BIN,)}
 KUBECTL_CONFIG = f"{HOME}/.kube/config"
 KUBECTL_CACHE = f"{HOME}/.kube/cache"
 
@@ -81,7 +96,21 @@ KUBELET_SERVICE = Removal(
 )
 HOSTS_LINE = Removal((HOSTS_FILE,), BY_MARKER, "sealos (the apiserver name's line only)")
 OTHER_PACKAGE_BINARIES = Removal(
-    (f"{BIN_DIR}/*",), SAME_AS_PACKAGE, "the package's init.sh (any file of kube/bin)"
+    tuple(f"{d}/*" for dirs in SAME_AS_PACKAGE_DIRS.values() for d in dirs),
+    SAME_AS_PACKAGE,
+    "the package's init.sh (any file of kube/bin or kube/cni/bin: containerd, runc, crictl, CNI)",
+)
+CONTAINERD_SERVICE = Removal(
+    (CONTAINERD_WANTS, CONTAINERD_UNIT), BY_PATH, "the package's init.sh (containerd's unit)"
+)
+CONTAINERD_FILES = Removal(
+    CONTAINERD_DATA, BY_PATH, "containerd, installed by the package (images, snapshots, socket)"
+)
+CONTAINERD_CONFIG_FILE = Removal(
+    (CONTAINERD_CONFIG,), BY_MARKER, "the package's init.sh (its first line is the marker)"
+)
+FSTAB_SWAP_LINES = Removal(
+    (FSTAB,), BY_MARKER, "the package's init.sh (swap lines it commented out are restored)"
 )
 KUBE_BINARIES = Removal(
     tuple(f"{BIN_DIR}/{b}" for b in PACKAGE_BINARIES), BY_PATH, "the package's init.sh"
@@ -105,7 +134,9 @@ CLUSTER_DATA = Removal(
 KUBECTL_FILES = Removal((KUBECTL_CONFIG, KUBECTL_CACHE), BY_PATH, "sealos (root's kubectl config)")
 # What the package's init.sh writes besides the binaries (sealos packages all write these).
 PACKAGE_SYSTEM_FILES = Removal(
-    ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/ipvs.conf"), BY_PATH, "the package's init.sh"
+    ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/k8s.conf", "/etc/modules-load.d/ipvs.conf"),
+    BY_PATH,
+    "the package's init.sh",
 )
 MARKERS = Removal((STATE_DIR,), BY_PATH, "sealos (what finished on this host)")
 
@@ -113,6 +144,7 @@ CLEAN_FOOTPRINT = (
     LVSCARE_KEEPER,
     LVSCARE_BUNDLE,
     KUBELET_SERVICE,
+    CONTAINERD_SERVICE,
     HOSTS_LINE,
     OTHER_PACKAGE_BINARIES,
     KUBE_BINARIES,
@@ -120,6 +152,9 @@ CLEAN_FOOTPRINT = (
     CLUSTER_DATA,
     KUBECTL_FILES,
     PACKAGE_SYSTEM_FILES,
+    CONTAINERD_FILES,
+    CONTAINERD_CONFIG_FILE,
+    FSTAB_SWAP_LINES,
     MARKERS,
 )
 

@@ -1,0 +1,125 @@
+"""`kube/manifest.json`: every file of the package with its SHA-256, size, source URL and version;
+and `inspect`, which reads a package once and checks every file against it.
+
+A file cut out of an upstream tarball names the tarball as its source and its `member`; a file
+fetched through a --mirror records the upstream URL as `source` and the mirror's URL as `via`;
+files the builder writes (init.sh, config.toml, version) have the source `generated`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from sealos.errors import SealosError
+
+MANIFEST = "kube/manifest.json"
+FORMAT = 1
+GENERATED = "generated"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of the package as the manifest lists it."""
+
+    path: str
+    sha256: str
+    size: int
+    source: str
+    version: str
+    member: str = ""  # the file's name inside `source` when it was cut out of a tarball
+    via: str = ""  # the mirror URL it was fetched from, when not from `source` itself
+
+    def as_json(self) -> dict[str, Any]:
+        """The record without its empty fields."""
+        return {k: v for k, v in asdict(self).items() if v != ""}
+
+
+def render(
+    kubernetes: str,
+    arch: str,
+    cni: str,
+    components: dict[str, str],
+    images: list[str],
+    files: list[FileRecord],
+) -> bytes:
+    """The manifest's bytes (sorted keys and files: the same package gives the same bytes)."""
+    data = {
+        "format": FORMAT,
+        "builder": "sealos package build",
+        "kubernetes": kubernetes,
+        "arch": arch,
+        "cni": cni,
+        "components": components,
+        "images": images,
+        "files": [f.as_json() for f in sorted(files, key=lambda f: f.path)],
+    }
+    return (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+
+
+@dataclass
+class Inspection:
+    """What `inspect` found: the manifest, its files, and every problem (empty when sound)."""
+
+    manifest: dict[str, Any]
+    files: list[FileRecord]
+    problems: list[str] = field(default_factory=list)
+    checked: int = 0
+
+
+def inspect(path: Path) -> Inspection:
+    """Read the package once, hashing every file, and check each against the manifest; an old
+    package without a manifest, or one that is not a tar.gz, is a SealosError."""
+    actual: dict[str, tuple[str, int]] = {}
+    raw: Optional[bytes] = None
+    try:
+        with tarfile.open(path, "r|*") as tar:
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if not member.isfile():
+                    if not member.isdir():
+                        actual[name] = ("not a regular file", 0)
+                    continue
+                f = tar.extractfile(member)
+                if f is None:
+                    continue
+                if name == MANIFEST:
+                    raw = f.read()
+                    continue
+                h = hashlib.sha256()
+                while block := f.read(1 << 20):
+                    h.update(block)
+                actual[name] = (h.hexdigest(), member.size)
+    except FileNotFoundError:
+        raise SealosError(f"{path} does not exist.") from None
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SealosError(f"{path} is not a readable tar.gz ({e}).") from None
+    if raw is None:
+        raise SealosError(
+            f"{path} has no {MANIFEST}: it is a package of the old shape (or not a sealos "
+            "package), so there are no checksums to verify."
+        )
+    try:
+        manifest = json.loads(raw)
+        files = [FileRecord(**f) for f in manifest["files"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SealosError(f"{path}: {MANIFEST} is not a valid manifest ({e}).") from None
+    found = Inspection(manifest, files)
+    for record in files:
+        got = actual.pop(record.path, None)
+        if got is None:
+            found.problems.append(f"{record.path} is listed in the manifest but missing")
+        elif got != (record.sha256, record.size):
+            found.problems.append(
+                f"{record.path} has SHA-256 {got[0]} ({got[1]} bytes), "
+                f"the manifest says {record.sha256} ({record.size} bytes)"
+            )
+        else:
+            found.checked += 1
+    for name in sorted(actual):
+        found.problems.append(f"{name} is in the package but not in the manifest")
+    return found
