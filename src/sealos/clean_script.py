@@ -14,7 +14,6 @@ files and the binaries the package installed.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from sealos import etc_hosts
@@ -221,7 +220,6 @@ fi
 # kube/cni/bin) that the folders init.sh installs to hold unchanged.
 {_same_as_package()}
 wipe {_paths(rp.KUBE_BINARIES)}
-[ "$dry" = 1 ] || rmdir {q(rp.CNI_BIN)} {q(os.path.dirname(rp.CNI_BIN))} 2>/dev/null
 
 # 7. The package file (by name, and any file in /root with the checksum init recorded).
 sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
@@ -235,14 +233,11 @@ fi
 # 8. Cluster files, kubectl's config, what init.sh wrote, our markers.
 wipe {_paths(rp.CLUSTER_DATA)}
 wipe {_paths(rp.KUBECTL_FILES)}
-# ~/.kube itself only when nothing else is in it
-[ "$dry" = 1 ] || rmdir {q(rp.HOME + "/.kube")} 2>/dev/null
 wipe {_paths(rp.PACKAGE_SYSTEM_FILES)}
 wipe {_paths(rp.CONTAINERD_FILES)}
 if grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
     wipe {q(rp.CONTAINERD_CONFIG)}
 fi
-[ "$dry" = 1 ] || rmdir {q(os.path.dirname(rp.CONTAINERD_CONFIG))} 2>/dev/null
 if grep -q -- {q("^" + rp.SWAP_MARKER)} {q(rp.FSTAB)} 2>/dev/null; then
     note "{rp.FSTAB}: the swap lines init.sh turned off are restored"
     if [ "$dry" = 0 ]; then
@@ -250,6 +245,9 @@ if grep -q -- {q("^" + rp.SWAP_MARKER)} {q(rp.FSTAB)} 2>/dev/null; then
     fi
 fi
 wipe {_paths(rp.MARKERS)}
+
+# 9. The folders those were in, when nothing else is in them.
+[ "$dry" = 1 ] || rmdir {_paths(rp.EMPTY_FOLDERS)} 2>/dev/null
 
 if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
 exit $failed

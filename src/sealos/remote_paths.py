@@ -74,6 +74,7 @@ KUBECTL_CACHE = f"{HOME}/.kube/cache"
 BY_PATH = "made at this path by sealos, kubeadm or the package's init.sh"
 SAME_AS_PACKAGE = "byte-identical to the file of the package's kube/bin"
 BY_CHECKSUM = "its SHA-256 is the package's, as init recorded it"
+WHEN_EMPTY = "a folder of such paths, removed only when nothing else is in it"
 BY_MARKER = "the line carries sealos's marker"
 
 
@@ -140,6 +141,13 @@ PACKAGE_SYSTEM_FILES = Removal(
 )
 MARKERS = Removal((STATE_DIR,), BY_PATH, "sealos (what finished on this host)")
 
+# Folders the paths above were in: removed last, and only when nothing else is in them.
+EMPTY_FOLDERS = Removal(
+    (CNI_BIN, "/opt/cni", "/etc/cni", f"{HOME}/.kube", "/etc/containerd"),
+    WHEN_EMPTY,
+    "init.sh, kubeadm, the CNI (the folders of the files above)",
+)
+
 CLEAN_FOOTPRINT = (
     LVSCARE_KEEPER,
     LVSCARE_BUNDLE,
@@ -156,6 +164,7 @@ CLEAN_FOOTPRINT = (
     CONTAINERD_CONFIG_FILE,
     FSTAB_SWAP_LINES,
     MARKERS,
+    EMPTY_FOLDERS,
 )
 
 

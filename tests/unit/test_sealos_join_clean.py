@@ -382,8 +382,14 @@ def test_the_clean_script_removes_exactly_the_footprint_data(tmp_path):
 
     script = clean_script.script([VIP], ["kube.tar.gz"])
     for removal in rp.CLEAN_FOOTPRINT:
-        assert removal.rule in (rp.BY_PATH, rp.SAME_AS_PACKAGE, rp.BY_CHECKSUM, rp.BY_MARKER)
-        if removal.rule == rp.BY_PATH:
+        assert removal.rule in (
+            rp.BY_PATH,
+            rp.SAME_AS_PACKAGE,
+            rp.BY_CHECKSUM,
+            rp.BY_MARKER,
+            rp.WHEN_EMPTY,
+        )
+        if removal.rule in (rp.BY_PATH, rp.WHEN_EMPTY):
             for path in removal.paths:
                 assert shlex.quote(path) in script, (path, removal.made_by)
     # a path that is not in the footprint is never wiped by path

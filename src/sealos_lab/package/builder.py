@@ -146,6 +146,17 @@ def _check_module_list() -> None:
             raise BuildError(f"{marker}: a package marker holds its docstring only")
 
 
+def kubeadm_images(version: str) -> list[str]:
+    """What kubeadm lists for `version` (the product's table, a documented seam); none before
+    1.24, the versions whose lab packages carry no container runtime."""
+    from sealos.kubeversion import KubeVersion
+    from sealos.package_versions import MIN_MINOR
+    from sealos.package_versions import kubeadm_images as images
+
+    v = KubeVersion.parse(version)
+    return images(v) if v.minor >= MIN_MINOR else []
+
+
 def _embedded_module(program: str, version: str) -> str:
     schemas = {}
     for path in sorted(SCHEMA_DIR.glob("*.json")):
@@ -164,6 +175,7 @@ def _embedded_module(program: str, version: str) -> str:
         f"PROGRAM = {program!r}\n"
         f"PACKAGE_VERSION = {version!r}\n"
         "BUILT_AS_SCRIPT = True\n"
+        f"IMAGES: list[str] = {kubeadm_images(version)!r}\n"
         f"_SCHEMAS_JSON = {literal}\n"
         "_SCHEMAS_CACHE: dict[str, Any] = {}\n\n\n"
         "def load_schemas() -> dict[str, Any]:\n"

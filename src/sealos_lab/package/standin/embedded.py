@@ -15,6 +15,9 @@ PROGRAM = os.environ.get("SEALOS_STANDIN_PROGRAM", "kubeadm")
 PACKAGE_VERSION = os.environ.get("SEALOS_STANDIN_VERSION", "v1.20.15")
 # False here; the built script says True (its siblings in kube/bin are the other stand-ins).
 BUILT_AS_SCRIPT = False
+# `kubeadm config images list` of this version (default repository); empty before 1.24, where the
+# lab's packages carry no container runtime. The builder fixes it from sealos.package_versions.
+IMAGES: list[str] = json.loads(os.environ.get("SEALOS_STANDIN_IMAGES", "[]"))
 
 _SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -60,7 +60,7 @@ def run_init(plan: InitPlan) -> int:
             "created."
         )
         return 0
-    announce_image_pull()
+    announce_image_pull(cluster, plan.ignore_preflight)
     out(f'[certs] Using certificateDir folder "{cluster.cert_dir}"')
     generate_leaf_certs(cluster, plan.node_name, advertise, shared_exist=False)
     write_control_plane_kubeconfigs(cluster, plan.node_name, advertise, plan.bind_port, True)

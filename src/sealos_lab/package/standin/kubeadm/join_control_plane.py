@@ -25,7 +25,7 @@ def join_control_plane_prepare(
 ) -> None:
     """control-plane-prepare: preflight, shared certificates, leaf certs, kubeconfigs, manifests."""
     control_plane_join_preflight(plan, cluster)
-    announce_image_pull()
+    announce_image_pull(cluster, plan.ignore_preflight)
     if plan.certificate_key:
         download_cert_bundle(boot, cluster, plan.certificate_key)
     else:

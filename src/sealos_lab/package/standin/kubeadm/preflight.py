@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+from ..embedded import IMAGES
 from ..hostenv import host_path, port_in_use, standin_root, systemd_usable, without_systemd
 from .common import ETCD_DIR, K8S_DIR, MANIFESTS, KubeadmFailure, out
 from .plans import DEFAULT_CERT_DIR, ClusterConfigFields, InitPlan, JoinPlan
@@ -127,8 +130,48 @@ def control_plane_join_preflight(plan: JoinPlan, cluster: ClusterConfigFields) -
     run_preflight(checks, plan.ignore_preflight)
 
 
-def announce_image_pull() -> None:
-    """kubeadm's image pull lines (the stand-ins run no containers, so nothing is pulled)."""
+def images_for(cluster: ClusterConfigFields) -> list[str]:
+    """kubeadm's images for this cluster: its list, under the cluster's imageRepository if set
+    (where coredns loses its `coredns/` sub-path, as in kubeadm's images.go)."""
+    repository = cluster.image_repository
+    if not repository:
+        return list(IMAGES)
+    out_list = []
+    for image in IMAGES:
+        _registry, path = image.split("/", 1)
+        out_list.append(f"{repository}/{path.removeprefix('coredns/')}")
+    return out_list
+
+
+def image_checks(cluster: ClusterConfigFields) -> list[tuple[str, str, bool]]:
+    """Real kubeadm asks the container runtime for every image and pulls what is missing; the lab
+    is offline, so a missing image fails as a pull fails. Asked of containerd where it runs (the
+    packages `sealos package build` makes); hosts without a runtime (older lab packages) skip."""
+    images = images_for(cluster)
+    if not images or standin_root() or shutil.which("ctr") is None:
+        return []
+    listed = subprocess.run(
+        ["ctr", "-n", "k8s.io", "images", "ls", "-q"], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        return [("CRI", f"container runtime is not running: {listed.stderr.strip()}", True)]
+    present = set(listed.stdout.split())
+    return [
+        (
+            "ImagePull",
+            f"failed to pull image {image}: output: the image is not in containerd (namespace "
+            "k8s.io) and the sealos-lab stand-in pulls nothing: the lab is offline; load it "
+            "from the package (ctr -n k8s.io images import), error: exit status 1",
+            True,
+        )
+        for image in images
+        if image not in present
+    ]
+
+
+def announce_image_pull(cluster: ClusterConfigFields, ignored: list[str]) -> None:
+    """kubeadm's image pull lines, and its check that every image is there (nothing is pulled:
+    the stand-ins run no containers and the lab is offline)."""
     out("[preflight] Pulling images required for setting up a Kubernetes cluster")
     out(
         "[preflight] This might take a minute or two, depending on the speed of your internet "
@@ -138,3 +181,4 @@ def announce_image_pull() -> None:
         "[preflight] You can also perform this action in beforehand using 'kubeadm config images "
         "pull'"
     )
+    run_preflight(image_checks(cluster), ignored)
