@@ -6,6 +6,14 @@ It works on a fully installed host, on one where `init` stopped anywhere, and on
 WHAT`); trouble as `problem: WHAT` (the script exits non-zero), or, where --force lets it go
 on, as `warning: WHAT`.
 
+Only what is ours goes. On a host without a marker of sealos (`rp.SEALOS_MARKERS`: sealos never
+started there) nothing but lines carrying sealos's marker is touched, and no `kubeadm reset` runs,
+unless `not_ours` (`clean --not-a-member`) says the user means it; what is kept is listed as a
+warning. On any host each removal follows its rule in `rp.CLEAN_FOOTPRINT` (kube binaries
+byte-identical to the package's or recorded at install, root's kubectl config only when it is
+the cluster's admin.conf, the CNI's files by name, init.sh's system files by their recorded
+SHA-256); a file that fails its rule is kept and named in a warning.
+
 Order matters: lvscare's keeper stops first (so it cannot put rules back), `kubeadm reset -f`
 runs while the apiserver name still resolves, then lvscare removes its own rules, routes and
 interfaces (a sweep catches what is left when its binary is gone), then units, the hosts line,
@@ -33,23 +41,38 @@ def _paths(removal: rp.Removal) -> str:
     return " ".join(q(p) for p in removal.paths)
 
 
+def _wipe_ours(removal: rp.Removal) -> str:
+    """Paths that are ours by path: removed on a host that is ours, else kept (and listed)."""
+    return f"if owned; then wipe {_paths(removal)}; else keep {_paths(removal)}; fi"
+
+
 def script(
-    vips: Iterable[str], package_names: Iterable[str], dry_run: bool = False, force: bool = False
+    vips: Iterable[str],
+    package_names: Iterable[str],
+    dry_run: bool = False,
+    force: bool = False,
+    not_ours: bool = False,
 ) -> str:
     """The clean script for a host; `vips` and `package_names` come from the state (the script
     also finds VIPs in lvscare's unit or manifest, and the package by the checksum init left).
-    With `force`, a failing `kubeadm reset` is a warning and the files go anyway."""
+    With `force`, a failing `kubeadm reset` is a warning and the files go anyway. With
+    `not_ours`, a host without sealos's markers is cleaned as if it had them."""
     endpoints = " ".join(q(endpoint(v)) for v in dict.fromkeys(vips))
     packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
     lvscare = q(rp.LVSCARE_BIN)
     unit, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_MANIFEST)
     remove_hosts_line = etc_hosts.remove_entry_command()
+    markers = " ".join(q(p) for p in rp.SEALOS_MARKERS)
+    config, admin = q(rp.KUBECTL_CONFIG), q(rp.ADMIN_CONF)
     return f"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 dry={1 if dry_run else 0}
 force={1 if force else 0}
+takeover={1 if not_ours else 0}
 failed=0
 reload=0
+kept=""
+foreign=""
 note() {{ if [ "$dry" = 1 ]; then echo "{WOULD}$*"; else echo "{REMOVED}$*"; fi; }}
 problem() {{ echo "{PROBLEM}$*"; failed=1; }}
 have() {{ command -v "$1" >/dev/null 2>&1; }}
@@ -63,10 +86,29 @@ wipe() {{
     done
 }}
 tail3() {{ printf '%s' "$1" | tail -n 3 | tr '\\n' ' '; }}
+# Ours: sealos recorded here that it started (a marker), or the user said so (--not-a-member).
+ours=$takeover
+for m in {markers}; do if [ -f "$m" ]; then ours=1; fi; done
+owned() {{ [ "$ours" = 1 ]; }}
+keep() {{ for p in "$@"; do if exists "$p"; then kept="$kept $p"; fi; done; }}
+# not_ours PATH WHY: a file at one of our paths that fails its rule: kept, and said
+not_ours() {{ if exists "$1"; then foreign="$foreign $1 ($2);"; fi; }}
+# recorded PATH RECORD: PATH has the SHA-256 sealos recorded for it in RECORD (sha256sum's form)
+recorded() {{
+    [ -f "$1" ] && [ -f "$2" ] && grep -qxF -- "$(sha256sum -- "$1" 2>/dev/null)" "$2"
+}}
+# root's kubectl config is ours when it is the cluster's admin.conf (compared now: kubeadm reset
+# removes that) or the file sealos wrote (recorded).
+kubeconfig_ours=0
+if owned && [ -f {config} ]; then
+    if cmp -s {admin} {config} || recorded {config} {q(rp.MARK_KUBECONFIG)}; then
+        kubeconfig_ours=1
+    fi
+fi
 
 # An interrupted run's kubeadm may still run under the host-wide lock. Give it a moment to end;
 # then stop it: what it would finish is removed right after anyway.
-if [ "$dry" = 0 ] && [ -d {q(rp.STATE_DIR)} ] && have flock; then
+if [ "$dry" = 0 ] && owned && [ -d {q(rp.STATE_DIR)} ] && have flock; then
     exec 9>>{q(rp.KUBEADM_LOCK)}
     if ! flock -w {LOCK_GRACE} 9; then
         for fd in /proc/[0-9]*/fd/*; do
@@ -89,7 +131,7 @@ fi
 # the lock): stop them with their whole command (its process group, one per SSH command), or
 # they would put files back after this script removed them.
 pgrp() {{ sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f3; }}
-if [ "$dry" = 0 ]; then
+if [ "$dry" = 0 ] && owned; then
     mine=$(pgrp $$)
     for d in /proc/[0-9]*; do
         pid=${{d#/proc/}}
@@ -120,7 +162,9 @@ fi
 endpoints=$(printf '%s\\n' $endpoints | sort -u)
 
 # 1. lvscare's keeper: the unit (stopped first, so nothing puts rules back) or the static pod.
-if exists {unit} || {{ have systemctl && systemctl is-active --quiet {UNIT_NAME}; }}; then
+if ! owned; then
+    endpoints=""
+elif exists {unit} || {{ have systemctl && systemctl is-active --quiet {UNIT_NAME}; }}; then
     note "{UNIT_NAME} (stopped)"
     if [ "$dry" = 0 ]; then
         systemctl disable --now {UNIT_NAME} >/dev/null 2>&1 ||
@@ -128,10 +172,12 @@ if exists {unit} || {{ have systemctl && systemctl is-active --quiet {UNIT_NAME}
     fi
     reload=1
 fi
-wipe {_paths(rp.LVSCARE_KEEPER)}
+{_wipe_ours(rp.LVSCARE_KEEPER)}
 
-# 2. kubeadm undoes what it made (while the apiserver name still resolves).
-if have kubeadm &&
+# 2. kubeadm undoes what it made (while the apiserver name still resolves), where it is ours.
+if ! owned && {{ exists {q(rp.KUBE_DIR)} || exists /var/lib/etcd; }}; then
+    kept="$kept the Kubernetes install (no kubeadm reset)"
+elif have kubeadm &&
     {{ exists {q(rp.KUBE_DIR)} || exists /var/lib/kubelet || exists /var/lib/etcd; }}; then
     note "the Kubernetes member on this host (kubeadm reset -f)"
     if [ "$dry" = 0 ] && ! out=$(kubeadm reset -f 2>&1); then
@@ -146,14 +192,14 @@ if have kubeadm &&
 fi
 
 # 3. lvscare removes its virtual server, routes and interfaces; a sweep catches the rest.
-if [ "$dry" = 0 ] && [ -x {lvscare} ] && have python3; then
+if [ "$dry" = 0 ] && owned && [ -x {lvscare} ] && have python3; then
     for vs in $endpoints; do
         out=$({lvscare} care --vs "$vs" --clean 2>&1) ||
             problem "lvscare --clean for $vs failed: $(tail3 "$out")"
         printf '%s\\n' "$out" | sed -n 's/.* INFO removed /{REMOVED}/p'
     done
 fi
-if have nft; then
+if have nft && owned; then
     nft list tables 2>/dev/null | while read -r _ family name; do
         case "$name" in
         lvscare*)
@@ -183,30 +229,30 @@ for vs in $endpoints; do
         [ "$dry" = 1 ] || ipvsadm -D -t "$vs" || problem "cannot delete IPVS virtual server $vs"
     fi
 done
-if ip link show lvscare0 >/dev/null 2>&1; then
+if owned && ip link show lvscare0 >/dev/null 2>&1; then
     note "interface lvscare0"
     [ "$dry" = 1 ] || ip link del lvscare0 || problem "cannot delete interface lvscare0"
 fi
-wipe {_paths(rp.LVSCARE_BUNDLE)}
+{_wipe_ours(rp.LVSCARE_BUNDLE)}
 
 # 4. The kubelet unit and its drop-ins (the package's init.sh installed them).
-if exists {q(rp.KUBELET_UNIT)} || exists {q(rp.KUBELET_DROPINS)}; then
+if owned && {{ exists {q(rp.KUBELET_UNIT)} || exists {q(rp.KUBELET_DROPINS)}; }}; then
     if [ "$dry" = 0 ] && have systemctl; then
         systemctl disable --now kubelet.service >/dev/null 2>&1 || true
     fi
     reload=1
 fi
-wipe {_paths(rp.KUBELET_SERVICE)}
+{_wipe_ours(rp.KUBELET_SERVICE)}
 
 # containerd, when the package's init.sh installed it (stopped only now: kubeadm reset needed it to
 # remove the pods).
-if exists {q(rp.CONTAINERD_UNIT)} || exists {q(rp.CONTAINERD_WANTS)}; then
+if owned && {{ exists {q(rp.CONTAINERD_UNIT)} || exists {q(rp.CONTAINERD_WANTS)}; }}; then
     if [ "$dry" = 0 ] && have systemctl; then
         systemctl disable --now containerd.service >/dev/null 2>&1 || true
     fi
     reload=1
 fi
-wipe {_paths(rp.CONTAINERD_SERVICE)}
+{_wipe_ours(rp.CONTAINERD_SERVICE)}
 
 # 5. Our /etc/hosts line (by its marker; other lines stay).
 if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
@@ -218,23 +264,38 @@ fi
 
 # 6. Binaries from the package: the three Kubernetes ones, and any other file of kube/bin (or
 # kube/cni/bin) that the folders init.sh installs to hold unchanged.
+if owned; then
 {_same_as_package()}
-wipe {_paths(rp.KUBE_BINARIES)}
+{_kube_binaries()}
+wipe {_paths(rp.KUBE_BINARY_PARTS)}
+else
+    keep {_paths(rp.KUBE_BINARIES)}
+fi
 
 # 7. The package file (by name, and any file in /root with the checksum init recorded).
 sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
-for f in {packages}; do wipe "$f" "$f{rp.PART}"; done
+for f in {packages}; do
+    if owned; then wipe "$f" "$f{rp.PART}"; else keep "$f"; fi
+done
 if [ -n "$sha" ]; then
     for f in {q(rp.HOME)}/*.tar.gz; do
         if [ -f "$f" ] && [ "$(sha256sum "$f" | cut -d' ' -f1)" = "$sha" ]; then wipe "$f"; fi
     done
 fi
 
-# 8. Cluster files, kubectl's config, what init.sh wrote, our markers.
-wipe {_paths(rp.CLUSTER_DATA)}
-wipe {_paths(rp.KUBECTL_FILES)}
-wipe {_paths(rp.PACKAGE_SYSTEM_FILES)}
-wipe {_paths(rp.CONTAINERD_FILES)}
+# 8. Cluster files, kubectl's config, the CNI's files, what init.sh wrote, our markers.
+{_wipe_ours(rp.CLUSTER_DATA)}
+if [ "$kubeconfig_ours" = 1 ]; then
+    wipe {_paths(rp.KUBECTL_FILES)}
+    wipe {_paths(rp.KUBECTL_CACHE_FILES)}
+elif owned; then
+    not_ours {config} "not the cluster's admin.conf"
+else
+    keep {config}
+fi
+{_wipe_ours(rp.CNI_FILES)}
+{_system_files()}
+{_wipe_ours(rp.CONTAINERD_FILES)}
 if grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
     wipe {q(rp.CONTAINERD_CONFIG)}
 fi
@@ -244,14 +305,62 @@ if grep -q -- {q("^" + rp.SWAP_MARKER)} {q(rp.FSTAB)} 2>/dev/null; then
         sed -i {q("s/^" + rp.SWAP_MARKER + "//")} {q(rp.FSTAB)} || problem "cannot edit {rp.FSTAB}"
     fi
 fi
-wipe {_paths(rp.MARKERS)}
+{_wipe_ours(rp.MARKERS)}
 
 # 9. The folders those were in, when nothing else is in them.
-[ "$dry" = 1 ] || rmdir {_paths(rp.EMPTY_FOLDERS)} 2>/dev/null
+if [ "$dry" = 0 ] && owned; then rmdir {_paths(rp.EMPTY_FOLDERS)} 2>/dev/null; fi
+
+if [ -n "$foreign" ]; then
+    echo "{WARNING}kept what is not sealos's:$foreign"
+fi
+if [ -n "$kept" ]; then
+    echo "{WARNING}no marker of sealos on this host (it did not install here), so kept:$kept;" \\
+        "add --not-a-member to remove them too"
+fi
 
 if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
 exit $failed
 """
+
+
+def _kube_binaries() -> str:
+    """Shell lines removing /usr/bin/{kubeadm,kubelet,kubectl} when they are the package's:
+    byte-identical to kube/bin's file, or (kube/ gone) of the SHA-256 recorded after init.sh."""
+    lines = []
+    for path, name in zip(rp.KUBE_BINARIES.paths, rp.PACKAGE_BINARIES):
+        package = q(f"{rp.PACKAGE_DIR}/bin/{name}")
+        installed = q(path)
+        lines.append(f"""if [ -f {package} ]; then
+    if cmp -s {package} {installed}; then
+        wipe {installed}
+    else
+        not_ours {installed} "not the package's"
+    fi
+elif recorded {installed} {q(rp.MARK_INSTALLED)}; then
+    wipe {installed}
+else
+    not_ours {installed} "no package file or record to compare with"
+fi""")
+    return "\n".join(lines)
+
+
+def _system_files() -> str:
+    """Shell lines removing the files init.sh writes besides binaries: with sealos's marker line,
+    or of the SHA-256 recorded after init.sh (none recorded: init.sh did not finish, by path)."""
+    record = q(rp.MARK_INSTALLED)
+    lines = []
+    for path in rp.PACKAGE_SYSTEM_FILES.paths:
+        p = q(path)
+        lines.append(f"""if grep -qxF -- {q(rp.CONFIG_MARKER)} {p} 2>/dev/null; then
+    wipe {p}
+elif ! owned; then
+    keep {p}
+elif [ ! -f {record} ] || recorded {p} {record}; then
+    wipe {p}
+else
+    not_ours {p} "changed since init.sh wrote it"
+fi""")
+    return "\n".join(lines)
 
 
 def _same_as_package() -> str:

@@ -146,6 +146,12 @@ def cli() -> None:
     help="Hosts at once.",
 )
 @click.option(
+    "--force-takeover",
+    is_flag=True,
+    help="Install over a Kubernetes install sealos did not start on a host: reset it (its etcd "
+    "too) and overwrite its binaries.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Connect and gather facts, print what would be done, change nothing.",
@@ -179,7 +185,7 @@ def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
 
     spec.connect_timeout = kw["connect_timeout"]
     ui = make_ui()
-    result = init_action.run(spec, ui, dry_run=kw["dry_run"])
+    result = init_action.run(spec, ui, dry_run=kw["dry_run"], takeover=kw["force_takeover"])
     return 0 if result.ok else EXIT_FAILED
 
 
@@ -191,6 +197,12 @@ def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
 @click.option("--pkg-url", default=None, help="URL the new hosts download the package from.")
 @click.option("--pkg-sha256", default=None, help="SHA-256 of --pkg-url's file.")
 @click.option("--concurrency", default=None, type=int, help="Hosts at once (default: init's).")
+@click.option(
+    "--force-takeover",
+    is_flag=True,
+    help="Install over a Kubernetes install sealos did not start on a host: reset it (its etcd "
+    "too) and overwrite its binaries.",
+)
 @click.option("--dry-run", is_flag=True, help="Connect, validate, print what would be done.")
 @click.pass_context
 def join_command(ctx: click.Context, **kw: Any) -> None:
@@ -215,6 +227,7 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
         dry_run=kw["dry_run"],
         store=store,
         connect_timeout=kw["connect_timeout"],
+        takeover=kw["force_takeover"],
     )
     return 0 if result.ok else EXIT_FAILED
 
@@ -293,7 +306,15 @@ def _on_recorded(ctx: click.Context, kw: dict[str, Any], make: Callable[[Any], A
 @click.option(
     "--force",
     is_flag=True,
-    help="No question; unreachable hosts leave the state; a failing kubeadm reset is no stop.",
+    help="Unreachable hosts leave the state; a failing kubeadm reset is no stop (it still asks; "
+    "-y does not).",
+)
+@click.option(
+    "--not-a-member",
+    "not_a_member",
+    is_flag=True,
+    help="Also clean named hosts that are not members of the recorded cluster, and what sealos "
+    "did not install (no marker of sealos there): kubeadm reset and kubeadm's files.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List per host what would be removed.")
@@ -319,8 +340,12 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     port = int(values.get("port") or 22)
     masters = parse_hosts(kw["master"], port, "--master")
     nodes = parse_hosts(kw["node"], port, "--node")
-    cleaning = clean_action.plan(state, masters, nodes, kw["everything"], str(store.path))
-    asks = not (kw["force"] or kw["yes"] or kw["dry_run"])
+    cleaning = clean_action.plan(
+        state, masters, nodes, kw["everything"], str(store.path), not_a_member=kw["not_a_member"]
+    )
+    if cleaning.unrecorded_note:
+        click.echo(cleaning.unrecorded_note, err=True)
+    asks = not (kw["yes"] or kw["dry_run"])
     if asks and not _confirm(clean_action.describe_plan(cleaning) + " Continue?"):
         click.echo("aborted; nothing was changed.", err=True)
         return EXIT_FAILED
@@ -334,6 +359,7 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
         credentials,
         make_ui(),
         force=kw["force"],
+        not_a_member=kw["not_a_member"],
         dry_run=kw["dry_run"],
         store=store,
         connect_timeout=kw["connect_timeout"],

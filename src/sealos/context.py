@@ -89,6 +89,8 @@ class Context:
         self.dry_run = dry_run
         # Hosts this run adds to a running cluster (join): tokens come from an existing master.
         self.new: set[str] = new or set()
+        # --force-takeover: install over a Kubernetes install sealos did not start (it is reset).
+        self.takeover = False
         self.nodes: list[ClusterHost] = []
         self.package: Optional[PackageInfo] = None
         self.package_sha256: Optional[str] = spec.pkg_sha256

@@ -31,6 +31,11 @@ class HostFacts:
     tools: set[str] = field(default_factory=set)
     package_sha256: Optional[str] = None  # of the package file on the host, if present
     package_ready: Optional[str] = None  # SHA-256 of the package that was unpacked and init.sh'ed
+    started: bool = False  # our marker rp.MARK_STARTED: init/join started changing this host
+    # Any of our markers (rp.SEALOS_MARKERS): sealos recorded that it started on this host, so
+    # what kubeadm left here is an interrupted run of sealos. This is "recorded as started".
+    sealos_started: bool = False
+    kubelet_running: bool = False  # kubelet.service active, or a process named kubelet
     init_done: bool = False  # our marker: kubeadm init finished here
     join_done: bool = False  # our marker: kubeadm join finished here
     kubeadm_leftovers: list[str] = field(default_factory=list)
@@ -40,6 +45,13 @@ class HostFacts:
     lvscare_active: bool = False
     lvscare_manifest_sha256: Optional[str] = None
     kubeadm_config_sha256: Optional[str] = None
+
+    def foreign_kubernetes(self) -> list[str]:
+        """What shows a Kubernetes install sealos did not record as started here (kubeadm's
+        files, a running kubelet, and none of our markers); empty when there is none."""
+        if self.sealos_started:
+            return []
+        return self.kubeadm_leftovers + (["a running kubelet"] if self.kubelet_running else [])
 
     @property
     def python3_text(self) -> str:
@@ -72,6 +84,11 @@ def gather_script(package_name: str, apiserver: str, package_size: Optional[int]
         size_check + _sha_fact("package_sha256", pkg),
         f"[ -f {q(rp.MARK_PACKAGE)} ] && [ -f {q(rp.INIT_SCRIPT)} ] && "
         f'echo "package_ready=$(cat {q(rp.MARK_PACKAGE)})"',
+        f"[ -f {q(rp.MARK_STARTED)} ] && echo started=1",
+        f"for f in {' '.join(q(p) for p in rp.SEALOS_MARKERS)}; "
+        'do [ -f "$f" ] && { echo sealos_started=1; break; }; done',
+        "{ systemctl is-active --quiet kubelet.service 2>/dev/null || "
+        "grep -qsx kubelet /proc/[0-9]*/comm; } && echo kubelet_running=1",
         f"[ -f {q(rp.MARK_INIT)} ] && echo init_done=1",
         f"[ -f {q(rp.MARK_JOIN)} ] && echo join_done=1",
         f"for f in {' '.join(q(p) for p in rp.KUBEADM_LEFTOVERS)}; "
@@ -129,6 +146,12 @@ def parse(output: str) -> HostFacts:
             f.package_sha256 = value or None
         elif key == "package_ready":
             f.package_ready = value or None
+        elif key == "started":
+            f.started = True
+        elif key == "sealos_started":
+            f.sealos_started = True
+        elif key == "kubelet_running":
+            f.kubelet_running = True
         elif key == "init_done":
             f.init_done = True
         elif key == "join_done":

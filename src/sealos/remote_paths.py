@@ -16,12 +16,23 @@ CNI_MANIFEST_RENDERED = "/root/kube/conf/net/calico.sealos.yaml"
 KUBEADM_CONFIG = "/root/kubeadm-config.yaml"  # rendered (or --kubeadm-config) for `kubeadm init`
 
 STATE_DIR = "/var/lib/sealos"  # our markers: what finished on this host
+# Written by init and join on a host before their first change there: sealos started on this host,
+# so what kubeadm left there is an interrupted run of sealos (it may be reset) and the footprint's
+# by-path removals apply. Without it (or the older markers below) a Kubernetes install is not ours.
+MARK_STARTED = "/var/lib/sealos/started"
 MARK_PACKAGE = (
     "/var/lib/sealos/package.sha256"  # package unpacked and init.sh done (holds its SHA-256)
 )
 MARK_INIT = "/var/lib/sealos/init.done"  # `kubeadm init` finished on the first master
 MARK_JOIN = "/var/lib/sealos/join.done"  # `kubeadm join` finished on this master or node
 KUBEADM_LOCK = "/var/lib/sealos/kubeadm.lock"  # one kubeadm init/join/reset at a time per host
+# Any of these on a host: sealos started there (MARK_STARTED; the others by sealos-py before it).
+SEALOS_MARKERS = (MARK_STARTED, MARK_PACKAGE, MARK_INIT, MARK_JOIN)
+# sha256sum lines of the files the package's init.sh installed (written after it ran): clean
+# removes such a file, once kube/ is gone, only while it still has that SHA-256.
+MARK_INSTALLED = "/var/lib/sealos/installed.sha256"
+# sha256sum line of root's kubectl config as sealos wrote it (a copy of admin.conf).
+MARK_KUBECONFIG = "/var/lib/sealos/kubeconfig.sha256"
 
 LVSCARE_BIN = "/usr/local/bin/lvscare"
 LVSCARE_UNIT = "/etc/systemd/system/lvscare.service"
@@ -68,14 +79,42 @@ SWAP_MARKER = "#sealos-swap-off# "
 # package folder (under kube/) -> the host folders whose files clean compares with it
 SAME_AS_PACKAGE_DIRS = {"bin": (BIN_DIR, LOCAL_BIN, LOCAL_SBIN), "cni/bin": (CNI_BIN,)}
 KUBECTL_CONFIG = f"{HOME}/.kube/config"
+CNI_CONF_DIR = "/etc/cni/net.d"
+# What the CNI sealos applies (the package's calico.yaml: calico's install-cni) writes there.
+CNI_CONF_FILES = tuple(
+    f"{CNI_CONF_DIR}/{n}" for n in ("10-calico.conflist", "calico-kubeconfig", "calico-tls")
+)
+# What the package's init.sh writes besides binaries and units (sealos packages write these; the
+# lab's package writes ipvs.conf).
+SYSTEM_FILES = (
+    "/etc/sysctl.d/k8s.conf",
+    "/etc/modules-load.d/k8s.conf",
+    "/etc/modules-load.d/ipvs.conf",
+)
 KUBECTL_CACHE = f"{HOME}/.kube/cache"
 
 # --- what clean removes, and why each is ours ------------------------------------------------
+# Every rule but BY_MARKER holds only on a host sealos started on (one of SEALOS_MARKERS there),
+# or when the user says so (`clean --not-a-member`): elsewhere the paths are someone else's.
 BY_PATH = "made at this path by sealos, kubeadm or the package's init.sh"
 SAME_AS_PACKAGE = "byte-identical to the file of the package's kube/bin"
+SAME_AS_PACKAGE_OR_RECORDED = (
+    "byte-identical to the file of the package's kube/bin, or (kube/ gone) of the SHA-256 "
+    "recorded in MARK_INSTALLED after init.sh"
+)
 BY_CHECKSUM = "its SHA-256 is the package's, as init recorded it"
 WHEN_EMPTY = "a folder of such paths, removed only when nothing else is in it"
 BY_MARKER = "the line carries sealos's marker"
+SAME_AS_ADMIN_CONF = (
+    "byte-identical to /etc/kubernetes/admin.conf (compared before kubeadm reset), or of the "
+    "SHA-256 recorded in MARK_KUBECONFIG when sealos wrote it"
+)
+WITH_OUR_KUBECONFIG = "kubectl's cache, removed only together with a config that is ours"
+AS_INIT_SH_WROTE = (
+    "carries sealos's marker line, or has the SHA-256 recorded in MARK_INSTALLED after init.sh "
+    "wrote it (an init.sh that did not finish recorded nothing: then by path)"
+)
+BY_CNI_NAME = "a file the CNI sealos applies (calico's install-cni) writes, by its name"
 
 
 @dataclass(frozen=True)
@@ -114,7 +153,14 @@ FSTAB_SWAP_LINES = Removal(
     (FSTAB,), BY_MARKER, "the package's init.sh (swap lines it commented out are restored)"
 )
 KUBE_BINARIES = Removal(
-    tuple(f"{BIN_DIR}/{b}" for b in PACKAGE_BINARIES), BY_PATH, "the package's init.sh"
+    tuple(f"{BIN_DIR}/{b}" for b in PACKAGE_BINARIES),
+    SAME_AS_PACKAGE_OR_RECORDED,
+    "the package's init.sh",
+)
+KUBE_BINARY_PARTS = Removal(
+    tuple(f"{BIN_DIR}/{b}{PART}" for b in PACKAGE_BINARIES),
+    BY_PATH,
+    "the package's init.sh (a binary it was writing)",
 )
 PACKAGE_FILE = Removal((f"{HOME}/*.tar.gz",), BY_CHECKSUM, "sealos (the uploaded package)")
 # Cluster data: kubeadm's and the kubelet's folders, the CNI's config, sealos's files.
@@ -124,7 +170,6 @@ CLUSTER_DATA = Removal(
         "/var/lib/kubelet",
         "/var/lib/etcd",
         "/var/lib/cni",
-        "/etc/cni/net.d",
         "/var/run/kubernetes",
         KUBEADM_CONFIG,
         PACKAGE_DIR,
@@ -132,18 +177,16 @@ CLUSTER_DATA = Removal(
     BY_PATH,
     "kubeadm, the kubelet, the CNI and sealos",
 )
-KUBECTL_FILES = Removal((KUBECTL_CONFIG, KUBECTL_CACHE), BY_PATH, "sealos (root's kubectl config)")
+KUBECTL_FILES = Removal((KUBECTL_CONFIG,), SAME_AS_ADMIN_CONF, "sealos (root's kubectl config)")
+KUBECTL_CACHE_FILES = Removal((KUBECTL_CACHE,), WITH_OUR_KUBECONFIG, "kubectl, with our config")
+CNI_FILES = Removal(CNI_CONF_FILES, BY_CNI_NAME, "the CNI (calico's install-cni)")
 # What the package's init.sh writes besides the binaries (sealos packages all write these).
-PACKAGE_SYSTEM_FILES = Removal(
-    ("/etc/sysctl.d/k8s.conf", "/etc/modules-load.d/k8s.conf", "/etc/modules-load.d/ipvs.conf"),
-    BY_PATH,
-    "the package's init.sh",
-)
+PACKAGE_SYSTEM_FILES = Removal(SYSTEM_FILES, AS_INIT_SH_WROTE, "the package's init.sh")
 MARKERS = Removal((STATE_DIR,), BY_PATH, "sealos (what finished on this host)")
 
 # Folders the paths above were in: removed last, and only when nothing else is in them.
 EMPTY_FOLDERS = Removal(
-    (CNI_BIN, "/opt/cni", "/etc/cni", f"{HOME}/.kube", "/etc/containerd"),
+    (CNI_BIN, "/opt/cni", CNI_CONF_DIR, "/etc/cni", f"{HOME}/.kube", "/etc/containerd"),
     WHEN_EMPTY,
     "init.sh, kubeadm, the CNI (the folders of the files above)",
 )
@@ -156,9 +199,12 @@ CLEAN_FOOTPRINT = (
     HOSTS_LINE,
     OTHER_PACKAGE_BINARIES,
     KUBE_BINARIES,
+    KUBE_BINARY_PARTS,
     PACKAGE_FILE,
     CLUSTER_DATA,
     KUBECTL_FILES,
+    KUBECTL_CACHE_FILES,
+    CNI_FILES,
     PACKAGE_SYSTEM_FILES,
     CONTAINERD_FILES,
     CONTAINERD_CONFIG_FILE,
@@ -166,6 +212,10 @@ CLEAN_FOOTPRINT = (
     MARKERS,
     EMPTY_FOLDERS,
 )
+
+
+# What init.sh installs that clean may need to recognise once kube/ is gone (MARK_INSTALLED).
+INSTALLED_RECORDED = (*(f"{BIN_DIR}/{b}" for b in PACKAGE_BINARIES), *SYSTEM_FILES)
 
 
 def package_file(name: str) -> str:

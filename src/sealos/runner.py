@@ -67,6 +67,7 @@ class Action:
     store: StateStore
     state: Optional[ClusterState] = None
     new: frozenset[str] = frozenset()  # hosts this run installs into a running cluster (join)
+    takeover = False  # --force-takeover (init, join)
 
     def problems(self, ctx: Context) -> list[str]:
         """Problems found before connecting (the run stops with them, nothing changed)."""
@@ -138,6 +139,7 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
     result = Result(ok=False, dry_run=dry_run, log_path=log.path)
     started = time.monotonic()
     ctx = Context(spec, ui, log, store, action.state, dry_run=dry_run, new=set(action.new))
+    ctx.takeover = action.takeover
     phases = action.phases()
     try:
         problems = action.problems(ctx)

@@ -452,6 +452,29 @@ def masters_down(ctx: Context) -> list[str]:
     ]
 
 
+TAKEOVER_FLAG = "--force-takeover"
+NOT_A_MEMBER_FLAG = "--not-a-member"
+
+
+def foreign_kubernetes(ctx: Context) -> list[str]:
+    """init, join: hosts to install that hold a Kubernetes install sealos did not record as
+    started there (kubeadm's files or a running kubelet, and no marker of ours: see
+    `HostFacts.sealos_started`). Installing would overwrite its binaries and reset it (its etcd
+    too), so it is refused unless the user takes it over (`--force-takeover`)."""
+    if ctx.takeover:
+        return []
+    problems = []
+    for n in _installing(ctx):
+        found = n.facts.foreign_kubernetes() if n.facts is not None else []
+        if found:
+            problems.append(
+                f"{n.name} holds a Kubernetes install sealos did not start there "
+                f"({', '.join(found)}); remove it first with `sealos clean --{n.role} {n.name} "
+                f"{NOT_A_MEMBER_FLAG}`, or add {TAKEOVER_FLAG} to reset it and install over it."
+            )
+    return problems
+
+
 def foreign_installs(ctx: Context) -> list[str]:
     """join: new hosts that hold a Kubernetes install sealos made for another cluster."""
     problems = []

@@ -30,6 +30,7 @@ from sealos import remote_paths as rp
 from sealos.kubeversion import KubeVersion
 from sealos.package_versions import kubeadm_images
 from sealos.packaging import build, images
+from sealos.phases.commands import mark_started, record_installed
 
 pytestmark = pytest.mark.root
 OVERLAID = ("/usr", "/etc", "/opt", "/var", "/root")
@@ -131,7 +132,12 @@ def test_init_sh_for_real_then_clean_leaves_nothing(world):
     t = world
     stubs = "".join(f"install -m 0755 {t}/stubs/{s} /usr/local/sbin/{s}\n" for s in STUBS)
     setup = f"{stubs}cp {t}/fstab /etc/fstab\ntar -C /root -xzf {t}/kube.tar.gz\n"
-    first = in_namespaces(t, setup + "cd /root/kube/shell && sh init.sh")
+    # as sealos runs it: its marker first (clean removes only what is ours: issue 11), the record
+    # of what init.sh installed after it
+    first = in_namespaces(
+        t,
+        f"{setup}{mark_started('test')}\ncd /root/kube/shell && sh init.sh && {record_installed()}",
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     log = calls(t)
     for call in (
@@ -185,8 +191,8 @@ def test_init_sh_for_real_then_clean_leaves_nothing(world):
     assert "systemctl disable --now containerd.service" in calls(t)
     left = upper(t)
     assert (t / "upper/etc/fstab").read_text() == FSTAB  # the swap line is back
-    # clean removes /usr/bin/kubeadm, kubelet and kubectl by path (rp.KUBE_BINARIES, a rule older
-    # than built packages): one the machine had before is gone too (a whiteout in the overlay)
+    # clean removes /usr/bin/kubeadm, kubelet and kubectl when they are the package's; one the
+    # machine had before was replaced by init.sh with the package's, so it is gone too (a whiteout)
     by_path = {p for p in rp.KUBE_BINARIES.paths if os.path.lexists(p)}
     leftovers = {p: k for p, k in left.items() if k != "d" and p not in mine | by_path}
     assert leftovers == {}

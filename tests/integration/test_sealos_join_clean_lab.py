@@ -301,7 +301,8 @@ def test_an_unreachable_host_is_reported_and_force_drops_it(story):
         assert f"error: {n5.ip}: " in proc.stdout, proc.stdout
         assert "it was not cleaned" in proc.stdout and "--force" in proc.stdout, proc.stdout
         assert n5.ip in (story.home / "config.yaml").read_text()
-        out = ok(story.sealos("clean", "--node", n5.ip, "--force", "--connect-timeout", "2"))
+        # --force no longer skips the question (issue 11): -y does
+        out = ok(story.sealos("clean", "--node", n5.ip, "--force", "-y", "--connect-timeout", "2"))
         assert "dropped from the state" in out, out
         assert n5.ip not in (story.home / "config.yaml").read_text()
         assert n5.hostname not in story.nodes(m3.name)
@@ -315,8 +316,9 @@ def test_clean_all_leaves_nothing_and_init_works_again(story):
     and a second init on the same hosts succeeds."""
     story.need("shrink", "unreachable")
     h = story.lab.hosts
-    # n5 left the state by --force while it was down: name it to clean it as well.
-    out = ok(story.sealos("clean", "--all", "-y", "--node", h[4].ip))
+    # n5 left the state by --force while it was down: name it to clean it as well (it is no
+    # member now, so that takes --not-a-member: issue 11).
+    out = ok(story.sealos("clean", "--all", "-y", "--node", h[4].ip, "--not-a-member"))
     assert "Clean the nodes (2 hosts)" in out and "Clean the masters (3 hosts)" in out, out
     assert not (story.home / "config.yaml").exists()
     for x in h:

@@ -87,7 +87,7 @@ def test_clean_of_a_master_keeps_the_rest_and_changes_the_nodes_lvscare():
 
 
 def test_naming_a_master_again_after_it_left_repairs_the_nodes_lvscare():
-    p = clean_action.plan(recorded(), hosts("10.0.0.4"), [], False, "state")
+    p = clean_action.plan(recorded(), hosts("10.0.0.4"), [], False, "state", not_a_member=True)
     assert p.masters_removed and p.targets[0].member is None
     assert [m.address for m in p.remaining_masters] == ["10.0.0.2", "10.0.0.3"]
 
@@ -366,7 +366,9 @@ def test_cli_clean_refusals_and_confirmation(tmp_path):
 
 def test_clean_refuses_a_member_named_by_another_name(tmp_path):
     state = recorded()
-    cleaning = clean_action.plan(state, [], parse_hosts(["node5.example"]), False, "state")
+    cleaning = clean_action.plan(
+        state, [], parse_hosts(["node5.example"]), False, "state", not_a_member=True
+    )
     assert cleaning.targets[0].member is None  # not known by that name before connecting
     ctx = make_join_ctx(tmp_path, [], [])
     ctx.nodes = [node("node5.example", "node", "h5", ip="10.0.0.5")]
@@ -385,15 +387,21 @@ def test_the_clean_script_removes_exactly_the_footprint_data(tmp_path):
         assert removal.rule in (
             rp.BY_PATH,
             rp.SAME_AS_PACKAGE,
+            rp.SAME_AS_PACKAGE_OR_RECORDED,
             rp.BY_CHECKSUM,
             rp.BY_MARKER,
             rp.WHEN_EMPTY,
+            rp.SAME_AS_ADMIN_CONF,
+            rp.WITH_OUR_KUBECONFIG,
+            rp.AS_INIT_SH_WROTE,
+            rp.BY_CNI_NAME,
         )
-        if removal.rule in (rp.BY_PATH, rp.WHEN_EMPTY):
+        if removal.rule not in (rp.SAME_AS_PACKAGE, rp.BY_CHECKSUM):
             for path in removal.paths:
                 assert shlex.quote(path) in script, (path, removal.made_by)
     # a path that is not in the footprint is never wiped by path
-    wiped = re.findall(r"^wipe (.*)$", script, flags=re.M)
+    wiped = re.findall(r"(?:^|\s)wipe ([^;\n]*)", script)
+    assert any("/usr/bin/kubectl" in w for w in wiped), wiped  # the search sees gated wipes
     listed = {shlex.quote(p) for r in rp.CLEAN_FOOTPRINT for p in r.paths}
     for line in wiped:
         for word in line.split():

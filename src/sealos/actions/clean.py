@@ -4,6 +4,12 @@ Named nodes are also deleted from the cluster; named masters leave it (`kubeadm 
 their etcd member) and every remaining node's lvscare stops balancing to them. Without hosts, or
 with `--all`: every member, nodes first, and the state file goes. A host that cannot be reached
 is reported and the others are cleaned; `--force` drops it from the state anyway.
+
+What is not ours stays: a named host that is not a member of the recorded cluster is refused
+unless `--not-a-member` says it is meant (with no state file at all, named hosts are cleaned as
+they are, and the command says so); on each host the clean script removes only what the rules of
+`remote_paths.CLEAN_FOOTPRINT` prove ours, and runs `kubeadm reset -f` only where sealos recorded
+that it started (its markers), or with `--not-a-member`.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class CleanPlan:
     remaining_masters: list[Member] = field(default_factory=list)
     remaining_nodes: list[Member] = field(default_factory=list)
     whole: bool = False
+    unrecorded_note: str = ""  # said when no cluster is recorded (hosts cleaned as named)
 
     @property
     def masters_removed(self) -> bool:
@@ -67,8 +74,10 @@ def plan(
     nodes: list[HostAddress],
     everything: bool,
     state_path: str,
+    not_a_member: bool = False,
 ) -> CleanPlan:
-    """Decide what to clean; SpecError for a request that cannot be right."""
+    """Decide what to clean; SpecError for a request that cannot be right (a named host that is
+    not a member of the recorded cluster, unless `not_a_member`)."""
     named = [(a, "master") for a in masters] + [(a, "node") for a in nodes]
     if state is None or not state.members:
         if not named:
@@ -76,9 +85,16 @@ def plan(
                 f"no cluster is recorded in {state_path}; name the hosts to clean "
                 "with --master IP and --node IP."
             )
-        return CleanPlan(_ordered([Target(a, role) for a, role in named]), whole=True)
+        note = (
+            f"No cluster is recorded in {state_path}: the named host(s) are cleaned of what "
+            "sealos installed there (hosts without sealos's markers keep their Kubernetes unless "
+            f"{validate.NOT_A_MEMBER_FLAG} is given)."
+        )
+        alone = _ordered([Target(a, role) for a, role in named])
+        return CleanPlan(alone, whole=True, unrecorded_note=note)
     targets: list[Target] = []
     seen: set[str] = set()
+    strangers = []
     for a, role in named:
         member = members.find(state, a)
         if member is not None and member.role != role:
@@ -86,10 +102,18 @@ def plan(
                 f"{a} is a {member.role} of the cluster, not a {role}; "
                 f"name it with --{member.role} {a}."
             )
+        if member is None:
+            strangers.append(str(a))
         key = member.address if member else a.key
         if key not in seen:
             seen.add(key)
             targets.append(Target(a, role, member))
+    if strangers and not not_a_member:
+        verb = "is not a member" if len(strangers) == 1 else "are not members"
+        raise SpecError(
+            f"{', '.join(strangers)} {verb} of the cluster recorded in {state_path}, so clean "
+            f"leaves it alone; add {validate.NOT_A_MEMBER_FLAG} if you mean to clean it anyway."
+        )
     whole = everything or not named
     if whole:
         for m in state.members:
@@ -117,7 +141,8 @@ def describe_plan(p: CleanPlan) -> str:
     items = []
     for t in p.targets:
         hostname = f" {t.member.hostname}" if t.member and t.member.hostname else ""
-        items.append(f"{t.name} ({t.role}{hostname})")
+        stranger = "" if t.member else ", NOT a member of the recorded cluster"
+        items.append(f"{t.name} ({t.role}{hostname}{stranger})")
     what = "the whole cluster from" if p.whole else "Kubernetes, lvscare and the package from"
     return f"This removes {what} {len(p.targets)} host(s): {', '.join(items)}."
 
@@ -137,12 +162,14 @@ class Clean(runner.Action):
         store: StateStore,
         *,
         force: bool = False,
+        not_a_member: bool = False,
         connect_timeout: float = 10.0,
     ) -> None:
         self.state = state or ClusterState()
         self.store = store
         self.cleaning = cleaning
         self.force = force
+        self.not_a_member = not_a_member
         self.spec = members.build_spec(
             values,
             credentials,
@@ -183,7 +210,16 @@ class Clean(runner.Action):
             update.keep_going = True
             steps.append(update)
         for role, title in (("node", "Clean the nodes"), ("master", "Clean the masters")):
-            steps.append(CleanHosts(title, self._cleaned(role), vips, packages, force=self.force))
+            steps.append(
+                CleanHosts(
+                    title,
+                    self._cleaned(role),
+                    vips,
+                    packages,
+                    force=self.force,
+                    not_ours=self.not_a_member,
+                )
+            )
         if not c.whole:
             steps.append(DeleteNodes(self._staying("master"), self._node_names))
         return steps
@@ -277,6 +313,7 @@ def run(
     ui: Optional[UI] = None,
     *,
     force: bool = False,
+    not_a_member: bool = False,
     dry_run: bool = False,
     store: Optional[StateStore] = None,
     connect_timeout: float = 10.0,
@@ -289,6 +326,7 @@ def run(
         credentials,
         store or StateStore(),
         force=force,
+        not_a_member=not_a_member,
         connect_timeout=connect_timeout,
     )
     return runner.run(action, ui, dry_run=dry_run)

@@ -20,6 +20,7 @@ from sealos.phases.init_master import InitFirstMaster
 from sealos.phases.join_masters import JoinMasters
 from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.lvscare_bundle import BuildLvscareBundle
+from sealos.phases.mark_started import MarkStarted
 from sealos.phases.package_checksum import FetchPackageChecksum
 from sealos.phases.prepare_hosts import PrepareHosts
 from sealos.phases.save_state import SaveState
@@ -35,8 +36,9 @@ class Init(runner.Action):
 
     name = "init"
 
-    def __init__(self, spec: ClusterSpec, store: StateStore) -> None:
+    def __init__(self, spec: ClusterSpec, store: StateStore, takeover: bool = False) -> None:
         self.spec = spec
+        self.takeover = takeover
         self.store = store
         self.state = store.load()
         self.request_problems: list[str] = []  # flags and package: listed with the hosts' ones
@@ -61,12 +63,14 @@ class Init(runner.Action):
                     validate.unreachable,
                     validate.facts_problems,
                     validate.another_cluster,
+                    validate.foreign_kubernetes,
                 ],
                 warnings=[validate.clock_warnings],
             ),
             BuildLvscareBundle(),
             FetchPackageChecksum(),
             SaveState(lambda ctx: members.record_install(ctx, "installing")),
+            MarkStarted("sealos init"),
             DistributePackage(),
             PrepareHosts(),
             InitFirstMaster(),
@@ -88,7 +92,9 @@ def run(
     *,
     dry_run: bool = False,
     store: Optional[StateStore] = None,
+    takeover: bool = False,
 ) -> Result:
     """Run `init` to the end (or to the first failure) and report; never raises for user errors
-    found on hosts (they are in the Result), only SpecError for a bad key file."""
-    return runner.run(Init(spec, store or StateStore()), ui, dry_run=dry_run)
+    found on hosts (they are in the Result), only SpecError for a bad key file. `takeover`
+    (--force-takeover): install over a Kubernetes install sealos did not start (reset first)."""
+    return runner.run(Init(spec, store or StateStore(), takeover), ui, dry_run=dry_run)

@@ -23,6 +23,7 @@ from sealos.phases.gather_facts import GatherFacts
 from sealos.phases.join_masters import JoinMasters
 from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.lvscare_bundle import BuildLvscareBundle
+from sealos.phases.mark_started import MarkStarted
 from sealos.phases.prepare_hosts import PrepareHosts
 from sealos.phases.save_state import SaveState
 from sealos.phases.update_lvscare import UpdateLvscare
@@ -77,11 +78,13 @@ def phases() -> list[Phase]:
                 validate.cluster_reachable,
                 validate.facts_problems,
                 validate.foreign_installs,
+                validate.foreign_kubernetes,
             ],
             warnings=[validate.masters_down, validate.clock_warnings],
         ),
         BuildLvscareBundle(),
         SaveState(lambda ctx: members.record_join(ctx, members.JOINING)),
+        OnlyNew(MarkStarted("sealos join")),
         OnlyNew(DistributePackage()),
         OnlyNew(PrepareHosts()),
         OnlyNew(JoinMasters()),
@@ -101,8 +104,10 @@ class Join(runner.OnRecordedCluster):
         recorded: runner.Recorded,
         new_masters: list[HostAddress],
         new_nodes: list[HostAddress],
+        takeover: bool = False,
     ) -> None:
         state = recorded.state
+        self.takeover = takeover
         if not new_masters and not new_nodes:
             raise SpecError("name the hosts to add with --master IP or --node IP.")
         self.new_masters, self.new_nodes = new_masters, new_nodes
@@ -185,8 +190,11 @@ def run(
     dry_run: bool = False,
     store: Optional[StateStore] = None,
     connect_timeout: float = 10.0,
+    takeover: bool = False,
 ) -> Result:
-    """Join the hosts and report; host problems end up in the Result, not as exceptions."""
+    """Join the hosts and report; host problems end up in the Result, not as exceptions.
+    `takeover` (--force-takeover): join hosts holding a Kubernetes install sealos did not start
+    (reset first)."""
     recorded = runner.Recorded(state, values, credentials, store or StateStore(), connect_timeout)
-    action = Join(recorded, new_masters, new_nodes)
+    action = Join(recorded, new_masters, new_nodes, takeover)
     return runner.run(action, ui, dry_run=dry_run)

@@ -27,12 +27,14 @@ class CleanHosts(Phase):
         vips: list[str],
         package_names: list[str],
         force: bool = False,
+        not_ours: bool = False,
     ) -> None:
         self.title = title
         self.pick = pick
         self.vips = vips
         self.package_names = package_names
         self.force = force
+        self.not_ours = not_ours
 
     def hosts(self, ctx: Context) -> list[ClusterHost]:
         return [n for n in self.pick(ctx) if n.error is None and n.ssh.connected]
@@ -43,7 +45,11 @@ class CleanHosts(Phase):
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
         ctx.ui.step(node.name, "listing what to remove" if ctx.dry_run else "removing")
         script = clean_script.script(
-            self.vips, self.package_names, dry_run=ctx.dry_run, force=self.force
+            self.vips,
+            self.package_names,
+            dry_run=ctx.dry_run,
+            force=self.force,
+            not_ours=self.not_ours,
         )
         result = await node.ssh.run(
             script, timeout=CLEAN_TIMEOUT, check=False, label="the clean script"
@@ -63,4 +69,5 @@ class CleanHosts(Phase):
                 node.name,
                 f"clean did not finish ({reason}); fix that and run the same clean again.",
             )
-        return f"removed {len(done)} thing(s)" if done else "already clean"
+        kept = "; kept what is not sealos's (see the warning)" if warnings else ""
+        return (f"removed {len(done)} thing(s)" if done else "already clean") + kept

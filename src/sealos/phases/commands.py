@@ -5,6 +5,7 @@ from __future__ import annotations
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import set_entry_command
+from sealos.facts import HostFacts
 from sealos.remote_paths import EXIT_BUSY, q
 
 LOCK_WAIT = 900  # seconds a run waits for an earlier, interrupted run's kubeadm to finish
@@ -15,12 +16,21 @@ def mark(path: str, content: str = "done") -> str:
     return f"mkdir -p {q(rp.STATE_DIR)} && printf '%s\\n' {q(content)} > {q(path)}"
 
 
+def mark_started(command: str) -> str:
+    """Record on a host, before the first change there, that sealos started on it
+    (`rp.MARK_STARTED`): only such a host's kubeadm leftovers are an interrupted run of ours."""
+    return mark(rp.MARK_STARTED, f"{command} started on this host")
+
+
 def once(marker: str, body: str, wait: int = LOCK_WAIT) -> str:
     """Run a kubeadm step at most once per host, safely after an interrupted run.
 
     Under a host-wide lock (an interrupted run's kubeadm may still be running: it holds the lock
     until it ends), skip when `marker` says the step finished; undo leftovers of an unfinished
-    attempt with `kubeadm reset -f`; then run `body` and set the marker.
+    attempt with `kubeadm reset -f`, but only where sealos recorded that it started on the host
+    (`rp.MARK_STARTED`, written before its first change there; validation refused hosts holding
+    a Kubernetes install without it, unless --force-takeover wrote it); then run `body` and set
+    the marker.
     """
     leftovers = " ".join(q(p) for p in rp.KUBEADM_LEFTOVERS)
     return (
@@ -30,17 +40,42 @@ def once(marker: str, body: str, wait: int = LOCK_WAIT) -> str:
         f"exit {EXIT_BUSY}; fi; "
         f"if [ -f {q(marker)} ]; then echo 'sealos: done before, skipped'; exit 0; fi; "
         f'for f in {leftovers}; do if [ -e "$f" ]; then '
+        f"if [ ! -f {q(rp.MARK_STARTED)} ]; then "
+        'echo "sealos: $f belongs to a Kubernetes install sealos did not start here; '
+        'not resetting it (sealos clean it first)" >&2; exit 1; fi; '
         "echo 'sealos: an earlier attempt stopped halfway: kubeadm reset -f'; "
         "kubeadm reset -f || exit 1; break; fi; done; "
         f"{{ {body}; }} && {mark(marker)}"
     )
 
 
-def root_kubeconfig() -> str:
-    """Give root on a master a kubectl config (as kubeadm's own instructions say)."""
+def record_installed() -> str:
+    """Record the SHA-256 of what the package's init.sh installed (`rp.MARK_INSTALLED`), for
+    clean to recognise those files once the package's folder is gone."""
+    paths = " ".join(q(p) for p in rp.INSTALLED_RECORDED)
     return (
-        f"mkdir -p /root/.kube && cp -f {q(rp.ADMIN_CONF)} /root/.kube/config "
-        "&& chmod 600 /root/.kube/config"
+        f'for p in {paths}; do if [ -f "$p" ]; then sha256sum "$p"; fi; done '
+        f"> {q(rp.MARK_INSTALLED)}"
+    )
+
+
+def reset_plan(f: HostFacts, step: str) -> str:
+    """The dry run's line for the `kubeadm reset -f` that `once` runs before `step`."""
+    if f.foreign_kubernetes():
+        return (
+            "kubeadm reset -f (a Kubernetes install sealos did not start: taken over, "
+            "--force-takeover)"
+        )
+    return f"kubeadm reset -f (an earlier {step} sealos started stopped halfway)"
+
+
+def root_kubeconfig() -> str:
+    """Give root on a master a kubectl config (as kubeadm's own instructions say), and record its
+    SHA-256 (`rp.MARK_KUBECONFIG`): clean removes it only while it is that file."""
+    config = q(rp.KUBECTL_CONFIG)
+    return (
+        f"mkdir -p /root/.kube && cp -f {q(rp.ADMIN_CONF)} {config} "
+        f"&& chmod 600 {config} && sha256sum {config} > {q(rp.MARK_KUBECONFIG)}"
     )
 
 

@@ -6,7 +6,7 @@ from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import map_apiserver, once, root_kubeconfig
+from sealos.phases.commands import map_apiserver, once, reset_plan, root_kubeconfig
 
 INIT_TIMEOUT = 1200.0
 
@@ -33,7 +33,7 @@ class InitFirstMaster(Phase):
         if f.init_done:
             return "hosts entry fixed; init was done before"
         if f.kubeadm_leftovers:
-            ctx.would(node, "kubeadm reset -f (an earlier init stopped halfway)")
+            ctx.would(node, reset_plan(f, "init"))
         if spec.kubeadm_config is not None:
             source = f"{spec.kubeadm_config} as given"
         else:

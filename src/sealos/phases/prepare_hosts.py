@@ -5,7 +5,7 @@ from __future__ import annotations
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import mark
+from sealos.phases.commands import mark, record_installed
 from sealos.remote_paths import q
 
 
@@ -41,7 +41,7 @@ class PrepareHosts(Phase):
             node,
             f"run {rp.INIT_SCRIPT}",
             lambda: node.ssh.run(
-                f"cd {q(shell_dir)} && sh init.sh && "
+                f"cd {q(shell_dir)} && sh init.sh && {record_installed()} && "
                 f"{mark(rp.MARK_PACKAGE, ctx.package_sha256 or '')}",
                 timeout=1800,
                 label="kube/shell/init.sh",
