@@ -409,3 +409,11 @@ def test_a_binary_for_another_arch_is_refused(upstream, tmp_path):
     ):
         build.build(options(upstream, tmp_path, arch="arm64"), io.StringIO())
     assert not (tmp_path / "kube.tar.gz").exists()
+
+
+def test_out_naming_a_folder_writes_the_default_name_inside_it(upstream, tmp_path):
+    folder = tmp_path / "packages"
+    folder.mkdir()
+    result = build.build(options(upstream, tmp_path, out="packages"), io.StringIO())
+    assert result.path == folder / "kube1.28.15.tar.gz"
+    assert [p.name for p in folder.iterdir()] == ["kube1.28.15.tar.gz"]

@@ -11,7 +11,8 @@ under its usual error handling (`cli._run`), with its own small progress output.
 
 Choices where the issue is silent:
 - Default output name: `kube1.28.15.tar.gz` (amd64, the name sealos packages always had),
-  `kube1.28.15-arm64.tar.gz` for other architectures, in the current folder.
+  `kube1.28.15-arm64.tar.gz` for other architectures, in the current folder (or in the folder
+  --out names, when it names one).
 - What goes where in the package, and on the node: layout.py.
 - Images: kubeadm's list for the exact version, then the CNI manifest's images (with --cni none,
   kubeadm's only). `images=False` (no CLI flag) builds without images: the unit tests use it,
@@ -111,11 +112,14 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
     version = parse_version(opts.version)
     pins = pv.runtime(version)
     wanted = sources.artifacts(version, opts.arch, opts.cni)
-    target = opts.out or Path(
+    default_name = (
         f"kube{str(version)[1:]}.tar.gz"
         if opts.arch == "amd64"
         else f"kube{str(version)[1:]}-{opts.arch}.tar.gz"
     )
+    target = opts.out or Path(default_name)
+    if target.is_dir():
+        target = target / default_name
     if not target.parent.is_dir():
         raise SpecError(f"--out {target}: the folder {target.parent} does not exist.")
     if opts.images:
