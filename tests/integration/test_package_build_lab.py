@@ -262,6 +262,34 @@ def test_silent_mirror_fails_within_the_timeout(built: Built, tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 
+def test_silent_registry_fails_within_the_timeout(built: Built, tmp_path: Path) -> None:
+    """The files come from the cache; the images' registry accepts connections, never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        endpoint = f"127.0.0.1:{silent.getsockname()[1]}"
+        args = [
+            a.replace(built.served.registry.endpoint, endpoint) for a in built.served.mirror_args()
+        ]
+        started = time.monotonic()
+        proc = sealos(
+            tmp_path,
+            built.home,
+            "package",
+            "build",
+            "--version",
+            "v1.28.15",
+            *args,
+            "--timeout",
+            "2",
+        )
+        took = time.monotonic() - started
+    error = one_sentence_error(proc)
+    assert f"the registry at {endpoint} did not answer within 2 s" in error, error
+    assert took < 15, took
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unsupported_version_is_refused_with_the_range(built: Built, tmp_path: Path) -> None:
     proc = sealos(tmp_path, built.home, *build_args("v1.20.15", [], built.served))
     error = one_sentence_error(proc)

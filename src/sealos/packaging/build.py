@@ -23,6 +23,9 @@ Choices where the issue is silent:
   the node.
 - A --mirror or --registry-mirror name the package does not use is refused: a typo would
   quietly send the download to the real upstream.
+- --timeout (a server's silence) holds for registries too: before pulling, each registry still
+  to be asked gives one manifest within it (images.probe); skopeo itself bounds only whole
+  commands, and a pull may rightly take minutes.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
         _check_registry_mirrors(opts.registry_mirrors, refs)
         pulled: dict[str, Fetched] = {}
         if opts.images:
+            _probe_registries(cache, refs, opts)
             pulled = _parallel(
                 min(opts.jobs, 3),
                 fetcher,
@@ -232,9 +236,25 @@ def _fetch(fetcher: Fetcher, artifact: Artifact, opts: BuildOptions) -> Fetched:
         raise
 
 
+def _image_key(src: str, arch: str) -> str:
+    return f"{src}#linux/{arch}"
+
+
+def _probe_registries(cache: Cache, refs: list[str], opts: BuildOptions) -> None:
+    """Each registry an image is still to be pulled from must answer within --timeout (see
+    images.probe); a build with every image cached asks no registry."""
+    first: dict[str, tuple[str, str]] = {}
+    for ref in refs:
+        src = images.source(ref, opts.registry_mirrors)
+        if cache.known(_image_key(src, opts.arch)) is None:
+            first.setdefault(src.split("/", 3)[2] if "://" in src else src, (src, ref))
+    for src, ref in first.values():
+        images.probe(src, ref, opts.arch, opts.insecure_registry, opts.timeout)
+
+
 def _pull(cache: Cache, progress: Progress, ref: str, opts: BuildOptions) -> Fetched:
     src = images.source(ref, opts.registry_mirrors)
-    key = f"{src}#linux/{opts.arch}"
+    key = _image_key(src, opts.arch)
     known = cache.known(key)
     if known is not None:
         return Fetched(known[0], known[1], False)
