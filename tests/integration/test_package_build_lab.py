@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from sealos.package import elf_arch
 from sealos_lab import release_mirror, releases, servers
 
 pytestmark = pytest.mark.root
@@ -164,6 +165,9 @@ def test_each_package_is_built_and_inspect_verifies_it(built: Built) -> None:
         assert recorded == set(files) - {"kube/manifest.json"}
         assert f"all {len(recorded)} files match" in shown.stdout
         assert files["kube/version"].decode().strip() == version
+        # Debian's real binaries, repackaged by the mirror: ELF for the package's arch
+        for path in ("kube/bin/containerd", "kube/bin/ctr", "kube/bin/runc", "kube/cni/bin/bridge"):
+            assert elf_arch(files[path][:20]) == arch, (name, path)
 
 
 def _config(archive: bytes) -> tuple[list[str], dict]:
