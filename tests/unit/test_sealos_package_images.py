@@ -209,3 +209,14 @@ def test_a_registry_that_never_answers_fails_within_the_timeout(tmp_path):
     assert took < 15, took
     assert str(e.value).startswith(f"the registry at {host} did not answer within 2 s (asked for ")
     assert not (tmp_path / "k.tar.gz").exists()
+
+
+@needs_skopeo
+def test_the_probe_leaves_any_answer_but_silence_to_the_pull(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    images.probe(f"docker://127.0.0.1:{port}/pause:3.9", PAUSE, insecure=True, timeout=5)
+    assert time.monotonic() - started < 5
+    images.probe(f"oci:{tmp_path}:x", PAUSE, insecure=False, timeout=5)  # not a registry

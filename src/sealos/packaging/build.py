@@ -249,7 +249,7 @@ def _probe_registries(cache: Cache, refs: list[str], opts: BuildOptions) -> None
         if cache.known(_image_key(src, opts.arch)) is None:
             first.setdefault(src.split("/", 3)[2] if "://" in src else src, (src, ref))
     for src, ref in first.values():
-        images.probe(src, ref, opts.arch, opts.insecure_registry, opts.timeout)
+        images.probe(src, ref, opts.insecure_registry, opts.timeout)
 
 
 def _pull(cache: Cache, progress: Progress, ref: str, opts: BuildOptions) -> Fetched:
