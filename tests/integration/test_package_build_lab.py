@@ -280,7 +280,7 @@ def test_silent_mirror_fails_within_the_timeout(built: Built, tmp_path: Path) ->
         took = time.monotonic() - started
     error = one_sentence_error(proc)
     assert f"http://{endpoint}/" in error and "2 s" in error, error
-    assert 2 <= took < 12, took
+    assert 2 <= took < 3.5, took  # one --timeout (plus start-up), not one per job
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]
 
 

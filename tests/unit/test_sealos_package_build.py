@@ -243,7 +243,7 @@ def test_a_mirror_that_never_answers_fails_within_the_timeout(tmp_path):
         started = time.monotonic()
         with pytest.raises(FetchError, match=r"(sent nothing for 1 s|timed out); check --mirror"):
             build.build(opts, io.StringIO())
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 1.8  # one --timeout, not one per job taken after
     finally:
         silent.close()
 

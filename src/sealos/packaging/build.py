@@ -52,6 +52,7 @@ from sealos.packaging.fetch import (
     Fetched,
     Fetcher,
     Progress,
+    Stopped,
 )
 from sealos.packaging.sources import Artifact
 from sealos.state import sealos_home
@@ -177,17 +178,40 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
 
 
 def _parallel(jobs: int, fetcher: Fetcher, work: dict[str, Callable[[], T]]) -> dict[str, T]:
-    """Run the jobs on `jobs` threads; the first failure stops the others and is raised."""
+    """Run the jobs on `jobs` threads; the first failure stops the others and is raised.
+
+    The failing job sets `fetcher.stop` itself, at once: a worker taking its next job then gives
+    it up instead of starting a download that may wait a whole --timeout again. The jobs given up
+    (Stopped) are never the error raised."""
+
+    def guarded(fn: Callable[[], T], key: str) -> Callable[[], T]:
+        def job() -> T:
+            if fetcher.stop.is_set():
+                raise Stopped(f"{key}: stopped (another download failed).")
+            try:
+                return fn()
+            except BaseException:
+                fetcher.stop.set()
+                raise
+
+        return job
+
     results: dict[str, T] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(fn): key for key, fn in work.items()}
+        futures = {pool.submit(guarded(fn, key)): key for key, fn in work.items()}
         try:
             for future in concurrent.futures.as_completed(futures):
                 results[futures[future]] = future.result()
-        except BaseException:
+        except BaseException as first:
             fetcher.stop.set()
             for f in futures:
                 f.cancel()
+            if isinstance(first, Stopped):  # a real failure is on its way: raise that one
+                concurrent.futures.wait(futures)
+                for f in futures:
+                    error = None if f.cancelled() else f.exception()
+                    if error is not None and not isinstance(error, Stopped):
+                        raise error from None
             raise
     return results
 

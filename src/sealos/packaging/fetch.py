@@ -51,6 +51,10 @@ class FetchError(SealosError):
     """A URL could not be downloaded (refused, timed out, HTTP error)."""
 
 
+class Stopped(FetchError):
+    """A download given up because another one failed (never the error the user sees)."""
+
+
 class Cache:
     """Verified files by SHA-256, and the SHA-256 each URL gave (see the module docstring)."""
 
@@ -250,7 +254,7 @@ class Fetcher:
                 with dest.open("wb") as f, self.progress.download(label, length) as advance:
                     while True:
                         if self.stop.is_set():
-                            raise FetchError(f"{url}: stopped (another download failed).")
+                            raise Stopped(f"{url}: stopped (another download failed).")
                         block = response.read(CHUNK)
                         if not block:
                             break
