@@ -383,7 +383,10 @@ def package_group() -> None:
     help="The CNI manifest (and its images) to include.",
 )
 @click.option(
-    "-o", "--out", default=None, help="Package file (default: kube1.28.15[-ARCH].tar.gz here)."
+    "-o",
+    "--out",
+    default=None,
+    help="Package file, or a folder for the default name (kube1.28.15[-ARCH].tar.gz here).",
 )
 @click.option(
     "--mirror",

@@ -243,7 +243,7 @@ def test_a_mirror_that_never_answers_fails_within_the_timeout(tmp_path):
         started = time.monotonic()
         with pytest.raises(FetchError, match=r"(sent nothing for 1 s|timed out); check --mirror"):
             build.build(opts, io.StringIO())
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 1.8  # one --timeout, not one per job taken after
     finally:
         silent.close()
 
@@ -357,6 +357,20 @@ def test_the_cache_sweeps_what_interrupted_builds_left(tmp_path):
     assert sorted(p.name for p in (tmp_path / "tmp").iterdir()) == ["part-new"]
 
 
+def test_two_builds_sharing_a_cache_keep_each_others_urls(tmp_path):
+    """Two builds at once (amd64 and arm64) each hold the URL index in memory: what one adds must
+    not be lost when the other writes (the next build would download it again)."""
+    first, second = Cache(tmp_path), Cache(tmp_path)
+    for cache, key in ((first, "http://a/1"), (second, "http://a/2"), (first, "http://a/3")):
+        tmp = cache.temp_file()
+        tmp.write_bytes(key.encode())
+        cache.add(key, tmp, sha(key.encode()))
+    second.forget("http://a/1")
+    later = Cache(tmp_path)
+    assert later.known("http://a/1") is None
+    assert later.known("http://a/2") is not None and later.known("http://a/3") is not None
+
+
 def test_checksum_files_are_read_in_each_upstream_format():
     v = KubeVersion.parse(VERSION)
     found = {a.name: a for a in sources.artifacts(v, "arm64", "calico")}
@@ -409,3 +423,11 @@ def test_a_binary_for_another_arch_is_refused(upstream, tmp_path):
     ):
         build.build(options(upstream, tmp_path, arch="arm64"), io.StringIO())
     assert not (tmp_path / "kube.tar.gz").exists()
+
+
+def test_out_naming_a_folder_writes_the_default_name_inside_it(upstream, tmp_path):
+    folder = tmp_path / "packages"
+    folder.mkdir()
+    result = build.build(options(upstream, tmp_path, out="packages"), io.StringIO())
+    assert result.path == folder / "kube1.28.15.tar.gz"
+    assert [p.name for p in folder.iterdir()] == ["kube1.28.15.tar.gz"]

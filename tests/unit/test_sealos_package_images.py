@@ -179,3 +179,44 @@ def test_a_build_with_images_archives_lists_and_caches_them(tmp_path, monkeypatc
         assert (tmp_path / "b.tar.gz").read_bytes() == (tmp_path / "a.tar.gz").read_bytes()
     finally:
         up.close()
+
+
+@needs_skopeo
+def test_a_registry_that_never_answers_fails_within_the_timeout(tmp_path):
+    """skopeo limits no server's silence: without the probe this build waited 600 s per image."""
+    write_tree(tmp_path / "upstream")
+    up = Upstream(tmp_path / "upstream")
+    try:
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(64)  # connections complete in the backlog; nobody answers
+            host = f"127.0.0.1:{silent.getsockname()[1]}"
+            opts = build.BuildOptions(
+                version="v1.28.15",
+                out=tmp_path / "k.tar.gz",
+                mirrors=up.mirrors(),
+                registry_mirrors={"registry.k8s.io": host, "docker.io": host},
+                insecure_registry=True,
+                cache=tmp_path / "cache",
+                timeout=2,
+            )
+            started = time.monotonic()
+            with pytest.raises(images.ImageError) as e:
+                build.build(opts, io.StringIO())
+            took = time.monotonic() - started
+    finally:
+        up.close()
+    assert took < 15, took
+    assert str(e.value).startswith(f"the registry at {host} did not answer within 2 s (asked for ")
+    assert not (tmp_path / "k.tar.gz").exists()
+
+
+@needs_skopeo
+def test_the_probe_leaves_any_answer_but_silence_to_the_pull(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    images.probe(f"docker://127.0.0.1:{port}/pause:3.9", PAUSE, insecure=True, timeout=5)
+    assert time.monotonic() - started < 5
+    images.probe(f"oci:{tmp_path}:x", PAUSE, insecure=False, timeout=5)  # not a registry

@@ -11,7 +11,8 @@ under its usual error handling (`cli._run`), with its own small progress output.
 
 Choices where the issue is silent:
 - Default output name: `kube1.28.15.tar.gz` (amd64, the name sealos packages always had),
-  `kube1.28.15-arm64.tar.gz` for other architectures, in the current folder.
+  `kube1.28.15-arm64.tar.gz` for other architectures, in the current folder (or in the folder
+  --out names, when it names one).
 - What goes where in the package, and on the node: layout.py.
 - Images: kubeadm's list for the exact version, then the CNI manifest's images (with --cni none,
   kubeadm's only). `images=False` (no CLI flag) builds without images: the unit tests use it,
@@ -22,6 +23,9 @@ Choices where the issue is silent:
   the node.
 - A --mirror or --registry-mirror name the package does not use is refused: a typo would
   quietly send the download to the real upstream.
+- --timeout (a server's silence) holds for registries too: before pulling, each registry still
+  to be asked gives one manifest within it (images.probe); skopeo itself bounds only whole
+  commands, and a pull may rightly take minutes.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from sealos.packaging.fetch import (
     Fetched,
     Fetcher,
     Progress,
+    Stopped,
 )
 from sealos.packaging.sources import Artifact
 from sealos.state import sealos_home
@@ -111,11 +116,14 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
     version = parse_version(opts.version)
     pins = pv.runtime(version)
     wanted = sources.artifacts(version, opts.arch, opts.cni)
-    target = opts.out or Path(
+    default_name = (
         f"kube{str(version)[1:]}.tar.gz"
         if opts.arch == "amd64"
         else f"kube{str(version)[1:]}-{opts.arch}.tar.gz"
     )
+    target = opts.out or Path(default_name)
+    if target.is_dir():
+        target = target / default_name
     if not target.parent.is_dir():
         raise SpecError(f"--out {target}: the folder {target.parent} does not exist.")
     if opts.images:
@@ -136,6 +144,7 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
         _check_registry_mirrors(opts.registry_mirrors, refs)
         pulled: dict[str, Fetched] = {}
         if opts.images:
+            _probe_registries(cache, refs, opts)
             pulled = _parallel(
                 min(opts.jobs, 3),
                 fetcher,
@@ -169,17 +178,40 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
 
 
 def _parallel(jobs: int, fetcher: Fetcher, work: dict[str, Callable[[], T]]) -> dict[str, T]:
-    """Run the jobs on `jobs` threads; the first failure stops the others and is raised."""
+    """Run the jobs on `jobs` threads; the first failure stops the others and is raised.
+
+    The failing job sets `fetcher.stop` itself, at once: a worker taking its next job then gives
+    it up instead of starting a download that may wait a whole --timeout again. The jobs given up
+    (Stopped) are never the error raised."""
+
+    def guarded(fn: Callable[[], T], key: str) -> Callable[[], T]:
+        def job() -> T:
+            if fetcher.stop.is_set():
+                raise Stopped(f"{key}: stopped (another download failed).")
+            try:
+                return fn()
+            except BaseException:
+                fetcher.stop.set()
+                raise
+
+        return job
+
     results: dict[str, T] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(fn): key for key, fn in work.items()}
+        futures = {pool.submit(guarded(fn, key)): key for key, fn in work.items()}
         try:
             for future in concurrent.futures.as_completed(futures):
                 results[futures[future]] = future.result()
-        except BaseException:
+        except BaseException as first:
             fetcher.stop.set()
             for f in futures:
                 f.cancel()
+            if isinstance(first, Stopped):  # a real failure is on its way: raise that one
+                concurrent.futures.wait(futures)
+                for f in futures:
+                    error = None if f.cancelled() else f.exception()
+                    if error is not None and not isinstance(error, Stopped):
+                        raise error from None
             raise
     return results
 
@@ -228,9 +260,25 @@ def _fetch(fetcher: Fetcher, artifact: Artifact, opts: BuildOptions) -> Fetched:
         raise
 
 
+def _image_key(src: str, arch: str) -> str:
+    return f"{src}#linux/{arch}"
+
+
+def _probe_registries(cache: Cache, refs: list[str], opts: BuildOptions) -> None:
+    """Each registry an image is still to be pulled from must answer within --timeout (see
+    images.probe); a build with every image cached asks no registry."""
+    first: dict[str, tuple[str, str]] = {}
+    for ref in refs:
+        src = images.source(ref, opts.registry_mirrors)
+        if cache.known(_image_key(src, opts.arch)) is None:
+            first.setdefault(src.split("/", 3)[2] if "://" in src else src, (src, ref))
+    for src, ref in first.values():
+        images.probe(src, ref, opts.insecure_registry, opts.timeout)
+
+
 def _pull(cache: Cache, progress: Progress, ref: str, opts: BuildOptions) -> Fetched:
     src = images.source(ref, opts.registry_mirrors)
-    key = f"{src}#linux/{opts.arch}"
+    key = _image_key(src, opts.arch)
     known = cache.known(key)
     if known is not None:
         return Fetched(known[0], known[1], False)

@@ -7,6 +7,8 @@ Cache layout (default `$SEALOS_HOME/cache/package-build`, or --cache DIR):
   asset, or a file at a tag), so its answer is taken as fixed: a second build asks no server,
   checksum files included. Delete the cache, or point --cache elsewhere, to fetch again.
 - `tmp/`: files being downloaded; moved into `sha256/` only once verified.
+- `urls.lock`: builds sharing the cache (amd64 and arm64 at once) update `urls.json` under this
+  lock, each re-reading it first, so neither loses what the other recorded.
 
 A file whose SHA-256 differs from the published one is refused, naming the URL and both sums; it
 never enters the cache. The user sees a rich progress bar on a terminal, plain lines otherwise.
@@ -14,6 +16,7 @@ never enters the cache. The user sees a rich progress bar on a terminal, plain l
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -48,6 +51,10 @@ class FetchError(SealosError):
     """A URL could not be downloaded (refused, timed out, HTTP error)."""
 
 
+class Stopped(FetchError):
+    """A download given up because another one failed (never the error the user sees)."""
+
+
 class Cache:
     """Verified files by SHA-256, and the SHA-256 each URL gave (see the module docstring)."""
 
@@ -60,11 +67,29 @@ class Cache:
         for d in (self.blobs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._sweep()
+        self._index: dict[str, str] = self._read()
+
+    def _read(self) -> dict[str, str]:
         try:
             loaded = json.loads(self._index_path.read_text())
-            self._index: dict[str, str] = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
-            self._index = {}
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _update(self, key: str, sha256: Optional[str]) -> None:
+        """Record (or, with None, drop) one URL in urls.json, merged with what other builds
+        wrote meanwhile (under `urls.lock`)."""
+        with self._lock, (self.root / "urls.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            index = self._read()
+            if sha256 is None:
+                index.pop(key, None)
+            else:
+                index[key] = sha256
+            part = self._index_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
+            part.write_text(json.dumps(index, indent=1, sort_keys=True))
+            part.replace(self._index_path)
+            self._index = index
 
     def _sweep(self, age: float = STALE_SECONDS) -> None:
         """Remove what interrupted builds left in tmp/ (old enough not to be another build's)."""
@@ -93,14 +118,7 @@ class Cache:
 
     def forget(self, key: str) -> None:
         """Ask the server again for `key` next time (its answer led to a refused file)."""
-        with self._lock:
-            if self._index.pop(key, None) is not None:
-                self._save()
-
-    def _save(self) -> None:
-        part = self._index_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
-        part.write_text(json.dumps(self._index, indent=1, sort_keys=True))
-        part.replace(self._index_path)
+        self._update(key, None)
 
     def temp_file(self) -> Path:
         """A fresh path in the cache's tmp folder (same file system as the blobs)."""
@@ -113,9 +131,7 @@ class Cache:
         path = self.blobs / sha256
         os.chmod(tmp, 0o644)
         tmp.replace(path)
-        with self._lock:
-            self._index[key] = sha256
-            self._save()
+        self._update(key, sha256)
         return path
 
 
@@ -238,7 +254,7 @@ class Fetcher:
                 with dest.open("wb") as f, self.progress.download(label, length) as advance:
                     while True:
                         if self.stop.is_set():
-                            raise FetchError(f"{url}: stopped (another download failed).")
+                            raise Stopped(f"{url}: stopped (another download failed).")
                         block = response.read(CHUNK)
                         if not block:
                             break

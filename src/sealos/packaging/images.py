@@ -124,12 +124,43 @@ def pull(
             "check --registry-mirror and the network."
         ) from None
     if done.returncode != 0:
-        reason = _reason(done.stderr) or f"exit {done.returncode}"
-        hint = "" if src.endswith(reference) else " (through --registry-mirror)"
-        raise ImageError(
-            f"cannot pull {reference} for linux/{arch} from {src}{hint}: {reason}; "
-            "check the registry or --registry-mirror (add --insecure-registry for plain http)."
-        )
+        raise _failed(reference, arch, src, done)
+
+
+def _failed(
+    reference: str, arch: str, src: str, done: subprocess.CompletedProcess[str]
+) -> ImageError:
+    reason = _reason(done.stderr) or f"exit {done.returncode}"
+    hint = "" if src.endswith(reference) else " (through --registry-mirror)"
+    return ImageError(
+        f"cannot pull {reference} for linux/{arch} from {src}{hint}: {reason}; "
+        "check the registry or --registry-mirror (add --insecure-registry for plain http)."
+    )
+
+
+def probe(src: str, reference: str, insecure: bool, timeout: float) -> None:
+    """Ask the registry of `src` for its manifest (`skopeo inspect --raw`: one small request)
+    within `timeout` seconds. skopeo has no limit on a server's silence, only on a whole command,
+    and a pull may rightly take minutes; so a registry that accepts connections and never answers
+    is found here, in `timeout` seconds, instead of after DEFAULT_TIMEOUT per image. (Docker
+    Hub counts a manifest GET as a pull: one more per registry per build that pulls.)"""
+    if not src.startswith("docker://"):
+        return
+    command = [SKOPEO, "--command-timeout", f"{timeout:g}s", "inspect", "--raw"]
+    if insecure:
+        command.append("--tls-verify=false")
+    silent = ImageError(
+        f"the registry at {src.removeprefix('docker://').split('/', 1)[0]} did not answer within "
+        f"{timeout:g} s (asked for {reference}); check --registry-mirror and the network "
+        "(a registry must be up and reachable from here)."
+    )
+    try:
+        done = subprocess.run([*command, src], capture_output=True, text=True, timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        raise silent from None
+    if done.returncode != 0 and "context deadline exceeded" in done.stderr:
+        raise silent
+    # any other answer, even a refusal, is left to the pull: it is the authority, and says why
 
 
 _LOG_MSG = re.compile(r'level=(?:fatal|error) msg="(.*)"\s*$')
