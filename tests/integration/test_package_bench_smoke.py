@@ -38,3 +38,18 @@ def test_lab_mode_prints_cold_and_warm_builds_bytes_files_and_images() -> None:
     assert re.search(r"^warm build: [\d.]+ s, 0 downloads, 0 mirror requests$", out, re.M), out
     assert re.search(r"^package: \d+ bytes .*byte-identical: True$", out, re.M), out
     assert re.search(r"^contents: \d+ files, 10 images$", out, re.M), out
+
+
+@pytest.mark.root
+@pytest.mark.lab
+def test_init_mode_prints_both_installs_and_their_ratio() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    out = run("--lab", "--init", "1+1")
+    assert re.search(r"^init 1\+1, built package: [\d.]+ s$", out, re.M), out
+    assert re.search(r"^init 1\+1, old-shape package: [\d.]+ s$", out, re.M), out
+    assert re.search(r"^real containerd and images cost [\d.]+x", out, re.M), out
+    assert (
+        "sl-bench-pkinit"
+        not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    ), "the benchmark left its lab behind"
