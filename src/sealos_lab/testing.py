@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -93,3 +95,27 @@ def leftovers(name: str, pids: Sequence[tuple[int, Optional[int]]] = ()) -> list
     if Path(d).exists():
         found.append(f"folder {d}")
     return found
+
+
+def wait_for_output(proc: subprocess.Popen, marker: str, timeout: float = 20.0) -> str:
+    """Wait until `proc` (started with stdout=PIPE) has written `marker`; return what it wrote so
+    far. TimeoutError, with that output, when it has not within `timeout` seconds or exited first.
+
+    For "the server is listening" or "the lock is held": a line the process prints once it is.
+    """
+    assert proc.stdout is not None, "start the process with stdout=subprocess.PIPE"
+    fd, seen = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no {marker!r} within {timeout:g} s; output so far: {seen!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise TimeoutError(
+                    f"exited (rc {proc.wait()}) before writing {marker!r}; output: {seen!r}"
+                )
+            seen += chunk
+    return seen.decode(errors="replace")

@@ -111,7 +111,9 @@ def test_hosts_run_real_systemd(lab4):
         assert f"name=systemd:{own}" in Path(f"/proc/{init}/cgroup").read_text(), h
     # A user's own service starts like on a real host.
     unit = "[Service]\nExecStart=/bin/sleep 300\n"
-    assert lab.exec("h2", ["sh", "-c", "cat > /etc/systemd/system/labprobe.service"], input=unit)
+    written = lab.exec("h2", ["sh", "-c", "cat > /etc/systemd/system/labprobe.service"], input=unit)
+    assert written.returncode == 0, written.stderr
+    assert lab.exec("h2", ["cat", "/etc/systemd/system/labprobe.service"]).stdout == unit
     on = lab.exec("h2", ["systemctl", "start", "labprobe"])
     assert on.returncode == 0, on.stderr
     assert lab.exec("h2", ["systemctl", "is-active", "labprobe"]).stdout.strip() == "active"

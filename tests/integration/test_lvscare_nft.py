@@ -3,6 +3,8 @@
 A "node" namespace and three backend namespaces with real HTTP servers on an isolated bridge
 (sealos_lab.netns, 10.250.100.0/24, no route out). lvscare runs in the node namespace; requests
 go through the VIP from there; `nft list ruleset` is the independent observer.
+Each test gets its own lvscare process (and its own log), started with all three backends healthy
+and no lvscare rules: one failure cannot carry over into the next test.
 Deadlines below are generous functional limits (a change must happen at all), not speed checks.
 """
 
@@ -16,8 +18,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -29,7 +32,11 @@ PREFIX, SUBNET = "lvs-it", "10.250.100.0/24"
 VIP = "10.250.100.100"
 PORT = 6443
 RS_PORT = 8080
-INTERVAL, TIMEOUT, FALL, RISE = 0.5, 1.0, 2, 1
+INTERVAL, TIMEOUT, FALL, RISE = 0.25, 1.0, 2, 1
+# The timing claims ("within fall/rise intervals", "within one interval") are judged on the
+# kernel's rules with a long interval, acting right after a tick: one tick more than claimed is
+# LONG seconds late, far past SLACK (lvscare's probes and nft write, this test's polling).
+LONG, SLACK = 3.0, 1.0
 
 # A backend: answers its own name on /, and /healthz with 503 while its "down" file exists.
 # HTTP/1.1 keep-alive, so one client connection can make several requests.
@@ -105,14 +112,27 @@ class Site:
         for i in (1, 2, 3):
             self.ips[f"rs{i}"] = self.net.add_host(f"rs{i}", 10 + i).ip
 
-    def start(self, name: str) -> None:
-        argv = [sys.executable, str(self.backend_py), name, self.ips[name], str(RS_PORT),
-                str(self.tmp / f"{name}.down")]  # fmt: skip
-        proc = netns.popen(f"{PREFIX}-{name}", argv, stdout=subprocess.PIPE, text=True)
-        self.servers[name] = proc
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 20)
-        assert ready and proc.stdout.readline().strip() == "ready", f"backend {name} did not start"
+    def start(self, *names: str) -> None:
+        """Start backends (at once) and return when each of them listens."""
+        for name in names:
+            argv = [sys.executable, str(self.backend_py), name, self.ips[name], str(RS_PORT),
+                    str(self.tmp / f"{name}.down")]  # fmt: skip
+            proc = netns.popen(f"{PREFIX}-{name}", argv, stdout=subprocess.PIPE, text=True)
+            self.servers[name] = proc
+        for name in names:
+            out = self.servers[name].stdout
+            assert out is not None
+            ready, _, _ = select.select([out], [], [], 20)
+            assert ready and out.readline().strip() == "ready", f"backend {name} did not start"
+
+    def healthy(self) -> None:
+        """All three backends running and answering 200 on /healthz."""
+        for name in self.ips:
+            (self.tmp / f"{name}.down").unlink(missing_ok=True)
+        for name, proc in list(self.servers.items()):
+            if proc.poll() is not None:
+                del self.servers[name]
+        self.start(*(name for name in self.ips if name not in self.servers))
 
     def stop(self, name: str) -> None:
         proc = self.servers.pop(name)
@@ -139,22 +159,26 @@ class Site:
     def ruleset(self) -> str:
         return self.nft("list", "ruleset")
 
-    def lvscare(self, *extra: str, log_name: str = "lvscare.log") -> subprocess.Popen:
+    def lvscare(self, *extra: str, log: Path, interval: float = INTERVAL) -> subprocess.Popen:
         argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}"]
         for ip in self.ips.values():
             argv += ["--rs", f"{ip}:{RS_PORT}"]
         argv += ["--health-schem", "http", "--health-path", "/healthz",
-                 "--interval", f"{INTERVAL}s", "--health-timeout", f"{TIMEOUT}s",
+                 "--interval", f"{interval:g}s", "--health-timeout", f"{TIMEOUT}s",
                  "--fall", str(FALL), "--rise", str(RISE), "--backend", "nft", *extra]  # fmt: skip
-        log = open(self.tmp / log_name, "a")  # noqa: SIM115 (the child writes to it)
-        return netns.popen(self.node, argv, stdout=log, stderr=subprocess.STDOUT)
+        with log.open("a") as out:  # the child keeps its own copy of the descriptor
+            return netns.popen(self.node, argv, stdout=out, stderr=subprocess.STDOUT)
+
+    def leftovers(self) -> bool:
+        """True when lvscare's table, route or address for the VIP is in the node namespace."""
+        tables = self.nft("list", "tables")
+        ip = [netns.run(self.node, ["ip", *args], capture_output=True, text=True).stdout
+              for args in (["route"], ["-brief", "addr"])]  # fmt: skip
+        return "lvscare" in tables or any(VIP in out for out in ip)
 
     def clean(self) -> subprocess.CompletedProcess:
         argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}", "--clean"]
         return netns.run(self.node, argv, capture_output=True, text=True, timeout=60)
-
-    def log(self, log_name: str = "lvscare.log") -> str:
-        return (self.tmp / log_name).read_text()
 
     def destroy(self) -> None:
         self.stop_all()
@@ -184,6 +208,17 @@ def wait_for(cond, limit: float = 15.0) -> bool:
     return cond()
 
 
+def first_seen(cond: Callable[[], bool], deadline: float) -> Optional[float]:
+    """When (time.monotonic()) `cond` was first seen true, polling until `deadline`; None if not
+    by then. The time is taken after the check: late rather than early."""
+    while True:
+        if cond():
+            return time.monotonic()
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Iterator[Site]:
     if os.geteuid() != 0:
@@ -198,16 +233,52 @@ def site(tmp_path_factory) -> Iterator[Site]:
         s.destroy()
 
 
-@pytest.fixture(scope="module")
-def care(site) -> Iterator[subprocess.Popen]:
-    proc = site.lvscare()
+class Care:
+    """One lvscare process of one test, and its own log."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc, self.log_path = proc, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def fresh(site) -> Site:
+    """The site as every test starts: three healthy backends, no lvscare rules or routes (what
+    an earlier test left is cleaned here; `lvscare --clean` only when needed, it costs 0.3 s)."""
+    if site.leftovers():
+        assert site.clean().returncode == 0
+    site.healthy()
+    assert not site.leftovers(), site.ruleset()
+    return site
+
+
+@pytest.fixture
+def lvscare(fresh, request) -> Iterator[Callable[..., Care]]:
+    """Starts lvscare processes of this test only; they are stopped (by PID) when it ends."""
+    started: list[Care] = []
+
+    def start(*extra: str, interval: float = INTERVAL) -> Care:
+        path = fresh.tmp / f"{request.node.name}-{len(started)}.log"
+        started.append(Care(fresh.lvscare(*extra, log=path, interval=interval), path))
+        return started[-1]
+
     try:
-        yield proc
+        yield start
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        site.clean()
+        for one in started:
+            if one.proc.poll() is None:
+                one.proc.kill()
+            one.proc.wait()
+
+
+@pytest.fixture
+def care(site, lvscare) -> Care:
+    """This test's lvscare, its rules in place: all three real servers in the round robin."""
+    one = lvscare()
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), one.log()
+    return one
 
 
 def rs(site: Site, name: str) -> str:
@@ -215,7 +286,7 @@ def rs(site: Site, name: str) -> str:
 
 
 def test_start_round_robins_over_all_three(site, care):
-    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.log()
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
     assert sorted(dnat_targets(site.ruleset())) == sorted(rs(site, n) for n in site.ips)
     answers = [r.get("backend") for r in site.requests(9)]
     assert sorted(answers) == ["rs1"] * 3 + ["rs2"] * 3 + ["rs3"] * 3
@@ -223,19 +294,36 @@ def test_start_round_robins_over_all_three(site, care):
     assert f"{VIP} dev eth0 proto 247 scope link src {site.net.address(2)}" in routes
 
 
-def test_stop_one_is_gone_within_fall_intervals_and_every_request_succeeds(site, care):
+def test_stop_one_is_at_weight_0_at_once_and_gone_within_fall_intervals(site, lvscare):
+    care = lvscare(interval=LONG)
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+    # lvscare's first tick has just written the rules: the next ones come LONG, 2 * LONG later.
+    target = rs(site, "rs2")
     site.stop("rs2")
-    assert wait_for(lambda: site.ips["rs2"] not in site.ruleset()), site.ruleset()
+    stopped = time.monotonic()
+
+    def at_weight_0() -> bool:
+        rules = site.ruleset()
+        return target in drained(rules) and target not in dnat_targets(rules)
+
+    # The first failed probe (the next tick) sets weight 0: no new connections.
+    drained_at = first_seen(at_weight_0, stopped + LONG + SLACK)
+    assert drained_at is not None, f"not at weight 0 within one interval: {site.ruleset()}"
+    # The FALL-th failed probe removes it: FALL intervals after the stop, not earlier.
+    gone_at = first_seen(
+        lambda: site.ips["rs2"] not in site.ruleset(), stopped + FALL * LONG + SLACK
+    )
+    assert gone_at is not None, f"still in the rules {FALL} intervals after: {site.ruleset()}"
+    assert gone_at - drained_at > (FALL - 1) * LONG - SLACK, (
+        f"removed {gone_at - drained_at:.2f} s after weight 0: before failed probe number {FALL}"
+    )
     assert sorted(dnat_targets(site.ruleset())) == sorted([rs(site, "rs1"), rs(site, "rs3")])
     results = site.requests(12)
     assert all(r["ok"] for r in results), results
     assert {r["backend"] for r in results} == {"rs1", "rs3"}
-    # Within `fall` intervals: weight 0 at the first failed probe, removed at the second.
-    lines = [ln for ln in site.log().splitlines() if rs(site, "rs2") in ln]
-    removed = next(i for i, ln in enumerate(lines) if f"removed {rs(site, 'rs2')}" in ln)
-    assert f"from {VIP}:{PORT}: 2 consecutive failed probes" in lines[removed]
-    assert " weight 0 " in lines[removed - 1], "weight 0 came one tick before the removal"
-    assert lines[removed - 1].endswith("removal after 2 consecutive failures")
+    lines = [ln for ln in care.log().splitlines() if target in ln]
+    assert any(f"removed {target} from {VIP}:{PORT}: 2 consecutive failed probes" in ln
+               for ln in lines), lines  # fmt: skip
 
 
 def test_stop_all_fails_fast(site, care):
@@ -247,44 +335,64 @@ def test_stop_all_fails_fast(site, care):
         assert result["error"].startswith("ConnectionRefusedError"), result
 
 
-def test_start_all_brings_all_three_back_within_rise_intervals(site, care):
-    for name in ("rs1", "rs2", "rs3"):
-        site.start(name)
-    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.ruleset()
+def test_start_all_brings_all_three_back_within_rise_intervals(site, lvscare):
+    site.stop_all()
+    care = lvscare(interval=LONG)
+
+    def all_removed() -> bool:
+        rules = site.ruleset()
+        return "reject with tcp reset" in rules and not dnat_targets(rules) and not drained(rules)
+
+    # Every probe fails: weight 0 at the first tick, removed at the FALL-th; we act right after.
+    assert wait_for(all_removed, FALL * LONG + 5), care.log()
+    site.start("rs1", "rs2", "rs3")
+    started = time.monotonic()
+    back_at = first_seen(lambda: len(dnat_targets(site.ruleset())) == 3,
+                         started + RISE * LONG + SLACK)  # fmt: skip
+    assert back_at is not None, f"not all back within {RISE} interval(s): {site.ruleset()}"
     assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
     for name in ("rs1", "rs2", "rs3"):
         assert (
             f"restored {rs(site, name)} in {VIP}:{PORT} with weight 1: "
             "1 consecutive successful probe (HTTP 200)"
-        ) in site.log()
+        ) in care.log()
 
 
-def test_table_deleted_by_hand_is_back_within_one_interval(site, care):
+def test_table_deleted_by_hand_is_back_within_one_interval(site, lvscare):
+    care = lvscare(interval=LONG)
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+    # Right after lvscare's first tick: the next one is LONG seconds away.
     site.nft("delete", "table", "ip", "lvscare")
-    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.ruleset()
-    assert f"repaired virtual server {VIP}:{PORT}: it was missing from the kernel" in site.log()
+    deleted = time.monotonic()
+    assert "table ip lvscare" not in site.ruleset()
+    back_at = first_seen(lambda: len(dnat_targets(site.ruleset())) == 3, deleted + LONG + SLACK)
+    assert back_at is not None, f"not repaired within one interval: {site.ruleset()}"
+    assert f"repaired virtual server {VIP}:{PORT}: it was missing from the kernel" in care.log()
     assert all(r["ok"] for r in site.requests(3))
 
 
 def test_foreign_element_and_rule_are_removed(site, care):
     site.nft("add", "element", "ip", "lvscare", "weight0", "{ 10.250.100.99 . 80 }")
     assert wait_for(lambda: "10.250.100.99" not in site.ruleset()), site.ruleset()
-    assert f"removed foreign real server 10.250.100.99:80 from {VIP}:{PORT}" in site.log()
+    assert f"removed foreign real server 10.250.100.99:80 from {VIP}:{PORT}" in care.log()
     site.nft("add", "rule", "ip", "lvscare", "output", "counter", "comment", '"stranger"')
     assert wait_for(lambda: "stranger" not in site.ruleset()), site.ruleset()
-    assert "chain output holds a rule lvscare did not write" in site.log()
+    assert "chain output holds a rule lvscare did not write" in care.log()
     assert len(dnat_targets(site.ruleset())) == 3
 
 
 def test_sigterm_keeps_the_rules_and_traffic(site, care):
-    care.send_signal(signal.SIGTERM)
-    assert care.wait(timeout=10) == 0
-    assert "stopping on SIGTERM; rules stay in place" in site.log()
+    care.proc.send_signal(signal.SIGTERM)
+    assert care.proc.wait(timeout=10) == 0
+    assert "stopping on SIGTERM; rules stay in place" in care.log()
     assert len(dnat_targets(site.ruleset())) == 3
     assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
 
 
 def test_clean_removes_everything_lvscare_made(site, care):
+    care.proc.send_signal(signal.SIGTERM)
+    assert care.proc.wait(timeout=10) == 0
+    assert len(dnat_targets(site.ruleset())) == 3, "nothing for clean to remove: a test of nothing"
     proc = site.clean()
     assert proc.returncode == 0, proc.stderr
     assert "table ip lvscare" not in site.ruleset()
@@ -293,11 +401,11 @@ def test_clean_removes_everything_lvscare_made(site, care):
     assert "removed nft virtual server" in proc.stderr and f"removed route {VIP}/32" in proc.stderr
 
 
-def test_weight_0_lets_existing_connections_live_on(site):
-    proc = site.lvscare("--fall", "3", log_name="drain.log")
+def test_weight_0_lets_existing_connections_live_on(site, lvscare):
+    care = lvscare("--fall", "3")
     holder = None
     try:
-        assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), site.log("drain.log")
+        assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
         holder = netns.popen(
             site.node, [sys.executable, "-c", HOLDER, VIP, str(PORT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -318,12 +426,10 @@ def test_weight_0_lets_existing_connections_live_on(site):
         if holder is not None:
             holder.kill()
             holder.wait()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        site.clean()
 
 
-def test_run_once_reconciles_once_and_exits_0(site):
+def test_run_once_reconciles_once_and_exits_0(fresh):
+    site = fresh
     proc = netns.run(
         site.node,
         [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}",
@@ -338,19 +444,19 @@ def test_run_once_reconciles_once_and_exits_0(site):
         site.clean()
 
 
-def test_link_mode_puts_the_vip_on_a_dummy_link_and_masquerades(site):
-    proc = site.lvscare("--mode", "link", log_name="link.log")
+def test_link_mode_puts_the_vip_on_a_dummy_link_and_masquerades(site, lvscare):
+    care = lvscare("--mode", "link")
     try:
         assert wait_for(
             lambda: len(dnat_targets(site.ruleset())) == 3
             and "table ip lvscare_vip" in site.ruleset()
             and f"{VIP}/32" in netns.run(site.node, ["ip", "-brief", "addr"],
                                          capture_output=True, text=True).stdout
-        ), site.log("link.log")  # fmt: skip
+        ), care.log()  # fmt: skip
         assert {r.get("backend") for r in site.requests(6)} == {"rs1", "rs2", "rs3"}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        care.proc.send_signal(signal.SIGTERM)
+        care.proc.wait(timeout=10)
         clean = site.clean()
     assert clean.returncode == 0
     # This machine's kernel has no dummy driver: lvscare puts the VIP on lo instead.
@@ -359,8 +465,9 @@ def test_link_mode_puts_the_vip_on_a_dummy_link_and_masquerades(site):
     assert "lvscare" not in site.ruleset()
 
 
-def test_the_missions_demo_with_backends_on_the_nodes_loopback(site):
+def test_the_missions_demo_with_backends_on_the_nodes_loopback(fresh):
     """`--rs 127.0.0.1:8081 --rs 127.0.0.1:8082 --rs 127.0.0.1:8083`, as in the mission's text."""
+    site = fresh
     vip = "10.250.100.101"
     servers = []
     try:
@@ -394,8 +501,9 @@ def test_the_missions_demo_with_backends_on_the_nodes_loopback(site):
                               "--clean"], capture_output=True)  # fmt: skip
 
 
-def test_ipv6_virtual_server(site):
+def test_ipv6_virtual_server(fresh):
     """The same over IPv6: `table ip6 lvscare`, a /128 route, requests through [VIP]."""
+    site = fresh
     vip6 = "fd00:250:100::100"
     ips6 = {name: f"fd00:250:100::{11 + i}" for i, name in enumerate(("rs1", "rs2", "rs3"))}
     netns.run(site.node, ["ip", "addr", "add", "fd00:250:100::2/64", "dev", "eth0", "nodad"],

@@ -137,8 +137,15 @@ def test_clean_stops_what_an_interrupted_run_left_running(kill_lab, tmp_path):
     )
     for script in (slow_init, slow_tar):
         assert lab.exec(h[1].name, ["sh", "-c", script]).returncode == 0
-    time.sleep(0.5)
-    running = lab.exec(h[1].name, ["ps", "-eo", "args="]).stdout
+    # Until both sleeps run (whole command lines: tar's own names `sleep 602` too): the test is
+    # about stopping them.
+    running: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        running = lab.exec(h[1].name, ["ps", "-eo", "args="]).stdout.splitlines()
+        if "sleep 601" in running and "sleep 602" in running:
+            break
+        time.sleep(0.1)
     assert "sleep 601" in running and "sleep 602" in running, running
 
     out = clean_all(kill_lab, home)

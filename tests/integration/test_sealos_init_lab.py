@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import lab_session, wait_for_output
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -294,12 +294,12 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
         config.write_text(USER_CONFIG.format(m0=m0.ip))
         port = 18081
         server = subprocess.Popen(
-            lab.run_argv([sys.executable, "-m", "http.server", str(port), "--bind", lab.operator_ip,
-                          "--directory", str(www)]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            lab.run_argv([sys.executable, "-u", "-m", "http.server", str(port), "--bind",
+                          lab.operator_ip, "--directory", str(www)]),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            time.sleep(1.0)
+            wait_for_output(server, "Serving HTTP on")  # printed once it listens
             url = f"http://{lab.operator_ip}:{port}/{package.name}"
             args = [
                 "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", url,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import lab_session, wait_for_output
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -171,12 +171,12 @@ def test_downloaded_package_with_wrong_checksum_is_refused_and_removed(lab, pack
     (serve / f"{package.name}.sha256").write_text("0" * 64 + f"  {package.name}\n")
     port = 18080
     server = subprocess.Popen(
-        lab.run_argv([sys.executable, "-m", "http.server", str(port), "--bind", lab.operator_ip,
-                      "--directory", str(serve)]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        lab.run_argv([sys.executable, "-u", "-m", "http.server", str(port), "--bind",
+                      lab.operator_ip, "--directory", str(serve)]),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(1.0)
+        wait_for_output(server, "Serving HTTP on")  # printed once it listens
         url = f"http://{lab.operator_ip}:{port}/{package.name}"
         args = base_args(lab, package)
         i = args.index("--pkg")
@@ -227,15 +227,20 @@ def test_kubeadm_steps_run_once_reset_leftovers_and_wait_for_a_running_one(lab):
         )
         assert step().returncode == 0
         assert calls()[1:] == ["reset -f", "join --config x"]
+        # Holds the lock until its stdin closes; says "held" once it has it.
         holder = subprocess.Popen(
-            lab.exec_argv(h, ["flock", "/var/lib/sealos/kubeadm.lock", "sleep", "5"])
-        )
+            lab.exec_argv(h, ["flock", "/var/lib/sealos/kubeadm.lock", "sh", "-c",
+                              "echo held; read _"]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
         try:
-            time.sleep(1)
+            wait_for_output(holder, "held")
             lab.exec(h, ["rm", "-f", marker])
             busy = step(wait=1)
             assert busy.returncode == EXIT_BUSY and "another run holds" in busy.stderr
         finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
             holder.wait(20)
         failing = step(body="false")
         assert failing.returncode != 0

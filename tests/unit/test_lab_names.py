@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from sealos_lab import cli
+from sealos_lab import cli, credentials
 from sealos_lab import state as lab
 
 
@@ -60,9 +60,13 @@ def test_command_after_double_dash():
 def test_state_file_is_private_and_holds_no_password(tmp_path, monkeypatch):
     monkeypatch.setattr(lab, "lab_dir", lambda name: tmp_path / name)
     one = lab.Lab(name="p", subnet="10.250.5.0/24", kind="nspawn")
+    (tmp_path / "p").mkdir()
+    # The secrets exist before the state is written, as in `up`: save() could store the password.
+    credentials.ensure_secrets(one, "s3cret")
+    assert one.password == "s3cret"
     one.save()
-    (tmp_path / "p" / lab.PASSWORD_FILE).write_text("s3cret\n")
     state = tmp_path / "p" / lab.STATE_FILE
     assert state.stat().st_mode & 0o777 == 0o600
     assert "s3cret" not in state.read_text()
+    assert (tmp_path / "p" / lab.PASSWORD_FILE).stat().st_mode & 0o777 == 0o600
     assert lab.Lab.load("p").password == "s3cret"

@@ -25,6 +25,8 @@ RS = {f"rs{i}": f"10.250.110.1{i}" for i in (1, 2, 3)}
 RS_PORT = 8080
 # Under TCG everything is ~20x slower than native: a generous probe timeout avoids flapping.
 INTERVAL, TIMEOUT, FALL, RISE = 1.0, 3.0, 2, 1
+# The timing step's interval: long, so that one tick more than claimed is this much late.
+LONG = 5.0
 servers: dict[str, subprocess.Popen] = {}
 
 
@@ -75,6 +77,17 @@ def wait(cond, limit: float) -> float:
             return round(time.monotonic() - start, 2)
         time.sleep(0.25)  # each poll runs ipvsadm: leave the VM's one CPU to lvscare
     return -1.0
+
+
+def since(start: float, cond, limit: float) -> float:
+    """Seconds from `start` until `cond` was first seen true (taken after the check: late rather
+    than early), or -1 when not within `limit` seconds of `start`."""
+    while True:
+        if cond():
+            return round(time.monotonic() - start, 2)
+        if time.monotonic() - start >= limit:
+            return -1.0
+        time.sleep(0.25)
 
 
 def request(timeout: float = 3.0) -> dict:
@@ -155,6 +168,37 @@ def setup_network() -> None:
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
 
+def timing() -> None:
+    """The timing claims on the kernel's rules: a fresh lvscare with a LONG interval, each action
+    taken right after a tick that changed the rules; seconds from the action to each change."""
+    care = lvscare("--interval", f"{LONG:g}s", log="/tmp/lvscare-timing.log")
+    out: dict = {"interval": LONG, "start": wait(lambda: all_weight(3), 60)}  # tick 0 wrote them
+    stop_server("rs2")
+    stopped = time.monotonic()
+    rs2 = f"{RS['rs2']}:{RS_PORT}"
+    out["weight0"] = since(stopped, lambda: f"{rs2} Masq 0" in dests(), 3 * LONG)
+    out["removed"] = since(stopped, lambda: not any(d.startswith(rs2) for d in dests()), 4 * LONG)
+    stop_server("rs1")
+    stop_server("rs3")
+    out["all_removed"] = wait(lambda: service_present() and not dests(), 4 * LONG)
+    for name in RS:
+        start_server(name)
+    wait(lambda: all(server_up(n) for n in RS), 30)
+    started = time.monotonic()
+    out["restored"] = since(started, lambda: all_weight(3), 4 * LONG)
+    sh("ipvsadm", "-D", "-t", f"{VIP}:{PORT}")  # right after the tick that restored them
+    deleted = time.monotonic()
+    out["deleted"] = not service_present()
+    out["repaired"] = since(deleted, lambda: all_weight(3), 4 * LONG)
+    care.send_signal(signal.SIGTERM)
+    care.wait(timeout=30)
+    subprocess.run([sys.executable, PYZ, "care", "--vs", f"{VIP}:{PORT}", "--clean"],
+                   capture_output=True)  # fmt: skip
+    with open("/tmp/lvscare-timing.log") as f:
+        out["log"] = f.read()
+    step("timing", **out)
+
+
 def main() -> None:
     """Walk the scenario; every outcome is printed, pytest decides."""
     setup_network()
@@ -216,6 +260,8 @@ def main() -> None:
     )  # fmt: skip
     step("link-mode", seconds=took, requests=link_requests, addrs=addrs, clean_rc=clean.returncode,
          after_clean=sh("ip", "link", "show", "lvscare0", check=False) + ipvsadm())  # fmt: skip
+
+    timing()
 
     for name in list(servers):
         stop_server(name)

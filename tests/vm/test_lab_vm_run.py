@@ -50,6 +50,8 @@ def test_hung_command_is_killed_and_reported(
     # vm.run's temporary folder (share image, qemu's snapshot overlay, logs) goes here.
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     result = vm.run(share, "echo started; sleep 600", timeout=40)
+    # The VM booted and ran the command, which then hung: not a VM that never came up.
+    assert result.output.startswith("started\n"), result.output
     assert result.timed_out
     assert result.returncode == vm.TIMEOUT_RC
     assert "timed out after 40 s" in result.output

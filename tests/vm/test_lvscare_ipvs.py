@@ -3,8 +3,10 @@ kernel, observed with `ipvsadm -Ln`. The zipapp build is what runs in the VM.
 
 One boot runs `lvscare_vm_scenario.py` (start, stop one, stop all, start all, delete the virtual
 service by hand, foreign real server, SIGTERM, --clean, link mode); each step prints a JSON line
-that the tests below judge. Timings under TCG say little, so the tests check outcomes, and the
-lvscare log for "within fall/rise intervals" (the tick-by-tick sequence of changes).
+that the tests below judge. The timing claims ("within fall/rise intervals", "within one
+interval") come from a last step with its own lvscare at a long interval (5 s): each action is
+taken right after a tick, and `ipvsadm -Ln` must show the change by a deadline derived from the
+interval, with slack for a TCG guest well under one interval.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ pytestmark = [pytest.mark.root, pytest.mark.vm]
 SCENARIO = Path(__file__).with_name("lvscare_vm_scenario.py")
 VIP = "10.103.97.12:6443"
 RS = {"rs1": "10.250.110.11:8080", "rs2": "10.250.110.12:8080", "rs3": "10.250.110.13:8080"}
+FALL, RISE = 2, 1  # as in the scenario
+# The timing step's polls (ipvsadm every 0.25 s) and lvscare's tick, in a TCG guest: well under
+# its 5 s interval, so a tick more than claimed cannot hide here.
+SLACK = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +88,18 @@ def test_stop_one_removes_its_line_and_the_vip_still_answers(steps):
     assert stop["seconds"] >= 0, "rs2's line never went away"
     assert set(real_servers(stop["ipvsadm"])) == {RS["rs1"], RS["rs3"]}
     assert sorted(set(backends(stop["requests"]))) == ["rs1", "rs3"]
-    # Within `fall` (2) intervals: weight 0 at the first failed probe, removed at the second.
-    # (An earlier weight-0 flap under a busy TCG guest may precede it: look at the removal.)
-    rs2 = log_lines(steps, RS["rs2"])
-    removed = next(i for i, ln in enumerate(rs2) if ln.startswith(f"removed {RS['rs2']}"))
-    assert rs2[removed].startswith(f"removed {RS['rs2']} from {VIP}: 2 consecutive failed probes")
-    assert " weight 0 " in rs2[removed - 1], "weight 0 came one tick before the removal"
-    assert rs2[removed - 1].endswith("removal after 2 consecutive failures")
+    assert any(ln.startswith(f"removed {RS['rs2']} from {VIP}: 2 consecutive failed probes")
+               for ln in log_lines(steps, RS["rs2"]))  # fmt: skip
+
+
+def test_stop_one_is_at_weight_0_within_one_interval_and_gone_within_fall(steps):
+    """On the kernel's rules: weight 0 at the first failed probe, removed at the FALL-th."""
+    t = steps["timing"]
+    long = t["interval"]
+    assert t["start"] >= 0, t
+    assert 0 <= t["weight0"] <= long + SLACK, t
+    assert 0 <= t["removed"] <= FALL * long + SLACK, t
+    assert t["removed"] - t["weight0"] >= (FALL - 1) * long - SLACK, ("removed too soon", t)
 
 
 def test_stop_all_keeps_the_virtual_server_and_connections_fail_fast(steps):
@@ -110,6 +121,19 @@ def test_start_all_brings_every_real_server_back(steps):
             ln.startswith(f"restored {rs} in {VIP} with weight 1: 1 consecutive successful probe")
             for ln in log_lines(steps, rs)
         )
+
+
+def test_start_all_is_back_within_rise_intervals(steps):
+    t = steps["timing"]
+    assert t["all_removed"] >= 0, t
+    assert 0 <= t["restored"] <= RISE * t["interval"] + SLACK, t
+
+
+def test_virtual_service_deleted_by_hand_is_back_within_one_interval(steps):
+    t = steps["timing"]
+    assert t["deleted"], t
+    assert 0 <= t["repaired"] <= t["interval"] + SLACK, t
+    assert f"repaired virtual server {VIP}: it was missing from the kernel" in t["log"]
 
 
 def test_virtual_service_deleted_by_hand_comes_back(steps):
