@@ -187,6 +187,31 @@ def test_nodes_stay_ready_without_the_first_master(cluster):
     assert wait_until(back, timeout=30), "lvscare did not take the master back"
 
 
+def test_a_join_interrupted_after_the_node_registered_is_redone(cluster, package):
+    """The window a kill can hit: `kubeadm join` finished (the Node is registered and Ready) but
+    sealos's join marker was not written. The re-run resets the host, and must delete that Node
+    first: kubeadm join refuses a name that is Ready ("a Node with name X and status Ready
+    already exists")."""
+    lab, home, first = cluster
+    assert first.returncode == 0
+    n5 = lab.hosts[4]
+    sh(lab, n5.name, "rm /var/lib/sealos/join.done")
+    assert node_table(lab, lab.hosts[1].name).get(n5.hostname) == "Ready"
+    ips = [h.ip for h in lab.hosts]
+    proc = sealos(lab, home, init_args(ips[:3], ips[3:], package))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert f"{n5.ip}: kubeadm reset -f (an earlier join stopped halfway)" in proc.stdout
+    assert sh(lab, n5.name, "cat /var/lib/sealos/join.done").strip() == "done"
+    table = wait_until(
+        lambda: (t := node_table(lab, lab.hosts[1].name)) and all_ready(t, 5) and t, timeout=30
+    )
+    assert table, node_table(lab, lab.hosts[1].name)
+
+
+def all_ready(table: dict[str, str], count: int) -> bool:
+    return len(table) == count and set(table.values()) == {"Ready"}
+
+
 def test_killed_while_joining_nodes_then_rerun_completes(package, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")

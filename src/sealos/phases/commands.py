@@ -32,6 +32,15 @@ def once(marker: str, body: str, wait: int = LOCK_WAIT) -> str:
     a Kubernetes install without it, unless --force-takeover wrote it); then run `body` and set
     the marker.
     """
+    return f"{_reset_unfinished(marker, wait)}{{ {body}; }} && {mark(marker)}"
+
+
+def reset_unfinished(marker: str, wait: int = LOCK_WAIT) -> str:
+    """`once`'s first half alone: under the lock, reset what an unfinished attempt left."""
+    return _reset_unfinished(marker, wait) + "true"
+
+
+def _reset_unfinished(marker: str, wait: int) -> str:
     leftovers = " ".join(q(p) for p in rp.KUBEADM_LEFTOVERS)
     return (
         f"mkdir -p {q(rp.STATE_DIR)} && exec 9>{q(rp.KUBEADM_LOCK)} || exit 1; "
@@ -45,7 +54,32 @@ def once(marker: str, body: str, wait: int = LOCK_WAIT) -> str:
         'not resetting it (sealos clean it first)" >&2; exit 1; fi; '
         "echo 'sealos: an earlier attempt stopped halfway: kubeadm reset -f'; "
         "kubeadm reset -f || exit 1; break; fi; done; "
-        f"{{ {body}; }} && {mark(marker)}"
+    )
+
+
+async def reset_half_join(ctx: Context, node: ClusterHost) -> None:
+    """A join of `node` that stopped halfway (kubeadm's files there, no join marker): reset the
+    host now, then delete the Node object that join may have registered. After the reset its
+    kubelet is gone, but the API keeps the Node Ready for a while (node-monitor-grace-period),
+    and kubeadm join refuses a name that is Ready ("a Node with name X and status Ready already
+    exists"), so a re-run right after the interruption would fail."""
+    f = node.facts
+    assert f is not None
+    m0, hostname = ctx.first_master, f.hostname
+
+    async def act() -> None:
+        await node.ssh.run(reset_unfinished(rp.MARK_JOIN), timeout=600, label="kubeadm reset -f")
+        await m0.ssh.run(
+            f"kubectl --kubeconfig {q(rp.ADMIN_CONF)} delete node {q(hostname)} --ignore-not-found",
+            timeout=120,
+        )
+
+    await ctx.wet(
+        node,
+        f"{reset_plan(f, 'join')}, then kubectl delete node {hostname} (a Node that join may "
+        "have registered)",
+        act,
+        step="kubeadm reset -f (an earlier join stopped halfway)",
     )
 
 

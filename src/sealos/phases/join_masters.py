@@ -8,7 +8,7 @@ from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import map_apiserver, once, reset_plan, root_kubeconfig
+from sealos.phases.commands import map_apiserver, once, reset_half_join, root_kubeconfig
 
 JOIN_TIMEOUT = 1200.0
 
@@ -42,7 +42,7 @@ class JoinMasters(Phase):
             m0 = ctx.first_master
             await map_apiserver(ctx, node, m0.ip, f"{m0.ip} (the first master)")
             if f.kubeadm_leftovers:
-                ctx.would(node, reset_plan(f, "join"))
+                await reset_half_join(ctx, node)
             await ctx.wet(
                 node,
                 f"kubeadm join {name}:{kubeadm.APISERVER_PORT} as a control plane "

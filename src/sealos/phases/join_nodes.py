@@ -17,7 +17,7 @@ from sealos import kubeadm, lvscare_node
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import map_apiserver, once, reset_plan
+from sealos.phases.commands import map_apiserver, once, reset_half_join
 
 JOIN_TIMEOUT = 900.0
 
@@ -107,7 +107,7 @@ class JoinNodes(Phase):
         assert f is not None
         spec, ssh = ctx.spec, node.ssh
         if f.kubeadm_leftovers:
-            ctx.would(node, reset_plan(f, "join"))
+            await reset_half_join(ctx, node)
         if want.mode != lvscare_node.SYSTEMD:
             rule = lvscare_node.care_args(spec.vip, list(want.masters), run_once=True)
             await ctx.wet(

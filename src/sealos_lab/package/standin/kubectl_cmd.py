@@ -63,6 +63,7 @@ _FLAGS = {
     "validate": Flag("validate", default="true"),
     "v": Flag("v", "int", short="v"),
     "wait": Flag("wait", "bool"),
+    "ignore-not-found": Flag("ignore-not-found", "bool"),
     "selector": Flag("selector", short="l"),
     "help": Flag("help", "bool", short="h"),
 }
@@ -366,7 +367,13 @@ def _delete(parsed: ParsedFlags, words: list[str]) -> int:
     client = _client(parsed)
     try:
         for name in words[1:]:
-            _call(client, "DELETE", f"/api/v1/nodes/{name}")
+            try:
+                _call(client, "DELETE", f"/api/v1/nodes/{name}")
+            except KubectlFailure as e:
+                # kubectl --ignore-not-found: a missing object is no error and prints nothing
+                if parsed.values.get("ignore-not-found") and "(NotFound)" in str(e):
+                    continue
+                raise
             sys.stdout.write(f'node "{name}" deleted\n')
     finally:
         client.close()
