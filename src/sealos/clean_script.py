@@ -275,7 +275,9 @@ fi
 # 7. The package file (by name, and any file in /root with the checksum init recorded).
 sha=$(cat {q(rp.MARK_PACKAGE)} 2>/dev/null)
 for f in {packages}; do
-    if owned; then wipe "$f" "$f{rp.PART}"; else keep "$f"; fi
+    # a half-transferred package carries our suffix: ours on any host
+    wipe "$f{rp.PART}"
+    if owned; then wipe "$f"; else keep "$f"; fi
 done
 if [ -n "$sha" ]; then
     for f in {q(rp.HOME)}/*.tar.gz; do

@@ -1,6 +1,10 @@
-"""Record on each host, before the first change there, that sealos started on it
+"""Record on each host, before the first change to the system there, that sealos started on it
 (`remote_paths.MARK_STARTED`): what kubeadm leaves on such a host is an interrupted run of sealos,
-which a later run may reset and clean may remove; on any other host it is someone else's."""
+which a later run may reset and clean may remove; on any other host it is someone else's.
+
+It runs right after the package reached the host (and before init.sh): a refused download removes
+itself, so a run stopped there leaves the host as it was; a transfer cut off halfway leaves only
+`<package>.sealos-part`, which clean removes by that suffix on any host."""
 
 from __future__ import annotations
 
