@@ -167,6 +167,7 @@ def cli() -> None:
 @click.pass_context
 def init_command(ctx: click.Context, **kw: Any) -> None:
     """Install the cluster: masters, nodes, lvscare on every node, CNI."""
+
     def body() -> int:
         # Inside _run: a bad -f file (SpecError) is one sentence and exit 2, not a traceback.
         values = _spec_values(ctx, kw)

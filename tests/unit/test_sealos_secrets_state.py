@@ -97,3 +97,26 @@ def test_missing_state_is_none_and_env_sets_home(tmp_path: Path, monkeypatch):
     store = StateStore()
     assert store.path == tmp_path / "h" / "config.yaml"
     assert store.load() is None
+
+
+def test_sealos_home_and_logs_are_made_0700_whatever_the_umask(tmp_path: Path):
+    """The log's mkdir came first and made ~/.sealos 0755 (only `logs/` got mode 0700)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        home = tmp_path / "user" / ".sealos"
+        log = CommandLog(new_log_path(home, "init"), Redactor())
+        log.close()
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert (home / "logs").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "user").stat().st_mode & 0o777 == 0o700
+        other = tmp_path / "other" / ".sealos"
+        StateStore(other).save(ClusterState())
+        assert other.stat().st_mode & 0o777 == 0o700
+        existing = tmp_path / "shared"
+        existing.mkdir(mode=0o755)
+        StateStore(existing).save(ClusterState())  # a folder not made by sealos is left alone
+        assert existing.stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(old)
