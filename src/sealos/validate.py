@@ -101,6 +101,11 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
 
 def _network_problems(spec: ClusterSpec) -> list[str]:
     problems: list[str] = []
+    if "%" in spec.vip:
+        return [
+            f"--vip {spec.vip!r} is a scoped IPv6 address (with %zone), which kubeadm, nft and "
+            "lvscare cannot use; give a global address."
+        ]
     try:
         vip = ipaddress.ip_address(spec.vip)
     except ValueError:

@@ -195,3 +195,8 @@ def test_clean_never_removes_a_hostile_package_name_by_name():
     text = clean_script.script([], [".ssh", "kube", "", "kube1.20.15.tar.gz"])
     assert "/root/.ssh" not in text and "'/root/kube'" not in text
     assert "/root/kube1.20.15.tar.gz" in text
+
+
+def test_scoped_ipv6_vip_is_refused_in_one_sentence(tmp_path):
+    problems = spec_problems(make_spec(tmp_path, vip="fe80::1%eth0"))
+    assert any("--vip 'fe80::1%eth0' is a scoped IPv6 address" in p for p in problems), problems
