@@ -43,6 +43,16 @@ def parse_duration(text: str, flag: str) -> float:
     return float(match.group(1)) * factor
 
 
+MIN_INTERVAL = 0.1  # seconds; less is a busy loop of probes and kernel reads
+
+
+def _interval(text: str) -> float:
+    seconds = parse_duration(text, "--interval")
+    if seconds < MIN_INTERVAL:
+        raise UserError(f"--interval {text} is too short (a busy loop): give at least 100ms.")
+    return seconds
+
+
 def _positive(text: str, flag: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise UserError(f"{flag} {text} must be a whole number of at least 1.")
@@ -112,6 +122,12 @@ def parse_care(args: argparse.Namespace) -> CareConfig:
     if not real_servers and not args.clean:
         raise UserError("no --rs given: name at least one real server, e.g. --rs 192.168.0.2:6443.")
     check_families(vip, real_servers)
+    for rs in real_servers:
+        if rs.host == vip.host:
+            raise UserError(
+                f"--rs {rs} has the VIP's address {vip.host}: traffic to the VIP would loop back "
+                "to itself; give the real servers' own addresses."
+            )
     if args.health_scheme not in SCHEMES:
         raise UserError(
             f"--health-schem {args.health_scheme} is not known: use http, https or tcp."
@@ -156,7 +172,7 @@ def parse_care(args: argparse.Namespace) -> CareConfig:
             timeout=timeout,
             ca_file=args.health_ca,
         ),
-        interval=parse_duration(args.interval, "--interval"),
+        interval=_interval(args.interval),
         policy=HealthPolicy(
             fall=_positive(args.fall, "--fall"), rise=_positive(args.rise, "--rise")
         ),

@@ -61,12 +61,29 @@ class Endpoint:
                     f"{flag} {text} is ambiguous: "
                     "put an IPv6 address in brackets, e.g. [fd00::2]:6443."
                 )
+        if "%" in host:
+            raise UserError(
+                f"{flag} {text}: a scoped IPv6 address (with %zone) cannot be used by IPVS, nft "
+                f"or routes; give a global address, e.g. {example}."
+            )
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             raise UserError(
                 f"{flag} {text}: {host!r} is not an IP address; give the address, e.g. {example}."
             ) from None
+        if address.is_unspecified or address.is_multicast or str(address) == "255.255.255.255":
+            kind = (
+                "the unspecified address"
+                if address.is_unspecified
+                else "a multicast address"
+                if address.is_multicast
+                else "the broadcast address"
+            )
+            raise UserError(
+                f"{flag} {text}: {address} is {kind}, not one host; give a unicast address, "
+                f"e.g. {example}."
+            )
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise UserError(f"{flag} {text}: the port must be a number from 1 to 65535.")
         return cls(str(address), int(port))

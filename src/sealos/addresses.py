@@ -62,6 +62,11 @@ def parse_host(
 ) -> list[HostAddress]:
     """Parse one entry: an address, a name, or a range; each optionally followed by `:port`."""
     host, port = _split_port(text, default_port, flag)
+    if "%" in host:
+        raise SpecError(
+            f"{flag} {text!r} is a scoped IPv6 address (with %zone), which kubeadm, nft and "
+            "lvscare cannot use; give the host's global address."
+        )
     if "-" in host and _looks_like_ip_range(host):
         return [HostAddress(ip, port) for ip in _expand_range(host, text, flag)]
     ip = _ip(host)

@@ -28,6 +28,7 @@ from sealos import etc_hosts
 from sealos import remote_paths as rp
 from sealos.lvscare_node import UNIT_NAME, endpoint
 from sealos.remote_paths import EXIT_BUSY, q
+from sealos.spec import package_name_problem
 
 REMOVED = "removed: "
 WOULD = "would remove: "
@@ -58,7 +59,10 @@ def script(
     With `force`, a failing `kubeadm reset` is a warning and the files go anyway. With
     `not_ours`, a host without sealos's markers is cleaned as if it had them."""
     endpoints = " ".join(q(endpoint(v)) for v in dict.fromkeys(vips))
-    packages = " ".join(q(f"{rp.HOME}/{n}") for n in dict.fromkeys(package_names))
+    # A name that could not be a package's (`.ssh`, `kube`, ...) is never removed by name; the
+    # package is still found by the checksum init left.
+    names = [n for n in dict.fromkeys(package_names) if package_name_problem(n) is None]
+    packages = " ".join(q(f"{rp.HOME}/{n}") for n in names)
     lvscare = q(rp.LVSCARE_BIN)
     unit, manifest = q(rp.LVSCARE_UNIT), q(rp.LVSCARE_MANIFEST)
     remove_hosts_line = etc_hosts.remove_entry_command()

@@ -167,11 +167,16 @@ def cli() -> None:
 @click.pass_context
 def init_command(ctx: click.Context, **kw: Any) -> None:
     """Install the cluster: masters, nodes, lvscare on every node, CNI."""
-    values = _spec_values(ctx, kw)
-    if kw["print_config"]:
-        click.echo(spec_mod.to_yaml(values), nl=False)
-        return
-    _run(lambda: _init(values, kw))
+
+    def body() -> int:
+        # Inside _run: a bad -f file (SpecError) is one sentence and exit 2, not a traceback.
+        values = _spec_values(ctx, kw)
+        if kw["print_config"]:
+            click.echo(spec_mod.to_yaml(values), nl=False)
+            return 0
+        return _init(values, kw)
+
+    _run(body)
 
 
 def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from sealos.redaction import Redactor
+from sealos.state import make_private_dir
 
 
 class CommandLog:
@@ -18,7 +19,7 @@ class CommandLog:
         self.redact = redact
         self._file: Optional[TextIO] = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dir(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._file = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
 

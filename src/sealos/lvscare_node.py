@@ -17,6 +17,7 @@ from sealos.facts import HostFacts
 from sealos.kubeadm import APISERVER_PORT
 from sealos.remote_paths import LVSCARE_BIN, LVSCARE_MANIFEST, LVSCARE_UNIT, LVSCARE_WANTS, q
 from sealos.ssh import SSHConnection
+from sealos.state import make_private_dir
 
 UNIT_NAME = "lvscare.service"
 STATIC_POD_NAME = "kube-sealyun-lvscare"
@@ -51,7 +52,7 @@ def build_bundle(cache_dir: Path | None = None) -> Bundle:
     key = _sources_hash(Path(lvscare.__file__).parent, str(getattr(pyroute2, "__version__", "")))
     path = folder / f"lvscare-{key[:16]}.pyz"
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(folder)
         for old in folder.glob("lvscare-*.pyz"):
             old.unlink(missing_ok=True)
         build(path)

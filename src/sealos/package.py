@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from sealos.errors import SpecError
+from sealos.state import make_private_dir
 
 KUBEADM_MEMBER = "kube/bin/kubeadm"
 
@@ -131,7 +132,7 @@ def _load_cache(cache_dir: Optional[Path]) -> dict[str, dict]:
 
 def _save_cache(cache_dir: Path, cache: dict[str, dict]) -> None:
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(cache_dir)
         tmp = cache_dir / f"packages.json.{os.getpid()}"
         tmp.write_text(json.dumps(cache, indent=1))
         tmp.replace(cache_dir / "packages.json")

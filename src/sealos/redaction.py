@@ -1,23 +1,44 @@
-"""Keeps secrets out of logs and screens: known secret strings and kubeadm's secret patterns."""
+"""Keeps secrets out of logs and screens: known secret strings and kubeadm's secret patterns.
+
+The rule (a secret is masked, a path or a word that merely contains it is not):
+
+- A registered secret (the SSH password, the key's passphrase, a token just parsed) of any
+  length is masked where it stands as a whole token: at the start or end of the text or next to
+  whitespace, a quote, `=`, `:`, `,`, `;`, `@`, a bracket, `<`, `>`, `|` or `&` on both sides. So
+  with the password `root`, `echo root`, `--password=root`, `"root"` and `user:root@host` are
+  masked, while `/root/kube` and `rootfs` stay as they are (masking them would both mangle the
+  log and give the password away).
+- A registered secret of LONG_SECRET characters or more is masked wherever it appears: it cannot
+  occur in other text by chance.
+- Known secret shapes are always masked, registered or not: kubeadm's `--token`,
+  `--certificate-key`, `--discovery-token`, `--tls-bootstrap-token` values, YAML or JSON fields
+  `token`, `certificateKey`, `tlsBootstrapToken`, `password` (quoted keys too), the key
+  `upload-certs` prints, bootstrap tokens (`abcdef.0123456789abcdef`) and the body of every PEM
+  block (`-----BEGIN ...-----` to `-----END ...-----`; the two marker lines stay).
+"""
 
 from __future__ import annotations
 
 import re
 
 MASK = "<redacted>"
-MIN_SECRET_LEN = 3  # masking one- or two-letter strings would garble every log line
+LONG_SECRET = 12  # masked anywhere from this length on; shorter ones only as a whole token
+_EDGE = r"\s\"'`=:,;@()\[\]{}<>|&"
 
 _PATTERNS = [
     # kubeadm flags that carry secrets, with a space or '='
     re.compile(
         r"(--(?:token|certificate-key|discovery-token|tls-bootstrap-token)[ =]+)(\"?)[^\s\"\\]+"
     ),
-    # YAML fields that carry secrets
-    re.compile(r"((?:token|certificateKey|tlsBootstrapToken|password)\s*:\s*)(\"?)[^\s\"]+"),
+    # YAML or JSON fields that carry secrets
+    re.compile(
+        r"((?<![\w-])\"?(?:token|certificateKey|tlsBootstrapToken|password)\"?\s*:\s*)(\"?)[^\s\",}]+"
+    ),
     # the key `kubeadm init phase upload-certs` prints on its own line
     re.compile(r"(Using certificate key:\s*\n\s*)()[0-9a-f]{64}"),
 ]
 _BOOTSTRAP_TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+_PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)[\s\S]*?(-----END [A-Z0-9 ]+-----)")
 
 
 class Redactor:
@@ -30,12 +51,17 @@ class Redactor:
     def add(self, *secrets: str | None) -> None:
         """Register more secrets (e.g. a token just parsed from kubeadm's output)."""
         for s in secrets:
-            if s and len(s) >= MIN_SECRET_LEN:
+            if s:
                 self._secrets.add(s)
 
     def __call__(self, text: str) -> str:
+        text = _PEM.sub(lambda m: f"{m.group(1)}\n{MASK}\n{m.group(2)}", text)
         for s in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(s, MASK)
+            if len(s) >= LONG_SECRET:
+                text = text.replace(s, MASK)
+            else:
+                whole = re.compile(rf"(?:(?<=[{_EDGE}])|^){re.escape(s)}(?=[{_EDGE}]|$)", re.M)
+                text = whole.sub(MASK, text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         return _BOOTSTRAP_TOKEN.sub(MASK, text)

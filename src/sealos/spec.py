@@ -104,9 +104,38 @@ class ClusterSpec:
         if self.pkg is not None:
             return self.pkg.name
         if self.pkg_url:
-            name = self.pkg_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            return name or "kube.tar.gz"
+            return url_file_name(self.pkg_url) or "kube.tar.gz"
         return "kube.tar.gz"
+
+
+def url_file_name(url: str) -> str:
+    """The last segment of the URL's path, as given (empty when the path ends in `/`)."""
+    path = url.split("#", 1)[0].split("?", 1)[0]
+    if "://" in path:
+        path = path.split("://", 1)[1]
+        path = path.split("/", 1)[1] if "/" in path else ""
+    return path.rsplit("/", 1)[-1]
+
+
+PACKAGE_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def package_name_problem(name: str, flag: str = "--pkg-url") -> Optional[str]:
+    """Why `name` cannot be the package's file name on the hosts, or None. The file lands in
+    /root and clean removes it there, so a name like `.ssh` would make clean remove /root/.ssh,
+    and `kube` is the folder the package unpacks into."""
+    fix = "give the package file, e.g. kube1.20.15.tar.gz"
+    if not name:
+        return f"{flag} ends in `/` and so names a folder; {fix}."
+    if "/" in name or "\\" in name:
+        return f"the package name {name!r} holds a slash; {fix}."
+    if name.startswith("."):
+        return f"the package name {name!r} starts with a dot (a hidden file in /root); {fix}."
+    if name == "kube":
+        return f"the package name {name!r} is the folder the package unpacks into; {fix}."
+    if not name.endswith(PACKAGE_SUFFIXES) or name in PACKAGE_SUFFIXES:
+        return f"the package name {name!r} does not end in .tar.gz or .tgz; {fix}."
+    return None
 
 
 def defaults() -> dict[str, Any]:

@@ -21,6 +21,25 @@ STATE_FILE = "config.yaml"
 FORMAT = 1
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` and any missing parent, each 0700 (mkdir's `mode` applies to the last one
+    only, so `~/.sealos` made as the parent of `logs/` was 0755). Folders that already exist are
+    left as they are: SEALOS_HOME may name a folder that is not sealos's to tighten."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another run made it in between; it made it 0700 too
+        os.chmod(folder, 0o700)  # the umask may have taken bits away; never adds any here
+
+
 def sealos_home() -> Path:
     """$SEALOS_HOME, else ~/.sealos."""
     env = os.environ.get(HOME_ENV)
@@ -143,7 +162,7 @@ class StateStore:
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         state.created = state.created or now
         state.updated = now
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dir(self.home)
         tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -4,6 +4,7 @@ progress (rich, on a terminal), or plain lines when stdout is not a terminal.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Optional, TextIO
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
 PROGRESS_STEPS = 4  # plain output prints upload progress at 25 %, 50 %, 75 %, 100 %
 
@@ -158,7 +160,7 @@ class RichUI(UI):
         table.add_column("step")
         table.add_column("progress", width=34)
         for host, row in self._rows.items():
-            mark = {"running": "[yellow]…[/]", "ok": "[green]✓[/]", "failed": "[red]✗[/]"}[
+            mark = {"running": ("…", "yellow"), "ok": ("✓", "green"), "failed": ("✗", "red")}[
                 row.state
             ]
             bar = Table.grid()
@@ -167,7 +169,7 @@ class RichUI(UI):
                     ProgressBar(total=row.total, completed=row.done, width=20),
                     f" {row.done * 100 // row.total}% of {_size(row.total)}",
                 )
-            table.add_row(f"{mark} {host}", _escape(row.step), bar)
+            table.add_row(_text(mark, (" " + host, "")), _text(row.step), bar)
         return table
 
     def phase_start(self, title: str, hosts: list[str]) -> None:
@@ -178,7 +180,12 @@ class RichUI(UI):
         self._started = time.monotonic()
         self._rows = {h: _Row() for h in hosts}
         self.console.print(
-            f"[bold blue]==>[/] [bold]{title}[/]" + (f" ({_count(hosts)})" if hosts else "")
+            _text(
+                ("==>", "bold blue"),
+                " ",
+                (title, "bold"),
+                f" ({_count(hosts)})" if hosts else "",
+            )
         )
         live = Live(
             get_renderable=self._render, console=self.console, refresh_per_second=8, transient=True
@@ -195,16 +202,14 @@ class RichUI(UI):
         self._stop_live()
         for host, row in self._rows.items():
             if row.state == "failed":
-                self.console.print(
-                    f"    [red]✗ {host}[/]: {row.step}", markup=True, highlight=False
-                )
-        mark = "[green]✓[/]" if ok else "[red]✗[/]"
-        self.console.print(f"    {mark} {title} [dim]({seconds:.1f} s)[/]")
+                self.console.print(_text("    ", (f"✗ {host}", "red"), ": ", row.step))
+        mark = ("✓", "green") if ok else ("✗", "red")
+        self.console.print(_text("    ", mark, " ", title, " ", (f"({seconds:.1f} s)", "dim")))
         self._rows = {}
 
     def phase_skip(self, title: str, reason: str) -> None:
         self._stop_live()
-        self.console.print(f"[bold blue]==>[/] [bold]{title}[/]: [dim]{reason}[/]")
+        self.console.print(_text(("==>", "bold blue"), " ", (title, "bold"), ": ", (reason, "dim")))
 
     def step(self, host: str, text: str) -> None:
         row = self._rows.setdefault(host, _Row())
@@ -221,39 +226,42 @@ class RichUI(UI):
         row.total = 0
 
     def info(self, text: str) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(_text(text))
 
     def warn(self, text: str) -> None:
-        self.console.print(f"[yellow]warning:[/] {_escape(text)}")
+        self.console.print(_text(("warning:", "yellow"), " ", text))
 
     def error(self, text: str) -> None:
-        self.console.print(f"[red]error:[/] {_escape(text)}")
+        self.console.print(_text(("error:", "red"), " ", text))
 
     def plan(self, per_host: dict[str, list[str]], action: str = "init") -> None:
         self._stop_live()
         self.console.print(
-            f"[bold]Dry run[/]: nothing was changed. Per host, this is what {action} would do:"
+            _text(
+                ("Dry run", "bold"),
+                f": nothing was changed. Per host, this is what {action} would do:",
+            )
         )
         for host, lines in per_host.items():
-            self.console.print(f"  [bold]{host}[/]")
+            self.console.print(_text("  ", (host, "bold")))
             for line in lines or ["nothing (already done)"]:
-                self.console.print(f"    - {_escape(line)}", highlight=False)
+                self.console.print(_text("    - ", line))
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         from rich.table import Table
 
         self._stop_live()
-        t = Table(title=title, title_justify="left")
+        t = Table(title=_text(title), title_justify="left")
         for c in columns:
-            t.add_column(c)
+            t.add_column(_text(c))
         for r in rows:
-            t.add_row(*[_escape(v) for v in r])
+            t.add_row(*[_text(v) for v in r])
         self.console.print(t)
 
     def block(self, title: str, text: str) -> None:
         self._stop_live()
-        self.console.print(f"[bold]{title}[/]")
-        self.console.print(text.rstrip(), highlight=False, markup=False)
+        self.console.print(_text((title, "bold")))
+        self.console.print(_text(text.rstrip()))
 
     def close(self) -> None:
         self._stop_live()
@@ -267,10 +275,22 @@ def make_ui(out: TextIO | None = None) -> UI:
     return PlainUI(stream)
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+# C0 controls but tab and newline, DEL and C1 controls: a host's text could carry terminal escape
+# sequences (colours, cursor moves, OSC 8 links); they are shown as U+FFFD instead.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
-    return escape(text)
+
+def _text(*parts: str | tuple[str, str]) -> Text:
+    """A rich Text from plain strings and (string, style) pairs. Nothing is parsed as markup or
+    highlighted: every string may come from a host (a step, an error, stderr), and host text is
+    shown literally, never as markup, link or escape sequence."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        value, style = (part, "") if isinstance(part, str) else part
+        text.append(_CONTROLS.sub("\ufffd", value), style=style)
+    return text
 
 
 def _count(hosts: list[str]) -> str:

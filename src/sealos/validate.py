@@ -21,7 +21,7 @@ from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
 from sealos.package import PackageInfo, host_arch
-from sealos.spec import ClusterSpec
+from sealos.spec import ClusterSpec, package_name_problem, url_file_name
 from sealos.state import ClusterState
 
 MIN_NODE_PYTHON = (3, 9)
@@ -88,6 +88,12 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
         problems.append(
             f"--pkg-url {spec.pkg_url!r} is not an http(s) URL; give e.g. http://10.0.0.1/kube1.14.1.tar.gz."
         )
+    if spec.pkg is not None:
+        bad_name = package_name_problem(spec.pkg.name, "--pkg")
+    else:
+        bad_name = package_name_problem(url_file_name(spec.pkg_url or ""), "--pkg-url")
+    if bad_name:
+        problems.append(bad_name)
     if spec.pkg_sha256 and not re.fullmatch(r"[0-9a-f]{64}", spec.pkg_sha256):
         problems.append("--pkg-sha256 must be 64 hexadecimal digits (the output of sha256sum).")
     return problems
@@ -95,6 +101,11 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
 
 def _network_problems(spec: ClusterSpec) -> list[str]:
     problems: list[str] = []
+    if "%" in spec.vip:
+        return [
+            f"--vip {spec.vip!r} is a scoped IPv6 address (with %zone), which kubeadm, nft and "
+            "lvscare cannot use; give a global address."
+        ]
     try:
         vip = ipaddress.ip_address(spec.vip)
     except ValueError:

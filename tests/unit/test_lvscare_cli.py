@@ -112,3 +112,34 @@ def test_module_entry_point_prints_version():
     )
     assert proc.returncode == 0
     assert proc.stdout.startswith("lvscare ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["care", "--vs", "[fe80::1%eth0]:6443", "--rs", "[fd00::2]:6443"], "scoped IPv6"),
+        (["care", "--vs", "[fd00::1]:6443", "--rs", "[fe80::2%eth0]:6443"], "scoped IPv6"),
+        (["care", "--vs", "0.0.0.0:6443", "--rs", "192.168.0.2:6443"], "unspecified address"),
+        (["care", "--vs", "[::]:6443", "--rs", "[fd00::2]:6443"], "unspecified address"),
+        (["care", "--vs", "255.255.255.255:6443", "--rs", "192.168.0.2:6443"], "broadcast"),
+        (["care", "--vs", "224.0.0.1:6443", "--rs", "192.168.0.2:6443"], "multicast"),
+        (["care", "--vs", "[ff02::1]:6443", "--rs", "[fd00::2]:6443"], "multicast"),
+        (["care", "--vs", "10.103.97.2:6443", "--rs", "0.0.0.0:6443"], "unspecified address"),
+        (["care", "--vs", "10.103.97.2:6443", "--rs", "10.103.97.2:6444"], "the VIP's address"),
+        ([*GOOD, "--interval", "0.0000001"], "--interval 0.0000001 is too short"),
+        ([*GOOD, "--interval", "1ms"], "--interval 1ms is too short"),
+        ([*GOOD, "--interval", "1e-7"], "--interval 1e-7 is not a duration"),
+    ],
+)
+def test_hostile_addresses_and_busy_interval_are_one_sentence(argv, words):
+    # parse_care only: on code that accepts these, main() would start caring for real.
+    with pytest.raises(UserError) as refused:
+        cli.parse_care(cli.build_parser().parse_args(argv))
+    message = str(refused.value)
+    assert words in message
+    assert "\n" not in message and message.endswith(".")
+
+
+def test_shortest_interval_is_accepted():
+    args = cli.build_parser().parse_args([*GOOD, "--interval", "100ms"])
+    assert cli.parse_care(args).interval == 0.1

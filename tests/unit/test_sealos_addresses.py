@@ -70,3 +70,9 @@ def test_bad_entries_say_what_is_wrong(text, words):
 def test_duplicates_found_once():
     hosts = parse_hosts(["10.0.0.2", "10.0.0.2-10.0.0.3", "10.0.0.2", "10.0.0.2:23"])
     assert find_duplicates(hosts) == [HostAddress("10.0.0.2")]
+
+
+@pytest.mark.parametrize("text", ["fe80::1%eth0", "[fe80::1%eth0]:22", "[fe80::1%2]"])
+def test_scoped_ipv6_hosts_are_refused_in_one_sentence(text):
+    with pytest.raises(SpecError, match="scoped IPv6 address"):
+        parse_hosts([text], flag="--master")

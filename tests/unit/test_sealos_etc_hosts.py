@@ -53,3 +53,37 @@ def test_foreign_lines_are_told_apart():
         "# 9.9.9.9 apiserver",
     ]
     assert resolves_to(lines, "apiserver.cluster.local") == [("1.2.3.4", False)]
+
+
+def test_rewrite_is_a_rename_beside_the_file_keeping_mode(tmp_path: Path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(ORIGINAL)
+    hosts.chmod(0o640)
+    before = hosts.stat().st_ino
+    sh(set_entry_command("10.0.0.2", "apiserver.cluster.local", str(hosts)))
+    assert hosts.stat().st_ino != before  # replaced by a rename, not rewritten in place
+    assert hosts.stat().st_mode & 0o777 == 0o640
+    sh(remove_entry_command(str(hosts)))
+    assert hosts.read_text() == ORIGINAL and hosts.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts"]  # no temp file left
+
+
+def test_a_writer_killed_mid_write_leaves_the_old_file(tmp_path: Path):
+    """`cat tmp > /etc/hosts` truncated the file before cat ran: killed there, it stayed empty.
+    Here `cat` and `mv` kill the shell that runs the edit the moment they start."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cat", "mv"):
+        (bin_dir / tool).write_text("#!/bin/sh\nkill -9 $PPID\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    hosts = tmp_path / "hosts"
+    for command in (
+        set_entry_command("10.0.0.2", "apiserver.cluster.local", str(hosts)),
+        remove_entry_command(str(hosts)),
+    ):
+        hosts.write_text(ORIGINAL + entry("10.0.0.1", "apiserver.cluster.local") + "\n")
+        old = hosts.read_text()
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+        done = subprocess.run(["sh", "-c", command], env=env, check=False)
+        assert done.returncode == -9
+        assert hosts.read_text() == old

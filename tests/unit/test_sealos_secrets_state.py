@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sealos import spec as spec_mod
@@ -35,12 +36,12 @@ def test_kubeadm_secrets_are_masked_even_when_not_registered():
 
 
 def test_registered_secrets_and_yaml_fields_are_masked():
-    r = Redactor("pa ss'wo\"rd", "ab")  # too short to mask safely: ignored
+    r = Redactor("pa ss'wo\"rd", "ab")  # short, yet a whole token: masked (issue 11)
     out = r(
         "login with pa ss'wo\"rd\ntoken: abcdef.0123456789abcdef\ncertificateKey: " + KEY + "\nab"
     )
     assert "pa ss'wo\"rd" not in out and KEY not in out and "abcdef.0123456789abcdef" not in out
-    assert out.endswith("\nab")
+    assert out.endswith(f"\n{MASK}")
 
 
 def test_log_file_is_private_and_redacted(tmp_path: Path):
@@ -97,3 +98,63 @@ def test_missing_state_is_none_and_env_sets_home(tmp_path: Path, monkeypatch):
     store = StateStore()
     assert store.path == tmp_path / "h" / "config.yaml"
     assert store.load() is None
+
+
+def test_sealos_home_and_logs_are_made_0700_whatever_the_umask(tmp_path: Path):
+    """The log's mkdir came first and made ~/.sealos 0755 (only `logs/` got mode 0700)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        home = tmp_path / "user" / ".sealos"
+        log = CommandLog(new_log_path(home, "init"), Redactor())
+        log.close()
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert (home / "logs").stat().st_mode & 0o777 == 0o700
+        assert (tmp_path / "user").stat().st_mode & 0o777 == 0o700
+        other = tmp_path / "other" / ".sealos"
+        StateStore(other).save(ClusterState())
+        assert other.stat().st_mode & 0o777 == 0o700
+        existing = tmp_path / "shared"
+        existing.mkdir(mode=0o755)
+        StateStore(existing).save(ClusterState())  # a folder not made by sealos is left alone
+        assert existing.stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "text", "expected"),
+    [
+        # a common password is masked as a whole token, never inside a path or a word
+        (["root"], "echo root", f"echo {MASK}"),
+        (["root"], "rm -rf /root/kube rootfs", "rm -rf /root/kube rootfs"),
+        (
+            ["root"],
+            "--password=root 'root' user:root@h",
+            f"--password={MASK} '{MASK}' user:{MASK}@h",
+        ),
+        # short passwords are masked too (they were ignored under 3 characters)
+        (["ab"], "sshpass -p ab ssh", f"sshpass -p {MASK} ssh"),
+        (["x"], "pw=x and x/y", f"pw={MASK} and x/y"),
+        # a long secret goes wherever it appears
+        (["s3cret-passw0rd"], "https://u:s3cret-passw0rd@h/p", f"https://u:{MASK}@h/p"),
+        # known shapes, registered or not
+        (
+            [],
+            '{"certificateKey": "' + KEY + '", "x": 1}',
+            '{"certificateKey": "' + MASK + '", "x": 1}',
+        ),
+        ([], "kubeadm join --token abcdef.0123456789abcdef", f"kubeadm join --token {MASK}"),
+        ([], "t=abcdef.0123456789abcdef", f"t={MASK}"),
+    ],
+)
+def test_redaction_rule(secrets, text, expected):
+    assert Redactor(*secrets)(text) == expected
+
+
+def test_pem_blocks_are_masked_but_their_markers_stay():
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY-----"
+    out = Redactor()(f"key:\n{pem}\ndone")
+    assert "MIIEowIBAAKCAQEA" not in out and "abc" not in out
+    assert "-----BEGIN RSA PRIVATE KEY-----" in out and out.endswith("-----\ndone")

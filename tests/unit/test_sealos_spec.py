@@ -131,3 +131,14 @@ def test_encrypted_key_needs_its_passphrase(tmp_path: Path):
     with pytest.raises(SpecError) as e:
         load_client_keys(spec_mod.Credentials(key_path=path, key_passphrase="wrong"))
     assert "check --pk and --pk-passwd" in str(e.value)
+
+
+@pytest.mark.parametrize("extra", [[], ["--print-config"]])
+def test_cli_file_that_is_not_yaml_is_one_sentence(tmp_path: Path, extra):
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("masters: [10.0.0.2\n")
+    out = CliRunner().invoke(cli, ["init", "-f", str(bad), *extra])
+    assert out.exit_code == 2
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+    assert "is not valid YAML" in out.output and "Traceback" not in out.output
+    assert len(out.output.strip().splitlines()) == 1

@@ -55,3 +55,37 @@ def test_rich_ui_renders_on_a_terminal_without_eating_brackets():
 
 def test_make_ui_picks_plain_off_a_terminal():
     assert isinstance(make_ui(io.StringIO()), PlainUI)
+
+
+HOSTILE = [
+    "[preflight] [/etc/kubernetes] is not empty",
+    "[link=https://evil.example]click[/link] [bold red]x[/] \\",
+    "osc8 \x1b]8;;https://evil.example\x1b\\here\x1b]8;;\x1b\\ \x1b[2J end",
+]
+
+
+def test_rich_ui_shows_host_text_literally_never_as_markup_or_links():
+    """A failed host's stderr with `[/etc/kubernetes]` crashed phase_end with a MarkupError."""
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=400, color_system="truecolor")
+    ui = RichUI(console)
+    for bad in HOSTILE:
+        ui.phase_start(f"phase {bad}", ["10.0.0.2", bad])
+        ui.step(bad, bad)
+        ui.host_done("10.0.0.2", False, f"`kubeadm init` failed (exit 1): {bad}")
+        ui.host_done(bad, False, bad)
+        ui.phase_end(f"phase {bad}", False, 1.0)
+        ui.phase_skip(bad, bad)
+        ui.info(bad)
+        ui.warn(bad)
+        ui.error(bad)
+        ui.plan({bad: [bad]}, action="init")
+        ui.table(bad, [bad], [[bad]])
+        ui.block(bad, bad)
+    ui.close()
+    text = buf.getvalue()
+    assert text.count("[preflight] [/etc/kubernetes] is not empty") >= 10
+    assert text.count("[link=https://evil.example]click[/link] [bold red]x[/] \\") >= 10
+    assert "\x1b]8;" not in text  # no OSC 8 hyperlink reaches the terminal
+    assert "\x1b[2J" not in text
+    assert "osc8 \ufffd]8;;https://evil.example" in text

@@ -157,3 +157,46 @@ def test_clock_skew_is_a_warning(tmp_path):
 
 def test_hostaddress_key_for_ipv6():
     assert HostAddress("fd00::2", 22).key == "[fd00::2]:22"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://h/.ssh", "starts with a dot"),
+        ("https://h/..", "starts with a dot"),
+        ("https://h/kube/", "ends in `/`"),
+        ("https://h/kube", "is the folder the package unpacks into"),
+        ("https://h/kube1.20.15.zip", "does not end in .tar.gz or .tgz"),
+        ("https://h/.tar.gz", "starts with a dot"),
+        ("https://h/a%20b.tar.gz?x=1", None),
+        ("https://h/pkgs/kube1.20.15.tgz?sig=abc", None),
+    ],
+)
+def test_hostile_package_names_are_refused_in_one_sentence(tmp_path, url, words):
+    spec = make_spec(tmp_path, pkg=None, pkg_url=url, pkg_sha256="0" * 64)
+    problems = [p for p in spec_problems(spec) if "package name" in p or "names a folder" in p]
+    if words is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and words in problems[0], problems
+        assert problems[0].replace("e.g. ", "").count(". ") == 0 and problems[0].endswith(".")
+
+
+def test_hostile_local_package_name_is_refused(tmp_path):
+    pkg = tmp_path / "kube"
+    pkg.write_bytes(b"x")
+    problems = spec_problems(make_spec(tmp_path, pkg=pkg))
+    assert any("is the folder the package unpacks into" in p for p in problems), problems
+
+
+def test_clean_never_removes_a_hostile_package_name_by_name():
+    from sealos import clean_script
+
+    text = clean_script.script([], [".ssh", "kube", "", "kube1.20.15.tar.gz"])
+    assert "/root/.ssh" not in text and "'/root/kube'" not in text
+    assert "/root/kube1.20.15.tar.gz" in text
+
+
+def test_scoped_ipv6_vip_is_refused_in_one_sentence(tmp_path):
+    problems = spec_problems(make_spec(tmp_path, vip="fe80::1%eth0"))
+    assert any("--vip 'fe80::1%eth0' is a scoped IPv6 address" in p for p in problems), problems
