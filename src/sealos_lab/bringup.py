@@ -11,15 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from sealos_lab import addresses, credentials, hostfiles, netns, readiness
+from sealos_lab import addresses, credentials, hostfiles, limits, netns, readiness
 from sealos_lab.drivers import HostDriver, driver_for
 from sealos_lab.names import LabError, check_hostname, check_name, machine_name
-from sealos_lab.paths import lab_dir
+from sealos_lab.paths import lab_dir, limits_record
 from sealos_lab.rootfs import ensure_rootfs, rootfs_path
-from sealos_lab.state import STATE_FILE, Lab, LabHost, _pick_subnet, global_lock, require_root
+from sealos_lab.state import (
+    STATE_FILE,
+    Lab,
+    LabHost,
+    _pick_subnet,
+    global_lock,
+    list_labs,
+    require_root,
+)
 from sealos_lab.teardown import down
 
-MAX_HOSTS = 40
+# 3 masters + 50 nodes and some: the kernel limits this needs are raised (`sealos_lab.limits`).
+MAX_HOSTS = 60
 
 
 def up(
@@ -58,6 +67,8 @@ def up(
                 f"remove it with `sealos-lab down --name {name}` to choose a new one"
             )
         credentials.ensure_secrets(lab, password)
+        with global_lock():
+            limits.raise_for(_hosts_here(), limits_record(), log=say)
         net = netns.Network(lab.prefix, lab.subnet)
         net.create()
         lock = threading.Lock()
@@ -123,6 +134,15 @@ def _create_or_load(
                 h.hostname = hostnames[h.name]
         lab.save()
     return lab, new
+
+
+def _hosts_here() -> int:
+    """How many hosts the labs on this machine have (this one included)."""
+    total = 0
+    for other in list_labs():
+        with contextlib.suppress(Exception):
+            total += len(Lab.load(other).hosts)
+    return total
 
 
 def _prerequisites(driver: HostDriver, say: Any) -> Path:

@@ -14,6 +14,11 @@ def lab_dir(name: str) -> Path:
     return STATE / name
 
 
+def limits_record() -> Path:
+    """The kernel limits the labs raised and the values found before (`sealos_lab.limits`)."""
+    return STATE / "kernel-limits.json"
+
+
 def write_private(path: Path, text: str) -> None:
     """Write `path` atomically, readable by its owner only (mode 0600)."""
     tmp = path.with_name(path.name + ".tmp")

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-from sealos_lab import netns, nspawn, servers
+from sealos_lab import limits, netns, nspawn, servers
 from sealos_lab.drivers import DRIVERS, HostDriver
 from sealos_lab.names import LabError, check_name, owns_namespace
-from sealos_lab.paths import lab_dir, releases_dir
-from sealos_lab.state import Lab, LabHost, global_lock, require_root
+from sealos_lab.paths import lab_dir, limits_record, releases_dir
+from sealos_lab.state import Lab, LabHost, global_lock, list_labs, require_root
 
 
 def down(name: str = "default") -> None:
@@ -45,6 +45,9 @@ def down(name: str = "default") -> None:
         for driver in DRIVERS.values():
             driver.remove_leftovers(name, hosts)
         shutil.rmtree(d, ignore_errors=True)
+        if not list_labs():
+            # The last lab is gone: the kernel limits the labs raised go back to what they were.
+            limits.restore(limits_record())
     if d.exists():
         raise LabError(f"could not remove {d}; remove it by hand")
 

@@ -58,7 +58,10 @@ run)
     init=/run/sealos-lab/init
     ;;
 host)
-    if files=$(disk lab-files); then
+    # The host's files are copied at its first boot only: a real host keeps its disk, and what
+    # was changed on it since (sealos's /etc/hosts line, say) must survive a reboot.
+    copied=/newroot/var/lib/sealos-lab/files-copied
+    if [ ! -e "$copied" ] && files=$(disk lab-files); then
         # GNU tar from the root image: --no-overwrite-dir keeps the modes of existing folders
         # (/root stays 0700, /tmp 1777) while files and new folders come with their own.
         stage=/newroot/run/sealos-lab-files
@@ -69,6 +72,7 @@ host)
             fail "cannot copy the host's files"
         umount "$stage"
         rmdir "$stage"
+        mkdir -p "${copied%/*}" && : >"$copied" || fail "cannot mark the host's files copied"
     fi
     # The NIC is configured here, before systemd: it is up with its address by the time sshd
     # starts, and no network daemon has to run (net.ifnames=0 keeps udev from renaming it).

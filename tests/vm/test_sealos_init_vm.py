@@ -1,13 +1,16 @@
 """`sealos init` on VM hosts with Debian's kernel and real IPVS (issue 4, acceptance 2): 2 masters
-+ 1 node; `ipvsadm -Ln` on the node shows VIP:6443 rr with every master as Masq 1."""
++ 1 node; `ipvsadm -Ln` on the node shows VIP:6443 rr with every master as Masq 1. Then the node
+reboots (issue 12): the VIP rule is back, lvscare.service was active before kubelet.service
+started (systemd's own timestamps), and the node is Ready again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,10 +31,13 @@ def vmlab() -> Iterator[Lab]:
         yield lab
 
 
-def test_nodes_balance_the_apiservers_with_real_ipvs(vmlab: Lab, tmp_path: Path):
+@pytest.fixture(scope="module")
+def cluster(vmlab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Lab:
+    """The VM lab with `sealos init` done: 2 masters + 1 node."""
     from sealos_lab.package import build
 
     lab = vmlab
+    tmp_path = tmp_path_factory.mktemp("init")
     pkg = build(VERSION, tmp_path / f"kube{VERSION[1:]}.tar.gz")
     m1, m2, n1 = lab.hosts
     env = {
@@ -45,6 +51,20 @@ def test_nodes_balance_the_apiservers_with_real_ipvs(vmlab: Lab, tmp_path: Path)
     ]  # fmt: skip
     proc = lab.run(argv, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
+    return lab
+
+
+def _ready_nodes(lab: Lab) -> str:
+    return lab.exec(
+        lab.hosts[0].name,
+        ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "nodes"],
+        timeout=60,
+    ).stdout
+
+
+def test_nodes_balance_the_apiservers_with_real_ipvs(cluster: Lab):
+    lab = cluster
+    m1, m2, n1 = lab.hosts
 
     def rules() -> str:
         return lab.exec(n1.name, ["ipvsadm", "-Ln"], timeout=60).stdout
@@ -67,7 +87,72 @@ def test_nodes_balance_the_apiservers_with_real_ipvs(vmlab: Lab, tmp_path: Path)
         assert forward_and_weight(out, m.ip) == ["Masq", "1"], out
     status = lab.exec(n1.name, ["systemctl", "is-active", "lvscare.service"]).stdout.strip()
     assert status == "active"
-    nodes = lab.exec(
-        m1.name, ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "nodes"]
+    nodes = _ready_nodes(lab)
+    assert nodes.count(" Ready ") == 3, nodes
+
+
+def _boot_id(lab: Lab, host: str) -> str:
+    try:
+        proc = lab.exec(host, ["cat", "/proc/sys/kernel/random/boot_id"], timeout=20)
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _monotonic_usec(lab: Lab, host: str, unit: str, prop: str) -> int:
+    out = lab.exec(host, ["systemctl", "show", "-P", prop, unit], check=True).stdout.strip()
+    return int(out)
+
+
+def test_node_reboot_brings_the_vip_rule_back_before_kubelet_and_the_node_ready(cluster: Lab):
+    lab = cluster
+    n1 = lab.hosts[2]
+    VIP_LINE = f"TCP  {VIP}:6443 rr"
+    before = _boot_id(lab, n1.name)
+    assert before
+    started = time.monotonic()
+    # The SSH session may be cut by the reboot itself: its exit code says nothing.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        lab.exec(n1.name, ["systemctl", "reboot"], timeout=30)
+    deadline = started + 300
+    after = ""
+    while time.monotonic() < deadline:
+        after = _boot_id(lab, n1.name)
+        if after and after != before:
+            break
+        time.sleep(2)
+    assert after and after != before, "the node did not come back from its reboot"
+    back = time.monotonic() - started
+    # The VM's own disk was kept: sealos's /etc/hosts line survived the boot.
+    hosts = lab.exec(n1.name, ["cat", "/etc/hosts"], check=True).stdout
+    assert "apiserver.cluster.local" in hosts, hosts
+    # SSH is up before the rest of the boot: wait for kubelet.service, then the VIP rule must be
+    # there (lvscare is Type=notify, READY once the rule is in) and lvscare was active first.
+    kubelet_deadline = time.monotonic() + 120
+    state = ""
+    while time.monotonic() < kubelet_deadline:
+        state = lab.exec(n1.name, ["systemctl", "is-active", "kubelet.service"]).stdout.strip()
+        if state == "active":
+            break
+        time.sleep(2)
+    assert state == "active", state
+    rules = lab.exec(n1.name, ["ipvsadm", "-Ln"], timeout=60).stdout
+    assert VIP_LINE in rules, rules
+    lvscare_active = _monotonic_usec(
+        lab, n1.name, "lvscare.service", "ActiveEnterTimestampMonotonic"
     )
-    assert nodes.stdout.count(" Ready ") == 3, nodes.stdout
+    kubelet_started = _monotonic_usec(
+        lab, n1.name, "kubelet.service", "ExecMainStartTimestampMonotonic"
+    )
+    assert 0 < lvscare_active <= kubelet_started, (lvscare_active, kubelet_started)
+    # The node is Ready again, as the master sees it, within a deadline.
+    ready_deadline = time.monotonic() + 180
+    line = ""
+    while time.monotonic() < ready_deadline:
+        line = next((x for x in _ready_nodes(lab).splitlines() if x.startswith(n1.hostname)), "")
+        if " Ready " in f"{line} ":
+            break
+        time.sleep(3)
+    assert " Ready " in f"{line} ", line
+    print(f"node reboot: SSH back after {back:.1f} s, Ready after "
+          f"{time.monotonic() - started:.1f} s")  # fmt: skip
