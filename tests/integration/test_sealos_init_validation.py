@@ -196,7 +196,7 @@ def test_downloaded_package_with_wrong_checksum_is_refused_and_removed(lab, pack
 
 def test_kubeadm_steps_run_once_reset_leftovers_and_wait_for_a_running_one(lab):
     """The host-side guard of kubeadm init/join, on a real lab host with a recording `kubeadm`."""
-    from sealos.phases.commands import EXIT_BUSY, once
+    from sealos.phases.commands import EXIT_BUSY, mark_started, once
 
     h = lab.hosts[0].name
     fake = (
@@ -225,6 +225,10 @@ def test_kubeadm_steps_run_once_reset_leftovers_and_wait_for_a_running_one(lab):
                 f"rm -f {marker}; mkdir -p /etc/kubernetes/pki && touch /etc/kubernetes/pki/ca.crt",
             ],
         )
+        # Leftovers of a foreign install are never reset (issue 11); of one sealos started, are.
+        refused = step()
+        assert refused.returncode == 1 and "not resetting it" in refused.stderr
+        lab.exec(h, ["sh", "-c", mark_started("the test")], check=True)
         assert step().returncode == 0
         assert calls()[1:] == ["reset -f", "join --config x"]
         # Holds the lock until its stdin closes; says "held" once it has it.
