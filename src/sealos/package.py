@@ -12,7 +12,7 @@ import os
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
 from sealos.errors import SpecError
 from sealos.state import make_private_dir
@@ -69,13 +69,15 @@ def elf_arch(head: bytes) -> Optional[str]:
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """SHA-256 of a local file, hex."""
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            h.update(block)
+        return sha256_stream(f, chunk)
+
+
+def sha256_stream(f: IO[bytes], chunk: int = 1 << 20) -> str:
+    """SHA-256 of what is left to read in a binary stream (a file, a tar member), hex."""
+    h = hashlib.sha256()
+    while block := f.read(chunk):
+        h.update(block)
     return h.hexdigest()
 
 

@@ -8,7 +8,6 @@ files the builder writes (init.sh, config.toml, version) have the source `genera
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from sealos.errors import SealosError
+from sealos.package import sha256_stream
 
 MANIFEST = "kube/manifest.json"
 FORMAT = 1
@@ -90,10 +90,7 @@ def inspect(path: Path) -> Inspection:
                 if name == MANIFEST:
                     raw = f.read()
                     continue
-                h = hashlib.sha256()
-                while block := f.read(1 << 20):
-                    h.update(block)
-                actual[name] = (h.hexdigest(), member.size)
+                actual[name] = (sha256_stream(f), member.size)
     except FileNotFoundError:
         raise SealosError(f"{path} does not exist.") from None
     except (tarfile.TarError, OSError, EOFError) as e:

@@ -53,8 +53,7 @@ class JoinNodes(Phase):
         ]
 
     async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
-        if ctx.bundle is None:
-            ctx.bundle = lvscare_node.build_bundle(ctx.store.home / "cache")
+        # The lvscare bundle is built by its own phase (BuildLvscareBundle), before any change.
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=False)
 

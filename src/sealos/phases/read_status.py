@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from sealos import lvscare_node
 from sealos.context import ClusterHost, Context
-from sealos.errors import HostError
 from sealos.facts import key_values
 from sealos.phases.base import Phase
 from sealos.remote_paths import q
@@ -73,10 +72,6 @@ class ReadStatus(Phase):
         return "no host answered"
 
     async def run_host(self, ctx: Context, node: ClusterHost) -> str:
-        try:
-            result = await node.ssh.run(status_script(ctx.spec.vip), timeout=60)
-        except HostError as e:
-            node.error = e
-            raise
+        result = await node.ssh.run(status_script(ctx.spec.vip), timeout=60)
         self.found[node.name] = s = parse(result.stdout)
         return f"kubelet {s.kubelet or 'absent'}"
