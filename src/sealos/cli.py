@@ -92,7 +92,10 @@ def cli() -> None:
     "--pkg-url", default=None, help="URL every host downloads the package from (curl or wget)."
 )
 @click.option(
-    "--pkg-sha256", default=None, help="SHA-256 of --pkg-url's file (default: read URL.sha256)."
+    "--pkg-sha256",
+    default=None,
+    help="SHA-256 of the package (--pkg or --pkg-url; plain http needs it; default for https: "
+    "read URL.sha256).",
 )
 @click.option("--version", "version", default=None, help="Kubernetes version, e.g. v1.14.1.")
 @click.option(

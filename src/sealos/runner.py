@@ -23,7 +23,7 @@ from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.logfile import CommandLog, new_log_path
 from sealos.phases.base import Phase, PhaseFailed, run_phases
-from sealos.redaction import Redactor
+from sealos.redaction import Redactor, url_secrets
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
 from sealos.ssh import CommandTiming, SSHConnection, load_client_keys
@@ -135,7 +135,8 @@ def run(action: Action, ui: Optional[UI] = None, *, dry_run: bool = False) -> Re
 async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
     """The async body of `run`."""
     spec, store = action.spec, action.store
-    log = CommandLog(new_log_path(store.home, action.name), Redactor(*spec.credentials.secrets()))
+    secrets = [*spec.credentials.secrets(), *url_secrets(spec.pkg_url)]
+    log = CommandLog(new_log_path(store.home, action.name), Redactor(*secrets))
     result = Result(ok=False, dry_run=dry_run, log_path=log.path)
     started = time.monotonic()
     ctx = Context(spec, ui, log, store, action.state, dry_run=dry_run, new=set(action.new))
@@ -200,7 +201,8 @@ def cluster_host(ctx: Context, target: Target) -> ClusterHost:
 
 
 def read_package(ctx: Context) -> list[str]:
-    """Inspect --pkg on the operator's machine (checksum, architecture; cached); its problem."""
+    """Inspect --pkg on the operator's machine (checksum, architecture, its manifest; cached);
+    its problem, also when it is not the file --pkg-sha256 names."""
     pkg = ctx.spec.pkg
     if pkg is None or not pkg.is_file():
         return []
@@ -208,6 +210,12 @@ def read_package(ctx: Context) -> list[str]:
         ctx.package = package_mod.inspect(pkg, ctx.store.home / "cache")
     except SpecError as e:
         return [str(e)]
+    given = ctx.spec.pkg_sha256
+    if given and given != ctx.package.sha256:
+        return [
+            f"the package {pkg} has SHA-256 {ctx.package.sha256}, not the {given} given with "
+            "--pkg-sha256; check that it is the file you meant (or the checksum)."
+        ]
     ctx.package_sha256 = ctx.package.sha256
     return []
 

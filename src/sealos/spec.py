@@ -15,6 +15,7 @@ import yaml
 from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_hosts
 from sealos.errors import SpecError
 from sealos.kubeversion import KubeVersion
+from sealos.redaction import redact_url
 
 DEFAULT_VIP = "10.103.97.2"
 DEFAULT_APISERVER = "apiserver.cluster.local"
@@ -211,7 +212,8 @@ def to_values(spec: ClusterSpec) -> dict[str, Any]:
         "pk": str(key) if key else None,
         "version": str(spec.version) if spec.version else None,
         "pkg": str(spec.pkg) if spec.pkg else None,
-        "pkgUrl": spec.pkg_url,
+        # Credentials in the URL (user:pw@, a signed query) are never saved.
+        "pkgUrl": redact_url(spec.pkg_url) if spec.pkg_url else None,
         "pkgSha256": spec.pkg_sha256,
         "vip": spec.vip,
         "apiserver": spec.apiserver,

@@ -21,6 +21,7 @@ from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
 from sealos.package import PackageInfo, host_arch
+from sealos.redaction import MASK, redact_url
 from sealos.spec import ClusterSpec, package_name_problem, url_file_name
 from sealos.state import ClusterState
 
@@ -84,10 +85,8 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
     problems = []
     if spec.pkg is not None and not spec.pkg.is_file():
         problems.append(f"the package file {spec.pkg} does not exist; check --pkg.")
-    if spec.pkg_url and not re.match(r"^(https?|ftp)://[^\s/]+", spec.pkg_url):
-        problems.append(
-            f"--pkg-url {spec.pkg_url!r} is not an http(s) URL; give e.g. http://10.0.0.1/kube1.14.1.tar.gz."
-        )
+    if spec.pkg_url:
+        problems += package_url_problems(spec.pkg_url, spec.pkg_sha256)
     if spec.pkg is not None:
         bad_name = package_name_problem(spec.pkg.name, "--pkg")
     else:
@@ -97,6 +96,31 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
     if spec.pkg_sha256 and not re.fullmatch(r"[0-9a-f]{64}", spec.pkg_sha256):
         problems.append("--pkg-sha256 must be 64 hexadecimal digits (the output of sha256sum).")
     return problems
+
+
+def package_url_problems(url: str, sha256: Optional[str]) -> list[str]:
+    """--pkg-url: an http(s) or ftp URL that can travel in a curl config, and over plain http or
+    ftp (which anyone on the way can change, URL.sha256 included) only with --pkg-sha256."""
+    shown = redact_url(url)
+    if MASK in url:
+        return [
+            "the --pkg-url recorded at init held credentials, which sealos never saves; "
+            "give the URL again with --pkg-url."
+        ]
+    if not re.match(r"^(https?|ftp)://[^\s/]+", url):
+        return [
+            f"--pkg-url {shown!r} is not an http(s) URL; give e.g. https://10.0.0.1/kube1.14.1.tar.gz."
+        ]
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in url):
+        return [f"--pkg-url {shown!r} holds a space or control character; percent-encode it (%20)."]
+    if not url.startswith("https://") and not sha256:
+        scheme = url.split(":", 1)[0]
+        return [
+            f"--pkg-url {shown} is plain {scheme}, where anyone on the way can change the package "
+            "and its .sha256 file; give the package's checksum with --pkg-sha256 (sha256sum of "
+            "the file), or serve it over https."
+        ]
+    return []
 
 
 def _network_problems(spec: ClusterSpec) -> list[str]:
@@ -363,6 +387,8 @@ def join_request_problems(
         spec,
         masters=[*(members.address_of(m) for m in others if m.role == "master"), *new_masters],
         nodes=[*(members.address_of(m) for m in others if m.role == "node"), *new_nodes],
+        # The checksum recorded at init verifies a plain-http download as one given would.
+        pkg_sha256=spec.pkg_sha256 or package_sha256,
     )
     problems += spec_problems(check)
     recorded = state.package_sha256

@@ -302,8 +302,9 @@ ipvs:
 
 
 def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
-    """Hosts download the package (checksum from URL.sha256), lvscare runs as a static pod, the
-    user's kubeadm config is used as given, and the CNI pool follows --podcidr."""
+    """Hosts download the package (plain http, so its checksum is given: --pkg-sha256), lvscare
+    runs as a static pod, the user's kubeadm config is used as given, and the CNI pool follows
+    --podcidr."""
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")
     import hashlib
@@ -328,8 +329,8 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
             url = f"http://{lab.operator_ip}:{port}/{package.name}"
             args = [
                 "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", url,
-                "--lvscare-mode", "static-pod", "--kubeadm-config", str(config),
-                "--podcidr", "100.80.0.0/12",
+                "--pkg-sha256", digest, "--lvscare-mode", "static-pod",
+                "--kubeadm-config", str(config), "--podcidr", "100.80.0.0/12",
             ]  # fmt: skip
             proc = sealos(lab, tmp_path / "home", args)
         finally:
