@@ -223,7 +223,7 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos.addresses import parse_hosts
     from sealos.ui import make_ui
 
-    store, state, values, credentials = _recorded(ctx, kw)
+    store, state, values, credentials = _recorded(ctx, kw, lock="join")
     port = int(values.get("port") or 22)
     result = join_action.run(
         state,
@@ -240,13 +240,18 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
-def _recorded(ctx: click.Context, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The state store, the recorded cluster, its settings overlaid by the flags typed now, and
-    the credentials (asked for if needed)."""
+def _recorded(
+    ctx: click.Context, kw: dict[str, Any], lock: str = ""
+) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The state store (locked for command `lock` when given, before it is read), the recorded
+    cluster, its settings overlaid by the flags typed now, and the credentials (asked for if
+    needed)."""
     from sealos import members
     from sealos.state import StateStore
 
     store = StateStore()
+    if lock:
+        store.lock(_locked_as(lock, kw))
     state = members.load(store)
     values = members.settings_with(state, _typed(ctx, kw))
     credentials = spec_mod.credentials_from(
@@ -342,6 +347,7 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos.ui import make_ui
 
     store = StateStore()
+    store.lock(_locked_as("clean", kw))  # before reading the state: a second run waits its turn
     state = store.load()
     typed = _typed(ctx, kw)
     values = members.settings_with(state, typed) if state else spec_mod.merge({}, typed)
@@ -478,6 +484,15 @@ def _typed(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
+def _locked_as(command: str, kw: dict[str, Any]) -> str:
+    """How a second run names this one: the command and the hosts typed (no secrets)."""
+    hosts = [f"--master {h}" for h in kw.get("master") or ()]
+    hosts += [f"--node {h}" for h in kw.get("node") or ()]
+    if kw.get("everything"):
+        hosts.append("--all")
+    return " ".join(["sealos", command, *hosts])
+
+
 def _confirm(question: str) -> bool:
     if sys.stdin.isatty():
         return click.confirm(question, default=False)
@@ -521,6 +536,10 @@ def _run(body: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; run the same command again to finish the job.", err=True)
         code = EXIT_INTERRUPTED
+    finally:
+        from sealos.state import unlock_all
+
+        unlock_all()  # the process may live on (tests invoke the CLI in-process)
     sys.exit(code)
 
 

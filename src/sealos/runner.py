@@ -63,6 +63,7 @@ class Action:
     """One command: its options (set by the subclass) and an ordered list of phases."""
 
     name = "action"  # names the log file and the dry run's plan
+    changes_state = False  # init, join, clean: the run holds the state's lock
     spec: ClusterSpec
     store: StateStore
     state: Optional[ClusterState] = None
@@ -135,6 +136,9 @@ def run(action: Action, ui: Optional[UI] = None, *, dry_run: bool = False) -> Re
 async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
     """The async body of `run`."""
     spec, store = action.spec, action.store
+    if action.changes_state:
+        # The CLI took it before reading the state; here for callers of `run` (idempotent).
+        store.lock(f"sealos {action.name}")
     secrets = [*spec.credentials.secrets(), *url_secrets(spec.pkg_url)]
     log = CommandLog(new_log_path(store.home, action.name), Redactor(*secrets))
     result = Result(ok=False, dry_run=dry_run, log_path=log.path)
@@ -181,6 +185,8 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
             if hint and not dry_run:
                 ui.info(hint)
         await _close(ctx, result, ui, log, started)
+        if action.changes_state:
+            store.unlock()
     return result
 
 

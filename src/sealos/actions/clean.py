@@ -152,6 +152,7 @@ class Clean(runner.Action):
     (a master runs `kubectl delete node`, the nodes' lvscare forgets removed masters)."""
 
     name = "clean"
+    changes_state = True
 
     def __init__(
         self,

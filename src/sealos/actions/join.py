@@ -98,6 +98,7 @@ class Join(runner.OnRecordedCluster):
     """Add `new_masters` and `new_nodes` to the recorded cluster."""
 
     name = "join"
+    changes_state = True
 
     def __init__(
         self,
