@@ -54,7 +54,11 @@ def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help=f"SSH password; '-' asks for it. Default: ${spec_mod.PASSWORD_ENV}, else keys.",
         ),
         click.option("--pk", default=None, help="SSH private key file."),
-        click.option("--pk-passwd", default=None, help="Passphrase of --pk; '-' asks for it."),
+        click.option(
+            "--pk-passwd",
+            default=None,
+            help=f"Passphrase of --pk; '-' asks for it. Default: ${spec_mod.PK_PASSWORD_ENV}.",
+        ),
         click.option(
             "--port", default=22, show_default=True, type=int, help="SSH port (per host: IP:PORT)."
         ),

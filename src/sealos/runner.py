@@ -26,7 +26,7 @@ from sealos.phases.base import Phase, PhaseFailed, run_phases
 from sealos.redaction import Redactor, url_secrets
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
-from sealos.ssh import CommandTiming, SSHConnection, load_client_keys
+from sealos.ssh import CommandTiming, SSHConnection, key_file_warning, load_client_keys
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI, PlainUI
 
@@ -151,6 +151,8 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
         if problems:
             raise ValidationFailed(problems)
         ctx.client_keys = load_client_keys(spec.credentials)
+        if warning := key_file_warning(spec.credentials.key_path):
+            ui.warn(warning)
         ctx.nodes = [cluster_host(ctx, t) for t in action.targets(ctx)]
         for phase in phases:
             phase.begin(ctx)

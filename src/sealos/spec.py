@@ -27,6 +27,7 @@ DEFAULT_LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
 DEFAULT_CONCURRENCY = 20
 LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
+PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
 
 # cluster.yaml keys, in the order --print-config writes them.
@@ -289,7 +290,8 @@ def credentials_from(
     pk_passwd: Optional[str],
     prompt: Any = None,
 ) -> Credentials:
-    """Credentials from flags, SEALOS_PASSWORD, or a prompt (`--passwd -`, no echo)."""
+    """Credentials from flags, SEALOS_PASSWORD / SEALOS_PK_PASSWORD, or a prompt (`--passwd -`,
+    `--pk-passwd -`, no echo)."""
     password = passwd
     if password == ASK:
         if prompt is None:
@@ -302,8 +304,12 @@ def credentials_from(
     passphrase = pk_passwd
     if passphrase == ASK:
         if prompt is None:
-            raise SpecError("--pk-passwd - needs a terminal to ask for the passphrase.")
+            raise SpecError(
+                f"--pk-passwd - needs a terminal to ask for the passphrase; use {PK_PASSWORD_ENV}."
+            )
         passphrase = prompt(f"Passphrase for {pk}: ")
+    elif passphrase is None and pk:
+        passphrase = os.environ.get(PK_PASSWORD_ENV) or None
     key_path = Path(pk).expanduser() if pk else None
     return Credentials(
         user=user or "root", password=password, key_path=key_path, key_passphrase=passphrase

@@ -22,7 +22,7 @@ from sealos.errors import CommandError, HostError, SpecError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.remote_paths import PART, q
-from sealos.spec import PASSWORD_ENV, Credentials
+from sealos.spec import PASSWORD_ENV, PK_PASSWORD_ENV, Credentials
 
 DEFAULT_LOGIN_TIMEOUT = 30.0
 DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
@@ -70,9 +70,27 @@ def load_client_keys(credentials: Credentials) -> Optional[list[asyncssh.SSHKey]
     except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as e:
         if credentials.key_passphrase is None and "passphrase" in str(e).lower():
             raise SpecError(
-                f"the key {path} is encrypted; give its passphrase with --pk-passwd."
+                f"the key {path} is encrypted; give its passphrase with --pk-passwd - (asks) "
+                f"or {PK_PASSWORD_ENV}."
             ) from None
         raise SpecError(f"cannot read the key {path} ({e}); check --pk and --pk-passwd.") from None
+
+
+def key_file_warning(path: Optional[Path]) -> Optional[str]:
+    """A warning when the private key file can be read by its group or others (as OpenSSH's
+    "UNPROTECTED PRIVATE KEY FILE"); None when it is private or there is none."""
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077 == 0:
+        return None
+    return (
+        f"the key file {path} can be read by others (mode {mode:04o}); make it private: "
+        f"chmod 600 {path}."
+    )
 
 
 class _PinningClient(asyncssh.SSHClient):
