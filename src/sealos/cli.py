@@ -63,6 +63,15 @@ def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--port", default=22, show_default=True, type=int, help="SSH port (per host: IP:PORT)."
         ),
         click.option(
+            "--host-key-policy",
+            type=click.Choice(spec_mod.HOST_KEY_POLICIES),
+            default=spec_mod.HOST_KEY_POLICIES[0],
+            show_default=True,
+            help="SSH host keys: accept-new takes an unknown key (refuses a changed one), strict "
+            "only keys in ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts or sealos's pins, tofu "
+            "sealos's pins only.",
+        ),
+        click.option(
             "--connect-timeout",
             default=10.0,
             show_default=True,
@@ -188,7 +197,12 @@ def init_command(ctx: click.Context, **kw: Any) -> None:
 
 def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
     credentials = spec_mod.credentials_from(
-        kw["user"], kw["passwd"], kw["pk"], kw["pk_passwd"], _prompt()
+        kw["user"],
+        kw["passwd"],
+        kw["pk"],
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     spec = spec_mod.build(values, credentials)
     # Imported late: building the spec must fail fast and cheaply on bad input.
@@ -259,7 +273,12 @@ def _recorded(
     state = members.load(store)
     values = members.settings_with(state, _typed(ctx, kw))
     credentials = spec_mod.credentials_from(
-        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+        values["user"],
+        kw["passwd"],
+        values.get("pk"),
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     return store, state, values, credentials
 
@@ -368,7 +387,12 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
         click.echo("aborted; nothing was changed.", err=True)
         return EXIT_FAILED
     credentials = spec_mod.credentials_from(
-        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+        values["user"],
+        kw["passwd"],
+        values.get("pk"),
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     result = clean_action.run(
         state,

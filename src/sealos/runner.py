@@ -26,7 +26,13 @@ from sealos.phases.base import Phase, PhaseFailed, run_phases
 from sealos.redaction import Redactor, url_secrets
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
-from sealos.ssh import CommandTiming, SSHConnection, key_file_warning, load_client_keys
+from sealos.ssh import (
+    CommandTiming,
+    SSHConnection,
+    key_file_warning,
+    load_client_keys,
+    load_known_hosts,
+)
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI, PlainUI
 
@@ -153,6 +159,7 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
         ctx.client_keys = load_client_keys(spec.credentials)
         if warning := key_file_warning(spec.credentials.key_path):
             ui.warn(warning)
+        ctx.known_hosts = load_known_hosts(spec.credentials.host_key_policy)
         ctx.nodes = [cluster_host(ctx, t) for t in action.targets(ctx)]
         for phase in phases:
             phase.begin(ctx)
@@ -193,13 +200,15 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
 
 
 def cluster_host(ctx: Context, target: Target) -> ClusterHost:
-    """A host of the run with its SSH connection (its host key pinned when recorded)."""
+    """A host of the run with its SSH connection (its host key checked against the pin recorded
+    and the known_hosts files)."""
     spec = ctx.spec
     ssh = SSHConnection(
         target.address,
         spec.credentials,
         client_keys=ctx.client_keys,
         pinned_key=ctx.state.host_keys.get(target.address.key),
+        known_hosts=ctx.known_hosts,
         connect_timeout=spec.connect_timeout,
         log=ctx.log,
     )

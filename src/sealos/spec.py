@@ -29,6 +29,10 @@ LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
 PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
+# How new SSH host keys are met (OpenSSH's StrictHostKeyChecking): accept-new (default) takes a
+# key no known_hosts file or pin of sealos knows and refuses one that differs; strict takes only
+# known keys; tofu trusts sealos's own pins only (known_hosts files are not read).
+HOST_KEY_POLICIES = ("accept-new", "strict", "tofu")
 
 # cluster.yaml keys, in the order --print-config writes them.
 FILE_KEYS = (
@@ -64,6 +68,7 @@ class Credentials:
     password: Optional[str] = field(default=None, repr=False)
     key_path: Optional[Path] = None
     key_passphrase: Optional[str] = field(default=None, repr=False)
+    host_key_policy: str = HOST_KEY_POLICIES[0]
 
     def secrets(self) -> list[str]:
         """The secret strings a log must never show."""
@@ -289,6 +294,7 @@ def credentials_from(
     pk: Optional[str],
     pk_passwd: Optional[str],
     prompt: Any = None,
+    host_key_policy: str = HOST_KEY_POLICIES[0],
 ) -> Credentials:
     """Credentials from flags, SEALOS_PASSWORD / SEALOS_PK_PASSWORD, or a prompt (`--passwd -`,
     `--pk-passwd -`, no echo)."""
@@ -312,7 +318,11 @@ def credentials_from(
         passphrase = os.environ.get(PK_PASSWORD_ENV) or None
     key_path = Path(pk).expanduser() if pk else None
     return Credentials(
-        user=user or "root", password=password, key_path=key_path, key_passphrase=passphrase
+        user=user or "root",
+        password=password,
+        key_path=key_path,
+        key_passphrase=passphrase,
+        host_key_policy=host_key_policy,
     )
 
 
