@@ -106,6 +106,8 @@ class Context:
         # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
         self.phase_times: list[tuple[str, float, float, bool]] = []
         self._join: Optional[JoinInfo] = None
+        # IDs of the bootstrap tokens this run made (deleted at its end: runner.delete_join_tokens)
+        self.tokens_made: list[str] = []
         self._join_lock = asyncio.Lock()
 
     # --- who is who ----------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Context:
                 "check the control plane there (kubectl get nodes) and run again.",
             )
         self.redact.add(*info.secrets())
+        self.tokens_made.append(info.token_id)
         return info
 
     async def _fresh_certificate_key(self) -> str:

@@ -56,6 +56,12 @@ class JoinInfo:
         """The strings a log must never show."""
         return [s for s in (self.token, self.certificate_key) if s]
 
+    @property
+    def token_id(self) -> str:
+        """The token's public half (`abcdef` of `abcdef.0123456789abcdef`): names it to
+        `kubeadm token delete` without giving the secret away."""
+        return self.token.split(".", 1)[0]
+
 
 # --- per-version differences -------------------------------------------------------------------
 
@@ -212,6 +218,11 @@ def join_command_1_14_control_plane(
 def token_create_command() -> str:
     """A fresh bootstrap token, printed as a worker join command."""
     return "kubeadm token create --print-join-command"
+
+
+def token_delete_command(token_ids: list[str]) -> str:
+    """Delete bootstrap tokens by their IDs (never the secret half: argv is public)."""
+    return "kubeadm token delete " + " ".join(q(t) for t in token_ids)
 
 
 def upload_certs_command(version: KubeVersion, config_path: Optional[str]) -> str:

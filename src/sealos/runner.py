@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from sealos import members
+from sealos import kubeadm, members
 from sealos import package as package_mod
 from sealos import remote_paths as rp
 from sealos.addresses import HostAddress
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.logfile import CommandLog, new_log_path
-from sealos.phases.base import Phase, PhaseFailed, run_phases
+from sealos.phases.base import Phase, PhaseFailed, first_line, run_phases
 from sealos.redaction import Redactor, url_secrets
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
@@ -193,6 +193,8 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
             hint = action.errors_hint(log.path)
             if hint and not dry_run:
                 ui.info(hint)
+        if ctx.tokens_made:
+            await delete_join_tokens(ctx)
         await _close(ctx, result, ui, log, started)
         if action.changes_state:
             store.unlock()
@@ -235,6 +237,23 @@ def read_package(ctx: Context) -> list[str]:
         ]
     ctx.package_sha256 = ctx.package.sha256
     return []
+
+
+async def delete_join_tokens(ctx: Context) -> None:
+    """Delete the bootstrap tokens this run made for its joins (kubeadm gives them 24 h: nobody
+    may join with them after the run), also when the run failed; a re-run makes fresh ones."""
+    m0, ids = ctx.first_master, list(dict.fromkeys(ctx.tokens_made))
+    try:
+        await m0.ssh.run(kubeadm.token_delete_command(ids), timeout=120)
+    except HostError as e:
+        ctx.ui.warn(
+            f"the bootstrap token(s) {', '.join(ids)} made for the joins could not be deleted "
+            f"({first_line(str(e))}); delete them on {m0.name}: kubeadm token delete "
+            f"{' '.join(ids)}."
+        )
+        return
+    ctx.tokens_made.clear()
+    ctx.log.write(m0.name, "tokens", f"deleted the bootstrap token(s) {', '.join(ids)}")
 
 
 def summary(ctx: Context, action: Action) -> None:

@@ -66,4 +66,8 @@ class InitFirstMaster(Phase):
         info = kubeadm.parse_join_commands(result.stdout)
         if info is not None:
             ctx.remember_join(info)
+            given = ctx.spec.kubeadm_config
+            # kubeadm made it for sealos (deleted at the end), unless the user's config lists it
+            if given is None or info.token not in given.read_text(errors="replace"):
+                ctx.tokens_made.append(info.token_id)
         await node.ssh.run(root_kubeconfig())
