@@ -15,8 +15,10 @@ The rule (a secret is masked, a path or a word that merely contains it is not):
   `token`, `certificateKey`, `tlsBootstrapToken`, `password` (quoted keys too), the key
   `upload-certs` prints, bootstrap tokens (`abcdef.0123456789abcdef`) and the body of every PEM
   block (`-----BEGIN ...-----` to `-----END ...-----`; the two marker lines stay).
-- Credentials in URLs are always masked: the user-info part (`https://user:pw@host/`) and the
-  query string (a signed URL's `?X-Amz-Signature=...`), as `redact_url` shows a URL.
+- The user-info part of any URL (`https://user:pw@host/`) is always masked. A query string is
+  masked where it belongs to a registered URL (`url_secrets`: --pkg-url's signed
+  `?X-Amz-Signature=...`), not in every URL: kubeadm's `...?timeout=10s` stays readable.
+  `redact_url` shows a URL with both masked (the state, plans and messages show it so).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from urllib.parse import unquote
 MASK = "<redacted>"
 LONG_SECRET = 12  # masked anywhere from this length on; shorter ones only as a whole token
 QUERY_SECRET = 8  # a query value this long is registered as a secret (signatures, tokens)
-_EDGE = r"\s\"'`=:,;@()\[\]{}<>|&"
+_EDGE = r"\s\"'`=:,;@()\[\]{}<>|&?"
 
 _PATTERNS = [
     # kubeadm flags that carry secrets, with a space or '='
@@ -49,7 +51,7 @@ _URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*\?)[^\s#\"'<
 
 def redact_url(url: str) -> str:
     """The URL as sealos shows and records it: its user-info and query string masked."""
-    return _mask_urls(url)
+    return _mask_userinfo(_URL_QUERY.sub(lambda m: f"{m.group(1)}{MASK}", url))
 
 
 def url_secrets(url: str | None) -> list[str]:
@@ -72,8 +74,7 @@ def url_secrets(url: str | None) -> list[str]:
     return [s for s in dict.fromkeys(found) if s]
 
 
-def _mask_urls(text: str) -> str:
-    text = _URL_QUERY.sub(lambda m: f"{m.group(1)}{MASK}", text)
+def _mask_userinfo(text: str) -> str:
     return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
 
 
@@ -103,5 +104,5 @@ class Redactor:
                 text = whole.sub(MASK, text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-        text = _mask_urls(text)
+        text = _mask_userinfo(text)
         return _BOOTSTRAP_TOKEN.sub(MASK, text)

@@ -183,6 +183,13 @@ def test_url_credentials_are_masked_and_short_query_values_are_not_secrets():
         f"echo {MASK} {MASK}; exit 1"
     )
     assert "1" not in url_secrets(URL)
+    short = "https://h/kube1.20.15.tar.gz?sig=ab1"
+    assert (
+        Redactor(*url_secrets(short))(f"GET {short}") == f"GET https://h/kube1.20.15.tar.gz?{MASK}"
+    )
+    # another URL's query string is no secret: kubeadm's errors stay readable
+    kubeadm_error = 'Post "https://10.0.0.2:6443/api/v1/secrets?timeout=10s": EOF'
+    assert r(kubeadm_error) == kubeadm_error
 
 
 def test_url_credentials_never_reach_the_state_file(tmp_path):
