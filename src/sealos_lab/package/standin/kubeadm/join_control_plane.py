@@ -8,7 +8,7 @@ import json
 
 from ..apiclient import ApiClient, ApiError, ConnectError
 from ..apiserver.membership import LEARNER_NOT_READY
-from ..hostenv import host_path, write_private
+from ..hostenv import ServiceError, host_path, write_private
 from ..versions import joins_etcd_as_learner
 from .certs import (
     download_cert_bundle,
@@ -16,7 +16,7 @@ from .certs import (
     require_shared_certs,
     write_control_plane_kubeconfigs,
 )
-from .common import STATE_DIR, KubeadmFailure, admin_client, kube_version, out, wait_until
+from .common import STATE_DIR, KubeadmFailure, admin_client, kube_version, out, wait_until, warn
 from .control_plane import start_apiserver, write_manifests
 from .plans import ClusterConfigFields, JoinPlan
 from .preflight import announce_image_pull, control_plane_join_preflight
@@ -86,7 +86,12 @@ def join_control_plane_start(
         else:
             out("[etcd] Announced new etcd member joining to the existing etcd cluster")
         out('[etcd] Creating static Pod manifest for "etcd"')
-        start_apiserver(plan.node_name, advertise, plan.bind_port)
+        try:
+            start_apiserver(plan.node_name, advertise, plan.bind_port)
+        except ServiceError as exc:
+            # kubeadm only writes etcd's manifest and waits; a member that can't start is
+            # noticed by the wait below, as real kubeadm notices it
+            warn(f"sealos-lab stand-in: the local etcd member (apiserver) did not start: {exc}")
         if learner:
             member_id = str(added["member"]["id"])
             promote = f"/apis/sealos-lab.io/v1/members/{member_id}/promote"
