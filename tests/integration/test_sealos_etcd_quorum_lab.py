@@ -67,6 +67,27 @@ def init_killed_once_member_added(lab: Lab, home: Path, args: list[str]) -> list
     return seen
 
 
+def leave_half_joined(lab: Lab, home: Path, args: list[str], minor: int) -> None:
+    """init of h1 + h2 killed once h1 lists h2's etcd member, whose etcd could not start;
+    then h2's fault is fixed (its etcd could start now, nothing starts it)."""
+    h1, h2 = lab.hosts
+    # h2's etcd member will not run: its join stops after adding it
+    drop_in = "[Service]\\nRestart=no\\nExecStartPre=/bin/false\\n"
+    fault = f"mkdir -p {os.path.dirname(FAULT)} && printf '{drop_in}' > {FAULT}"
+    assert sh(lab, h2.name, fault).returncode == 0
+    seen = init_killed_once_member_added(lab, home, args)
+    listed = members(lab, h1.name)
+    mine = [m for m in listed if peer_url(h2.ip) in m.peer_urls]
+    assert mine and not mine[0].started, ("".join(seen)[-3000:], listed)
+    assert mine[0].learner is (minor >= 29)
+    # the join's start of that member has failed (the fault did its part) before it goes
+    failed = f"until systemctl is-failed --quiet {UNIT}; do sleep 0.2; done"
+    assert sh(lab, h2.name, f"timeout 60 sh -c '{failed}'").returncode == 0
+    assert sh(lab, h2.name, f"rm {FAULT} && systemctl daemon-reload").returncode == 0
+    assert sh(lab, h2.name, f"systemctl is-active {UNIT}").stdout.strip() != "active"
+    time.sleep(4)  # past the window in which h1 would still count a member alive
+
+
 @pytest.mark.parametrize("version", ["v1.28.15", "v1.29.15"])
 def test_second_master_join_killed_midway_then_rerun(version, tmp_path):
     if os.geteuid() != 0:
@@ -79,21 +100,7 @@ def test_second_master_join_killed_midway_then_rerun(version, tmp_path):
         h1, h2 = lab.hosts
         home = tmp_path / "home"
         args = ["--master", h1.ip, "--master", h2.ip, "--version", version, "--pkg", str(package)]
-        # h2's etcd member will not run: its join stops after adding it
-        drop_in = "[Service]\\nRestart=no\\nExecStartPre=/bin/false\\n"
-        fault = f"mkdir -p {os.path.dirname(FAULT)} && printf '{drop_in}' > {FAULT}"
-        assert sh(lab, h2.name, fault).returncode == 0
-        seen = init_killed_once_member_added(lab, home, args)
-        listed = members(lab, h1.name)
-        mine = [m for m in listed if peer_url(h2.ip) in m.peer_urls]
-        assert mine and not mine[0].started, ("".join(seen)[-3000:], listed)
-        assert mine[0].learner is (minor >= 29)
-        # the join's start of that member has failed (the fault did its part) before it goes
-        failed = f"until systemctl is-failed --quiet {UNIT}; do sleep 0.2; done"
-        assert sh(lab, h2.name, f"timeout 60 sh -c '{failed}'").returncode == 0
-        assert sh(lab, h2.name, f"rm {FAULT} && systemctl daemon-reload").returncode == 0
-        assert sh(lab, h2.name, f"systemctl is-active {UNIT}").stdout.strip() != "active"
-        time.sleep(4)  # past the window in which h1 would still count a member alive
+        leave_half_joined(lab, home, args, minor)
 
         token = sh(lab, h1.name, "kubeadm token create")
         if minor <= 28:
@@ -117,3 +124,27 @@ def test_second_master_join_killed_midway_then_rerun(version, tmp_path):
         assert sh(lab, h1.name, "kubeadm token create").returncode == 0
         manifest = sh(lab, h1.name, "cat /etc/kubernetes/manifests/etcd.yaml").stdout
         assert "--force-new-cluster" not in manifest  # put back as it was
+
+
+def test_cleaning_a_half_joined_master_gives_the_first_its_quorum_back(tmp_path):
+    """`sealos clean --master h2` after the 1.28 kill: h2's reset can't remove its member (no
+    quorum); clean removes it on h1 (etcd --force-new-cluster there) and h1 takes writes."""
+    if os.geteuid() != 0:
+        pytest.skip("lab hosts need root")
+    from sealos_lab.package import build
+
+    version = "v1.28.15"
+    package = build(version, tmp_path / f"kube{version[1:]}.tar.gz")
+    with lab_session("q9ec", hosts=2) as lab:
+        h1, h2 = lab.hosts
+        home = tmp_path / "home"
+        args = ["--master", h1.ip, "--master", h2.ip, "--version", version, "--pkg", str(package)]
+        leave_half_joined(lab, home, args, 28)
+        assert sh(lab, h1.name, "kubeadm token create").returncode != 0  # no quorum
+        proc = lab.run([sys.executable, "-m", "sealos", "clean", "--master", h2.ip, "-y"],
+                       env=env(lab, home), timeout=900)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+        assert "etcd --force-new-cluster" in proc.stdout, proc.stdout[-3000:]
+        assert [m.name for m in members(lab, h1.name)] == [h1.hostname]
+        token = sh(lab, h1.name, "kubeadm token create")
+        assert token.returncode == 0, token.stderr
