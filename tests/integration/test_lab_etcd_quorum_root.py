@@ -9,6 +9,7 @@ test_lab_package_cluster.py; services are tracked background processes.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -54,8 +55,6 @@ def wait_for(what: Any, timeout: float = 30.0) -> Any:
 
 
 def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Path) -> None:
-    import os
-
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
     package = build(VERSION, tmp_path / "kube.tar.gz")
@@ -76,10 +75,10 @@ def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Pat
         )
         init = bed.tool(m1, "kubeadm", "init", "--config", str(config), "--upload-certs")
         assert init.returncode == 0, init.stdout + init.stderr
+        pin = group(r"--discovery-token-ca-cert-hash (\S+)", init.stdout)
         joined = bed.tool(
             m2, "kubeadm", "join", "apiserver.cluster.local:6443",
-            "--token", group(r"--token (\S+)", init.stdout),
-            "--discovery-token-ca-cert-hash", group(r"--discovery-token-ca-cert-hash (\S+)", init.stdout),
+            "--token", group(r"--token (\S+)", init.stdout), "--discovery-token-ca-cert-hash", pin,
             "--control-plane", "--certificate-key", group(r"--certificate-key (\S+)", init.stdout),
             "--node-name", "m2", "--apiserver-advertise-address", m2.address,
         )  # fmt: skip

@@ -42,7 +42,7 @@ def join_control_plane_prepare(
 ETCD_WAIT = 40.0  # kubeadm waits 8 x 5 s for the cluster with the new member to be available
 
 
-def _check_etcd(seed: ApiClient, node_name: str) -> None:
+def _check_etcd(seed: ApiClient) -> None:
     """check-etcd: every voting member answers (real kubeadm dials each member's client URL)."""
     try:
         listed = seed.call("GET", "/apis/sealos-lab.io/v1/members")
@@ -70,7 +70,7 @@ def join_control_plane_start(
     seed = admin_client(f"https://{plan.endpoint}", cluster)
     failed = "error execution phase control-plane-join/etcd: error creating local etcd static pod"
     try:
-        _check_etcd(seed, plan.node_name)
+        _check_etcd(seed)
         try:
             added = seed.call(
                 "POST",
