@@ -53,6 +53,13 @@ KUBEADM_LEFTOVERS = (
     "/var/lib/etcd/member",
 )
 
+ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
+# etcd's manifest as it was while --force-new-cluster is in it (outside the manifests folder,
+# which the kubelet reads whole); put back right after
+ETCD_MANIFEST_SAVED = "/var/lib/sealos/etcd.yaml.before-force-new-cluster"
+ETCD_PKI = "/etc/kubernetes/pki/etcd"  # kubeadm's etcd CA and the clients it signs
+ETCDCTL_IN_PACKAGE = "/root/kube/bin/etcdctl"  # when the package carries one (else PATH's)
+
 HOSTS_FILE = "/etc/hosts"
 PART = ".sealos-part"  # suffix of a file being written; renamed into place when complete
 EXIT_BUSY = 75  # a remote step found another run's kubeadm holding KUBEADM_LOCK

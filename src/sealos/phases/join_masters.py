@@ -8,7 +8,13 @@ from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import map_apiserver, once, reset_half_join, root_kubeconfig
+from sealos.phases.commands import (
+    map_apiserver,
+    once,
+    remove_half_joined_member,
+    reset_half_join,
+    root_kubeconfig,
+)
 
 JOIN_TIMEOUT = 1200.0
 
@@ -30,6 +36,11 @@ class JoinMasters(Phase):
         ]
 
     async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
+        # A half-done join's etcd member first: while it costs the quorum, nothing can be
+        # written, not even the join token below.
+        for n in nodes:
+            if n.facts is not None and not n.facts.join_done and n.facts.kubeadm_leftovers:
+                await remove_half_joined_member(ctx, ctx.first_master, n)
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=True)
 

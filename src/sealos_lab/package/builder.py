@@ -45,6 +45,7 @@ STANDIN_MODULES = [
     "apiclient",
     "cliflags",
     "apiserver/settings",
+    "apiserver/membership",
     "apiserver/store",
     "apiserver/auth",
     "apiserver/replication",
@@ -69,12 +70,13 @@ STANDIN_MODULES = [
     "kubeadm/reset",
     "kubeadm/dispatch",
     "kubectl_cmd",
+    "etcdctl_cmd",
     "main",
 ]
 # Not concatenated: package markers (docstrings only), the development entry, and embedded.py,
 # which the builder replaces with constants.
 _NOT_BUNDLED = {"__init__", "__main__", "embedded"}
-PROGRAMS = ("kubeadm", "kubelet", "kubectl")
+PROGRAMS = ("kubeadm", "kubelet", "kubectl", "etcdctl")
 _FIXED_MTIME = 1_700_000_000
 
 
