@@ -25,6 +25,7 @@ from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.lvscare_bundle import BuildLvscareBundle
 from sealos.phases.mark_started import MarkStarted
 from sealos.phases.prepare_hosts import PrepareHosts
+from sealos.phases.read_runtime import ReadRuntime
 from sealos.phases.save_state import SaveState
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate import Validate
@@ -87,6 +88,8 @@ def phases() -> list[Phase]:
         OnlyNew(DistributePackage()),
         OnlyNew(MarkStarted("sealos join")),
         OnlyNew(PrepareHosts()),
+        ReadRuntime(),
+        Validate([validate.runtime_problems], title="Check the new hosts for kubeadm"),
         OnlyNew(JoinMasters()),
         OnlyNew(JoinNodes()),
         UpdateLvscare(old_nodes, all_masters),
