@@ -24,7 +24,7 @@ MIN_CPUS = 2  # kubeadm NumCPUCheck, init and control-plane join
 MIN_MEMORY_MB = 1700  # kubeadm MemCheck (from 1.20), init and control-plane join
 MEMORY_CHECK_SINCE = 20
 CGROUP_V2_SINCE = 25  # kubelet cgroup v2 support GA
-CONNTRACK_SINCE = 18
+CONNTRACK = (18, 31)  # mandatory from 1.18; kube-proxy stopped needing it in 1.32
 CRICTL_REQUIRED = (24, 30)  # mandatory from 1.24 (dockershim gone); a warning from 1.31
 BRIDGE_NF_UNTIL = 29  # FileContent--proc-sys-net-bridge-bridge-nf-call-iptables dropped in 1.30
 DOCKERSHIM_UNTIL = 23
@@ -189,7 +189,7 @@ def before_change(
                 f"and this one has {memory_mb} MB; give it more memory, or add it as a --node."
             )
     missing = {t: p for t, p in REQUIRED_TOOLS.items() if t not in f.tools}
-    if version.minor >= CONNTRACK_SINCE and "conntrack" not in f.tools:
+    if CONNTRACK[0] <= version.minor <= CONNTRACK[1] and "conntrack" not in f.tools:
         missing["conntrack"] = "conntrack"
     if missing:
         debs = " ".join(dict.fromkeys(missing.values()))
