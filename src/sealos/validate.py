@@ -433,7 +433,6 @@ def runtime_problems(ctx: Context) -> list[str]:
     """After the package's init.sh: what kubeadm's preflight and the kubelet would refuse (swap,
     sysctls, crictl), a runtime that does not answer, and cgroup drivers that differ."""
     problems: list[str] = []
-    drivers: dict[str, Optional[str]] = {}
     for n in _installing(ctx):
         f = n.prepared
         if f is None or n.error is not None:
@@ -442,7 +441,18 @@ def runtime_problems(ctx: Context) -> list[str]:
         if choice.problem:
             problems.append(choice.problem)
         problems += preconditions.after_prepare(n.name, ctx.version, f)
-        drivers[n.name] = ctx.runtime_driver(n)
+    return problems + cgroup_driver_problems(ctx)
+
+
+def cgroup_driver_problems(ctx: Context) -> list[str]:
+    """Hosts whose runtime uses another cgroup driver than the cluster's kubelets. Before any
+    change only where the runtime is already there (the package brings none); after init.sh
+    everywhere."""
+    brings = ctx.package.brings_runtime if ctx.package is not None else None
+    drivers: dict[str, Optional[str]] = {}
+    for n in _installing(ctx):
+        if n.error is None and (n.prepared is not None or brings is False):
+            drivers[n.name] = ctx.runtime_driver(n)
     if ctx.state.cgroup_driver:
         source = "as recorded when the cluster was installed"
     elif ctx.spec.kubeadm_config is not None and ctx.cgroup_driver() != ctx.runtime_driver(
@@ -451,7 +461,7 @@ def runtime_problems(ctx: Context) -> list[str]:
         source = f"as {ctx.spec.kubeadm_config} sets"
     else:
         source = f"as the runtime on {ctx.first_master.name}"
-    return problems + preconditions.driver_problems(drivers, ctx.cgroup_driver(), source)
+    return preconditions.driver_problems(drivers, ctx.cgroup_driver(), source)
 
 
 def clock_warnings(ctx: Context) -> list[str]:

@@ -65,6 +65,7 @@ class Init(runner.Action):
                     validate.facts_problems,
                     validate.another_cluster,
                     validate.foreign_kubernetes,
+                    validate.cgroup_driver_problems,
                 ],
                 warnings=[validate.clock_warnings],
             ),

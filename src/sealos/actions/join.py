@@ -80,6 +80,7 @@ def phases() -> list[Phase]:
                 validate.facts_problems,
                 validate.foreign_installs,
                 validate.foreign_kubernetes,
+                validate.cgroup_driver_problems,
             ],
             warnings=[validate.masters_down, validate.clock_warnings],
         ),
