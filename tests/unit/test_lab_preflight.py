@@ -213,6 +213,10 @@ def test_control_plane_ports_by_release() -> None:
 
 
 def test_docker_socket_up_to_1_23(host: Path) -> None:
+    assert common(23, DOCKERSHIM) == {}  # the prepared host has docker too
+    remove(host, "docker")
+    services = host / "run/sealos-lab/services.json"
+    services.write_text("{}")
     got = common(23, DOCKERSHIM)
     assert got["CRI"] == (
         'container runtime is not running: output: , error: exec: "docker": executable file not '
@@ -224,7 +228,6 @@ def test_docker_socket_up_to_1_23(host: Path) -> None:
     docker = host / "usr/sbin/docker"
     docker.write_text("#!/bin/sh\necho cgroupfs\n")
     docker.chmod(0o755)
-    services = host / "run/sealos-lab/services.json"
     services.write_text(json.dumps({"docker": {"enabled": True, "active": False}}))
     got = common(21, DOCKERSHIM)
     assert "CRI" not in got

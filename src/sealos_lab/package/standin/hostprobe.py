@@ -217,9 +217,9 @@ PREPARED_TOOLS = [
 
 def write_prepared_host(root: Path, cgroup_driver: str = "systemd", cpus: int = 2) -> None:
     """Lay out, below root, a host that meets kubeadm's preconditions: sysctls at 1, no swap,
-    enough CPUs and memory, every tool kubeadm looks for, and containerd (a script answering
-    `config dump` with the given cgroup driver). Its socket, /run/containerd/containerd.sock,
-    is served by the caller (`testbed.CriSocketServer`)."""
+    enough CPUs and memory, every tool kubeadm looks for, and containerd and docker (scripts
+    answering `config dump` and `info` with the given cgroup driver). Its socket,
+    /run/containerd/containerd.sock, is served by the caller (`testbed.CriSocketServer`)."""
     (root / "run").mkdir(parents=True, exist_ok=True)
     if not (root / "var" / "run").exists():
         (root / "var").mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,9 @@ def write_prepared_host(root: Path, cgroup_driver: str = "systemd", cpus: int = 
         "/proc/swaps": "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
         "/proc/meminfo": "MemTotal:        4028440 kB\n",
         "/sys/devices/system/cpu/online": f"0-{cpus - 1}\n" if cpus > 1 else "0\n",
-        "/run/sealos-lab/services.json": json.dumps({"containerd": {"enabled": 1, "active": 1}}),
+        "/run/sealos-lab/services.json": json.dumps(
+            {"containerd": {"enabled": 1, "active": 1}, "docker": {"enabled": 1, "active": 1}}
+        ),
     }
     for path, text in files.items():
         target = Path(str(root) + path)
@@ -247,3 +249,8 @@ def write_prepared_host(root: Path, cgroup_driver: str = "systemd", cpus: int = 
         f"printf '[plugins]\\n  SystemdCgroup = {systemd}\\n'\n"
     )
     (bin_dir / "containerd").chmod(0o755)
+    # docker for the dockershim socket (up to 1.23): `docker info` answers, with its cgroup driver
+    (bin_dir / "docker").write_text(
+        f"#!/bin/sh\n# test-mode stand-in for docker: `info` only\necho {cgroup_driver}\n"
+    )
+    (bin_dir / "docker").chmod(0o755)
