@@ -104,8 +104,9 @@ def make_ext4(source: Path, image: Path, free_bytes: int = 32 << 20, label: str 
 
 def _root_key(kernel: Kernel, layers: list[Path]) -> str:
     stamp = (CACHE / "rootfs.stamp").read_text().strip()
-    names = " ".join(layer.name for layer in layers)  # a layer's folder name carries its stamp
-    return hashlib.sha256(f"{RECIPE} {stamp} {kernel.version} {names}".encode()).hexdigest()[:12]
+    text = f"{RECIPE} {stamp} {kernel.version}"
+    text += "".join(f" {layer.name}" for layer in layers)  # a layer's folder name has its stamp
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _copy_layer(layer: Path, staging: Path) -> None:
