@@ -21,6 +21,7 @@ from sealos_lab import netns, nspawn
 from sealos_lab.drivers.nspawn import lab_cgroup_machines
 from sealos_lab.lab import Lab, down, up
 from sealos_lab.paths import lab_dir
+from sealos_lab.state import HostSpec
 
 
 @contextlib.contextmanager
@@ -31,12 +32,24 @@ def lab_session(
     hostnames: Optional[Mapping[str, str]] = None,
     timeout: Optional[float] = None,
     password: Optional[str] = None,
+    runtime: str = "containerd",
+    specs: Optional[Mapping[str, HostSpec]] = None,
 ) -> Iterator[Lab]:
     """A fresh lab for the duration of the block; removed afterwards, also on failure. A lab of
-    the same name left over by an earlier crashed run is removed first."""
+    the same name left over by an earlier crashed run is removed first. `runtime` and `specs`:
+    see `sealos_lab.lab.up`."""
     down(name)
     try:
-        yield up(name, hosts, vm=vm, hostnames=hostnames, timeout=timeout, password=password)
+        yield up(
+            name,
+            hosts,
+            vm=vm,
+            hostnames=hostnames,
+            timeout=timeout,
+            password=password,
+            runtime=runtime,
+            specs=specs,
+        )
     finally:
         down(name)
 
