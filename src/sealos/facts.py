@@ -29,6 +29,10 @@ TOOLS = (
     "iptables",
     "mount",
     "nsenter",
+    # container runtimes (the service may be installed but stopped)
+    "containerd",
+    "crio",
+    "dockerd",
 )
 # The CRI sockets kubeadm knows (sealos.preconditions.RUNTIMES); kept here so facts need no import.
 CRI_SOCKETS = (

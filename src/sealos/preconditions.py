@@ -142,6 +142,14 @@ def choose_runtime(name: str, version: KubeVersion, f: HostFacts, wanted: Option
     hint = ""
     if version.minor > DOCKERSHIM_UNTIL and answers(f, DOCKERSHIM.socket):
         hint = f" (docker answers, but Kubernetes {version} needs cri-dockerd in front of it)"
+    else:
+        installed = [s for s in ("containerd", "crio", "dockerd") if s in f.tools]
+        if installed:
+            service = {"dockerd": "docker"}.get(installed[0], installed[0])
+            hint = (
+                f" ({installed[0]} is installed but does not answer: "
+                f"systemctl enable --now {service})"
+            )
     checked = ", ".join(r.socket for r in known_runtimes(version))
     return Choice(
         None,
