@@ -132,3 +132,30 @@ def wait_for_output(proc: subprocess.Popen, marker: str, timeout: float = 20.0) 
                 )
             seen += chunk
     return seen.decode(errors="replace")
+
+
+def boot_id(lab: Lab, host: str) -> str:
+    """The host's boot id (a new one after each boot), or "" while it does not answer."""
+    try:
+        proc = lab.exec(host, ["cat", "/proc/sys/kernel/random/boot_id"], timeout=20)
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def reboot(lab: Lab, host: str, timeout: float = 300) -> float:
+    """`systemctl reboot` a VM host and wait until it answers SSH from a new boot; the seconds it
+    took. AssertionError when it is not back within `timeout`."""
+    before = boot_id(lab, host)
+    assert before, f"{host} does not answer before its reboot"
+    started = time.monotonic()
+    # The SSH session may be cut by the reboot itself: its exit code says nothing.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        lab.exec(host, ["systemctl", "reboot"], timeout=30)
+    after = ""
+    while time.monotonic() < started + timeout:
+        after = boot_id(lab, host)
+        if after and after != before:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise AssertionError(f"{host} did not come back from its reboot within {timeout:g} s")
