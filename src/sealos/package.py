@@ -18,6 +18,7 @@ from sealos.errors import SpecError
 from sealos.state import make_private_dir
 
 KUBEADM_MEMBER = "kube/bin/kubeadm"
+RUNTIME_MEMBER = "kube/bin/containerd"
 
 # ELF e_machine values of the architectures Kubernetes ships, as Go/Kubernetes names them.
 _ELF_MACHINES = {
@@ -51,6 +52,7 @@ class PackageInfo:
     size: int
     sha256: str
     arch: Optional[str]  # None when kubeadm inside is not an ELF binary (e.g. a script)
+    brings_runtime: Optional[bool] = None  # it installs a container runtime; None: not read
 
 
 def host_arch(uname_m: str) -> str:
@@ -81,21 +83,30 @@ def sha256_stream(f: IO[bytes], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def scan_arch(path: Path) -> Optional[str]:
-    """Open the tarball as a stream and read the ELF header of kube/bin/kubeadm."""
+def scan(path: Path) -> tuple[Optional[str], bool]:
+    """Read the tarball as a stream: the ELF architecture of kube/bin/kubeadm, and whether the
+    package brings a container runtime (kube/bin/containerd, as `sealos package build` lays out)."""
+    arch: Optional[str] = None
+    found_kubeadm = brings_runtime = False
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
-                if member.name.lstrip("./") == KUBEADM_MEMBER and member.isfile():
+                name = member.name.lstrip("./")
+                if name == KUBEADM_MEMBER and member.isfile():
                     f = tar.extractfile(member)
-                    return elf_arch(f.read(20)) if f else None
+                    arch = elf_arch(f.read(20)) if f else None
+                    found_kubeadm = True
+                elif name == RUNTIME_MEMBER and member.isfile():
+                    brings_runtime = True
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SpecError(
             f"the package {path} is not a readable tar.gz ({e}); check --pkg."
         ) from None
-    raise SpecError(
-        f"the package {path} has no {KUBEADM_MEMBER}; it is not a sealos offline package."
-    )
+    if not found_kubeadm:
+        raise SpecError(
+            f"the package {path} has no {KUBEADM_MEMBER}; it is not a sealos offline package."
+        )
+    return arch, brings_runtime
 
 
 def inspect(path: Path, cache_dir: Optional[Path] = None) -> PackageInfo:
@@ -106,15 +117,20 @@ def inspect(path: Path, cache_dir: Optional[Path] = None) -> PackageInfo:
         raise SpecError(f"the package file {path} does not exist; check --pkg.") from None
     if not path.is_file():
         raise SpecError(f"the package {path} is not a file; check --pkg.")
-    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:2"  # :2 = entries with brings_runtime
     cache = _load_cache(cache_dir)
     if key in cache:
         try:
             return PackageInfo(**cache[key])
         except TypeError:
             pass
+    arch, brings_runtime = scan(path)
     info = PackageInfo(
-        path=str(path), size=st.st_size, sha256=sha256_file(path), arch=scan_arch(path)
+        path=str(path),
+        size=st.st_size,
+        sha256=sha256_file(path),
+        arch=arch,
+        brings_runtime=brings_runtime,
     )
     if cache_dir is not None:
         cache[key] = asdict(info)
