@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from sealos_lab.lab import Lab
+from sealos_lab.state import HostSpec
 from sealos_lab.testing import lab_session
 
 pytestmark = [pytest.mark.root, pytest.mark.lab, pytest.mark.vm]
@@ -27,7 +28,9 @@ VIP = "10.103.97.2"
 def vmlab() -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")
-    with lab_session("slvm", hosts=3, vm=True, timeout=900) as lab:
+    # kubelets before 1.25 need cgroup v1: the VMs boot with systemd.unified_cgroup_hierarchy=0
+    v1 = {f"h{i}": HostSpec(cgroup_v1=True) for i in (1, 2, 3)}
+    with lab_session("slvm", hosts=3, vm=True, timeout=900, specs=v1) as lab:
         yield lab
 
 
