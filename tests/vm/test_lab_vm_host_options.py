@@ -32,7 +32,7 @@ def facts(lab: Lab, host: str) -> dict[str, str]:
         "echo mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 )); "
         "echo cgroup=$(stat -fc %T /sys/fs/cgroup); "
         "echo containerd=$(systemctl is-active containerd); "
-        "echo tools=$(command -v conntrack iptables | wc -l)"
+        "echo tools=$(for t in conntrack iptables; do command -v $t; done | wc -l)"
     )
     out = lab.exec(host, ["sh", "-c", script], timeout=120, check=True).stdout
     return dict(line.split("=", 1) for line in out.split())
@@ -40,7 +40,8 @@ def facts(lab: Lab, host: str) -> dict[str, str]:
 
 def test_default_vm_host_meets_control_plane_preconditions(lab: Lab) -> None:
     got = facts(lab, "h1")
-    assert got["cpus"] == "2"
+    smp = lab.exec("h1", ["sh", "-c", "dmesg | grep -i smp"], timeout=60).stdout
+    assert got["cpus"] == "2", smp
     assert int(got["mem_mb"]) >= 1700
     assert got["cgroup"] == "cgroup2fs"
     assert got["containerd"] == "active"

@@ -27,9 +27,9 @@ VIP = "10.103.97.2"
 def vmlab() -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")
-    v1 = HostSpec(cgroup_v1=True)
-    specs = {"h1": v1, "h2": v1, "h3": v1}
-    with lab_session("slvm", hosts=3, vm=True, timeout=900, specs=specs) as lab:
+    # kubelets before 1.25 need cgroup v1: the VMs boot with systemd.unified_cgroup_hierarchy=0
+    v1 = {f"h{i}": HostSpec(cgroup_v1=True) for i in (1, 2, 3)}
+    with lab_session("slvm", hosts=3, vm=True, timeout=900, specs=v1) as lab:
         yield lab
 
 
