@@ -2,7 +2,9 @@
 refused before anything changes, all problems at once (a host whose container runtime is stopped,
 a host without conntrack); once fixed, the same init installs, with the CRI socket of the runtime
 that answers and a kubelet cgroup driver matching the runtime's (the lab's containerd runs on
-cgroupfs as Debian ships it, while kubeadm 1.28 would default the kubelet to systemd).
+cgroupfs as Debian ships it, while kubeadm 1.28 would default the kubelet to systemd); clean
+leaves the host's own containerd running; a node whose runtime uses systemd cgroups is refused by
+join before any change.
 
 One 3-host lab, one story (each test needs the one before it).
 """
@@ -133,6 +135,9 @@ def test_a_node_whose_runtime_uses_another_cgroup_driver_cannot_join(story):
     n2 = lab.hosts[2]
     ok = story.sealos("clean", "--node", n2.ip, "-y")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    # The host's own containerd (Debian's, there before sealos) is not sealos's to remove.
+    assert story.sh(n2.name, "systemctl is-active containerd.service").strip() == "active"
+    assert "/var/lib/containerd" not in ok.stdout
     # The runtime on n2 now runs on systemd cgroups; the cluster's kubelets use cgroupfs.
     story.sh(
         n2.name,

@@ -399,6 +399,7 @@ def test_the_clean_script_removes_exactly_the_footprint_data(tmp_path):
             rp.WITH_OUR_KUBECONFIG,
             rp.AS_INIT_SH_WROTE,
             rp.BY_CNI_NAME,
+            rp.WITH_OUR_CONTAINERD,
         )
         if removal.rule not in (rp.SAME_AS_PACKAGE, rp.BY_CHECKSUM):
             for path in removal.paths:
