@@ -33,6 +33,7 @@ _FILE_KEY = {
     "vip": "vip",
     "apiserver": "apiserver",
     "kubeadm_config": "kubeadmConfig",
+    "cri_socket": "criSocket",
     "podcidr": "podCIDR",
     "svccidr": "serviceCIDR",
     "cert_sans": "certSANs",
@@ -122,6 +123,12 @@ def cli() -> None:
 )
 @click.option(
     "--kubeadm-config", default=None, help="Use this kubeadm config as is instead of rendering one."
+)
+@click.option(
+    "--cri-socket",
+    default=None,
+    help="Container runtime socket for kubeadm and the kubelet, e.g. "
+    "unix:///run/containerd/containerd.sock (default: the one runtime that answers on each host).",
 )
 @click.option(
     "--podcidr", default=spec_mod.DEFAULT_POD_CIDR, show_default=True, help="Pod network."

@@ -21,8 +21,9 @@ from sealos.state import make_private_dir
 
 KUBEADM_MEMBER = "kube/bin/kubeadm"
 MANIFEST_MEMBER = "kube/manifest.json"
+RUNTIME_MEMBER = "kube/bin/containerd"  # a package that installs its own container runtime
 # Bumped when PackageInfo learns something new: older cache entries are read again.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 # ELF e_machine values of the architectures Kubernetes ships, as Go/Kubernetes names them.
 _ELF_MACHINES = {
@@ -57,6 +58,7 @@ class PackageInfo:
     sha256: str
     arch: Optional[str]  # None when kubeadm inside is not an ELF binary (e.g. a script)
     manifest_files: Optional[int] = None  # files checked against kube/manifest.json; None: none
+    brings_runtime: Optional[bool] = None  # it installs a container runtime; None: not read
 
 
 def host_arch(uname_m: str) -> str:
@@ -188,6 +190,7 @@ def inspect(path: Path, cache_dir: Optional[Path] = None) -> PackageInfo:
         sha256=found.sha256,
         arch=found.arch,
         manifest_files=_check_manifest(path, found),
+        brings_runtime=RUNTIME_MEMBER in found.members,
     )
     if cache_dir is not None:
         cache[key] = asdict(info)

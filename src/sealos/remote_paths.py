@@ -122,6 +122,10 @@ AS_INIT_SH_WROTE = (
     "wrote it (an init.sh that did not finish recorded nothing: then by path)"
 )
 BY_CNI_NAME = "a file the CNI sealos applies (calico's install-cni) writes, by its name"
+WITH_OUR_CONTAINERD = (
+    "made at this path by the containerd the package's init.sh installed: only where "
+    "containerd's config.toml carries sealos's marker (a runtime the host had is left alone)"
+)
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,14 @@ OTHER_PACKAGE_BINARIES = Removal(
     "the package's init.sh (any file of kube/bin or kube/cni/bin: containerd, runc, crictl, CNI)",
 )
 CONTAINERD_SERVICE = Removal(
-    (CONTAINERD_WANTS, CONTAINERD_UNIT), BY_PATH, "the package's init.sh (containerd's unit)"
+    (CONTAINERD_WANTS, CONTAINERD_UNIT),
+    WITH_OUR_CONTAINERD,
+    "the package's init.sh (containerd's unit)",
 )
 CONTAINERD_FILES = Removal(
-    CONTAINERD_DATA, BY_PATH, "containerd, installed by the package (images, snapshots, socket)"
+    CONTAINERD_DATA,
+    WITH_OUR_CONTAINERD,
+    "containerd, installed by the package (images, snapshots, socket)",
 )
 CONTAINERD_CONFIG_FILE = Removal(
     (CONTAINERD_CONFIG,), BY_MARKER, "the package's init.sh (its first line is the marker)"

@@ -48,6 +48,7 @@ FILE_KEYS = (
     "vip",
     "apiserver",
     "kubeadmConfig",
+    "criSocket",
     "podCIDR",
     "serviceCIDR",
     "certSANs",
@@ -89,6 +90,7 @@ class ClusterSpec:
     vip: str = DEFAULT_VIP
     apiserver: str = DEFAULT_APISERVER
     kubeadm_config: Optional[Path] = None
+    cri_socket: Optional[str] = None  # None: the runtime that answers (kubeadm's detection)
     pod_cidr: str = DEFAULT_POD_CIDR
     svc_cidr: str = DEFAULT_SVC_CIDR
     cert_sans: list[str] = field(default_factory=list)
@@ -160,6 +162,7 @@ def defaults() -> dict[str, Any]:
         "vip": DEFAULT_VIP,
         "apiserver": DEFAULT_APISERVER,
         "kubeadmConfig": None,
+        "criSocket": None,
         "podCIDR": DEFAULT_POD_CIDR,
         "serviceCIDR": DEFAULT_SVC_CIDR,
         "certSANs": [],
@@ -224,6 +227,7 @@ def to_values(spec: ClusterSpec) -> dict[str, Any]:
         "vip": spec.vip,
         "apiserver": spec.apiserver,
         "kubeadmConfig": str(spec.kubeadm_config) if spec.kubeadm_config else None,
+        "criSocket": spec.cri_socket,
         "podCIDR": spec.pod_cidr,
         "serviceCIDR": spec.svc_cidr,
         "certSANs": list(spec.cert_sans),
@@ -276,6 +280,7 @@ def build(values: dict[str, Any], credentials: Credentials) -> ClusterSpec:
         vip=str(values.get("vip") or DEFAULT_VIP),
         apiserver=str(values.get("apiserver") or DEFAULT_APISERVER),
         kubeadm_config=_path(values.get("kubeadmConfig")),
+        cri_socket=values.get("criSocket") or None,
         pod_cidr=str(values.get("podCIDR") or DEFAULT_POD_CIDR),
         svc_cidr=str(values.get("serviceCIDR") or DEFAULT_SVC_CIDR),
         cert_sans=[str(s) for s in _list(values.get("certSANs"))],

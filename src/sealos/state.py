@@ -80,6 +80,7 @@ class ClusterState:
     host_keys: dict[str, str] = field(default_factory=dict)  # HostAddress.key -> OpenSSH key
     status: str = "new"  # installing | ready
     package_sha256: Optional[str] = None
+    cgroup_driver: Optional[str] = None  # the kubelets' (rendered at init from the runtimes')
     created: str = ""
     updated: str = ""
 
@@ -101,6 +102,7 @@ class ClusterState:
             "created": self.created,
             "updated": self.updated,
             "packageSha256": self.package_sha256,
+            "cgroupDriver": self.cgroup_driver,
             "settings": self.settings,
             "members": [m.to_dict() for m in self.members],
             "hostKeys": dict(self.host_keys),
@@ -125,6 +127,7 @@ class ClusterState:
             host_keys={str(k): str(v) for k, v in (data.get("hostKeys") or {}).items()},
             status=str(data.get("status", "new")),
             package_sha256=data.get("packageSha256"),
+            cgroup_driver=data.get("cgroupDriver") or None,
             created=str(data.get("created", "")),
             updated=str(data.get("updated", "")),
         )

@@ -15,7 +15,7 @@ from typing import Optional
 
 import yaml
 
-from sealos import members
+from sealos import kubeadm, members, preconditions
 from sealos.addresses import HostAddress, find_duplicates
 from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
@@ -71,6 +71,7 @@ def spec_problems(spec: ClusterSpec) -> list[str]:
         )
     if spec.kubeadm_config is not None:
         problems += _kubeadm_config_problems(spec)
+    problems += _cri_socket_problems(spec)
     key = spec.credentials.key_path
     if key is not None and not key.is_file():
         problems.append(f"the SSH key file {key} does not exist; check --pk.")
@@ -162,6 +163,25 @@ def _network_problems(spec: ClusterSpec) -> list[str]:
     return problems
 
 
+def _cri_socket_problems(spec: ClusterSpec) -> list[str]:
+    socket = spec.cri_socket
+    if socket is None:
+        return []
+    path = preconditions.cri_path(socket)
+    if not path.startswith("/") or any(c.isspace() for c in path) or "://" in path:
+        return [
+            f"--cri-socket {socket!r} is not a unix socket path or unix:// URL; give e.g. "
+            "unix:///run/containerd/containerd.sock."
+        ]
+    given = kubeadm.config_cri_socket(spec.kubeadm_config) if spec.kubeadm_config else None
+    if given and preconditions.cri_path(given) != path:
+        return [
+            f"--cri-socket {socket} differs from the criSocket {given} of "
+            f"{spec.kubeadm_config}; give one of them."
+        ]
+    return []
+
+
 def _kubeadm_config_problems(spec: ClusterSpec) -> list[str]:
     path = spec.kubeadm_config
     assert path is not None
@@ -223,6 +243,15 @@ def host_problems(
             )
         problems += _disk(name, f, spec, package)
         problems += _tools(name, h, spec)
+        if spec.version is not None:
+            problems += preconditions.before_change(
+                name,
+                spec.version,
+                h.role,
+                f,
+                package.brings_runtime if package is not None else None,
+                spec.cri_socket,
+            )
         for ip, ours in resolves_to(f.hosts_lines, spec.apiserver):
             if not ours:
                 problems.append(
@@ -424,6 +453,41 @@ def unreachable(ctx: Context) -> list[str]:
 def facts_problems(ctx: Context) -> list[str]:
     """What the host rules find in the facts of the hosts to install."""
     return host_problems(ctx.spec, _views(_installing(ctx)), ctx.package)
+
+
+def runtime_problems(ctx: Context) -> list[str]:
+    """After the package's init.sh: what kubeadm's preflight and the kubelet would refuse (swap,
+    sysctls, crictl), a runtime that does not answer, and cgroup drivers that differ."""
+    problems: list[str] = []
+    for n in _installing(ctx):
+        f = n.prepared
+        if f is None or n.error is not None:
+            continue
+        choice = ctx.runtime_choice(n)
+        if choice.problem:
+            problems.append(choice.problem)
+        problems += preconditions.after_prepare(n.name, ctx.version, f)
+    return problems + cgroup_driver_problems(ctx)
+
+
+def cgroup_driver_problems(ctx: Context) -> list[str]:
+    """Hosts whose runtime uses another cgroup driver than the cluster's kubelets. Before any
+    change only where the runtime is already there (the package brings none); after init.sh
+    everywhere."""
+    brings = ctx.package.brings_runtime if ctx.package is not None else None
+    drivers: dict[str, Optional[str]] = {}
+    for n in _installing(ctx):
+        if n.error is None and (n.prepared is not None or brings is False):
+            drivers[n.name] = ctx.runtime_driver(n)
+    if ctx.state.cgroup_driver:
+        source = "as recorded when the cluster was installed"
+    elif ctx.spec.kubeadm_config is not None and ctx.cgroup_driver() != ctx.runtime_driver(
+        ctx.first_master
+    ):
+        source = f"as {ctx.spec.kubeadm_config} sets"
+    else:
+        source = f"as the runtime on {ctx.first_master.name}"
+    return preconditions.driver_problems(drivers, ctx.cgroup_driver(), source)
 
 
 def clock_warnings(ctx: Context) -> list[str]:

@@ -23,6 +23,7 @@ from sealos.phases.lvscare_bundle import BuildLvscareBundle
 from sealos.phases.mark_started import MarkStarted
 from sealos.phases.package_checksum import FetchPackageChecksum
 from sealos.phases.prepare_hosts import PrepareHosts
+from sealos.phases.read_runtime import ReadRuntime
 from sealos.phases.save_state import SaveState
 from sealos.phases.validate import Validate
 from sealos.runner import Result, Target
@@ -65,6 +66,7 @@ class Init(runner.Action):
                     validate.facts_problems,
                     validate.another_cluster,
                     validate.foreign_kubernetes,
+                    validate.cgroup_driver_problems,
                 ],
                 warnings=[validate.clock_warnings],
             ),
@@ -74,6 +76,8 @@ class Init(runner.Action):
             DistributePackage(),
             MarkStarted("sealos init"),
             PrepareHosts(),
+            ReadRuntime(),
+            Validate([validate.runtime_problems], title="Check the hosts for kubeadm"),
             InitFirstMaster(),
             JoinMasters(),
             JoinNodes(),

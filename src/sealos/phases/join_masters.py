@@ -69,11 +69,17 @@ class JoinMasters(Phase):
         info = await ctx.join_info(control_plane=True)
         v = ctx.version
         if v.certificate_key_in_config:
-            doc = kubeadm.join_document(v, info, info.endpoint, control_plane_address=node.ip)
+            doc = kubeadm.join_document(
+                v,
+                info,
+                info.endpoint,
+                control_plane_address=node.ip,
+                cri_socket=ctx.cri_socket(node),
+            )
             command, secrets = kubeadm.join_with_config_command(), kubeadm.dump([doc])
         else:
             command = kubeadm.join_command_1_14_control_plane(
-                v, info.endpoint, info.ca_cert_hashes, node.ip
+                v, info.endpoint, info.ca_cert_hashes, node.ip, ctx.cri_socket(node)
             )
             secrets = f"{info.token}\n{info.certificate_key}\n"
         await node.ssh.run(
