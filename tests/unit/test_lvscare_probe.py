@@ -1,4 +1,5 @@
-"""lvscare's probes against real servers on loopback: HTTP, HTTPS (self-signed), TCP, timeouts."""
+"""lvscare's probes against real servers on loopback: HTTP, HTTPS (self-signed), TCP, timeouts,
+kept-alive connections and the events they give when a server dies between probes."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from lvscare.model import Endpoint, UserError
-from lvscare.probe import Prober, ProbeSpec, parse_statuses
+from lvscare.probe import Prober, ProbeSpec, parse_response, parse_statuses
 
 
 async def _serve(handler, tls: ssl.SSLContext | None = None):
@@ -53,7 +55,7 @@ def test_http_200_is_healthy_and_the_request_is_well_formed():
     request = seen[0].decode()
     assert request.startswith("GET /healthz HTTP/1.1\r\n")
     assert "\r\nHost: 127.0.0.1:" in request
-    assert "Connection: close" in request
+    assert "Connection: close" not in request, "HTTP/1.1 keep-alive: one connection for all probes"
 
 
 def test_http_status_outside_the_healthy_ranges_fails():
@@ -169,3 +171,154 @@ def test_unreadable_ca_file_is_a_user_error(tmp_path):
 def test_bad_status_lists_are_refused(text):
     with pytest.raises(UserError, match="--health-status"):
         parse_statuses(text)
+
+
+class KeepAliveServer:
+    """An HTTP/1.1 server on loopback that keeps connections open; counts connections and
+    requests; answers per path from `answers` (default 200)."""
+
+    def __init__(self, answers: dict | None = None, tls: ssl.SSLContext | None = None):
+        self.answers = answers or {}
+        self.tls = tls
+        self.connections = 0
+        self.paths: list[str] = []
+        self.writers: list = []
+
+    async def handle(self, reader, writer):
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split()[1].decode()
+                self.paths.append(path)
+                status = self.answers.get(path, 200)
+                body = b"ok" if status == 200 else b"no"
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                             % (status, len(body), body))  # fmt: skip
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def start(self):
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls)
+        self.ep = Endpoint("127.0.0.1", self.server.sockets[0].getsockname()[1])
+        return self.ep
+
+    async def die(self):
+        """What a killed process does: the listener goes, every connection is closed."""
+        self.server.close()
+        for writer in self.writers:
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+def test_probes_reuse_one_kept_alive_connection():
+    async def main():
+        srv = KeepAliveServer()
+        ep = await srv.start()
+        prober = Prober(ProbeSpec("http", "/healthz"))
+        results = [await prober.probe(ep) for _ in range(3)]
+        prober.close()
+        return results, srv.connections, srv.paths
+
+    results, connections, paths = asyncio.run(main())
+    assert all(r.ok for r in results)
+    assert connections == 1 and paths == ["/healthz"] * 3
+
+
+def test_https_probes_reuse_one_tls_connection(self_signed):
+    cert, key = self_signed
+
+    async def main():
+        srv = KeepAliveServer(tls=_server_tls(cert, key))
+        ep = await srv.start()
+        prober = Prober(ProbeSpec("https", "/healthz"))
+        results = [await prober.probe(ep) for _ in range(3)]
+        prober.close()
+        return results, srv.connections
+
+    results, connections = asyncio.run(main())
+    assert all(r.ok for r in results) and connections == 1, "one TLS handshake for all probes"
+
+
+def test_a_server_that_dies_between_probes_is_reported_at_once():
+    """No probe_all after the death: the kept connection's end and a refused fresh connect are
+    the event, well before any next interval."""
+
+    async def main():
+        srv = KeepAliveServer()
+        ep = await srv.start()
+        prober = Prober(ProbeSpec("http", "/healthz", timeout=2.0))
+        woke = asyncio.Event()
+        prober.on_event = woke.set
+        assert (await prober.probe(ep)).ok
+        await srv.die()
+        died = time.monotonic()
+        await asyncio.wait_for(woke.wait(), 5)
+        took = time.monotonic() - died
+        events = prober.take_events()
+        prober.close()
+        return ep, events, took
+
+    ep, events, took = asyncio.run(main())
+    assert list(events) == [ep] and not events[ep].ok
+    assert events[ep].reason == "connection closed by the server, then connection refused"
+    assert took < 1.0, f"reported {took:.2f} s after the death"
+
+
+def test_a_server_that_only_closes_an_idle_connection_is_no_event():
+    async def main():
+        srv = KeepAliveServer()
+        ep = await srv.start()
+        prober = Prober(ProbeSpec("http", "/healthz"))
+        prober.on_event = lambda: None
+        assert (await prober.probe(ep)).ok
+        for writer in srv.writers:
+            writer.close()  # the server still accepts: a fresh probe passes
+        await asyncio.sleep(0.5)
+        events = prober.take_events()
+        after = await prober.probe(ep)
+        prober.close()
+        return events, after, srv.connections
+
+    events, after, connections = asyncio.run(main())
+    assert events == {} and after.ok
+    assert connections == 3, "the confirmation connected once, and the next probe anew"
+
+
+def test_default_path_is_readyz_and_healthz_where_readyz_is_404():
+    async def main():
+        has_readyz = KeepAliveServer({"/readyz": 500})  # an apiserver shutting down
+        no_readyz = KeepAliveServer({"/readyz": 404})
+        ep1, ep2 = await has_readyz.start(), await no_readyz.start()
+        prober = Prober(ProbeSpec("http"))
+        first = await prober.probe_all([ep1, ep2])
+        second = await prober.probe_all([ep1, ep2])
+        prober.close()
+        return first, second, has_readyz.paths, no_readyz.paths, ep1, ep2
+
+    first, second, paths1, paths2, ep1, ep2 = asyncio.run(main())
+    assert (first[ep1].ok, first[ep1].reason) == (False, "HTTP 500"), "readyz failing counts"
+    assert first[ep2].ok and second[ep2].ok
+    assert paths1 == ["/readyz", "/readyz"]
+    assert paths2 == ["/readyz", "/healthz", "/healthz"], "one 404, then /healthz only"
+
+
+@pytest.mark.parametrize(
+    ("raw", "eof", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", False, (200, True)),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no", False, None),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", False, (200, False)),
+        (b"HTTP/1.0 200 OK\r\n\r\nbody", False, (200, False)),
+        (b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n", False,
+         (500, True)),
+        (b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n", False, None),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", False, (204, True)),
+    ],
+)  # fmt: skip
+def test_parse_response_knows_when_a_response_is_complete(raw, eof, expected):
+    assert parse_response(raw, eof) == expected
