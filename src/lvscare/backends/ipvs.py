@@ -4,11 +4,19 @@ Only lvscare's own virtual server (VIP, port, TCP) is read and changed; other se
 (kube-proxy's) are left alone. Pitfalls handled here: pyroute2's IPVSDest defaults to direct
 routing (we pass fwd_method=0, masquerade), "update" means delete in pyroute2 (we use "set"), and
 the real forwarding method of a dumped destination is only in IPVS_DEST_ATTR_FWD_METHOD.
+
+Fail fast when no real server is usable: IPVS then drops a new connection's SYN (it sends an ICMP
+port unreachable, which a client on this node never sees when the VIP route goes via lo: it waits
+for its timeout). While no real server has weight > 0, lvscare keeps a reject rule in its own
+nftables table `lvscare_failfast`, in a filter output chain that runs before IPVS (priority
+-300): a connection to the VIP is refused at once, and a client tries elsewhere. The table goes
+as soon as a real server is usable again (after the real server is in place).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import socket
@@ -20,7 +28,12 @@ from typing import Any, Optional
 from lvscare.backends.base import Backend, BackendError
 from lvscare.model import Change, ChangeKind, Endpoint, Observed, UserError, VirtualServer
 
+log = logging.getLogger("lvscare")
+
 MASQUERADE = 0  # IP_VS_CONN_F_MASQ
+FAILFAST_TABLE = "lvscare_failfast"
+_NO_GUARD = "no usable real server, and no reject rule: connections to the VIP would hang"
+_STALE_GUARD = f"table {FAILFAST_TABLE} rejects connections while a real server is usable"
 _FWD_MASK = 0x7
 _FWD_NAMES = {0: "masquerade", 1: "local", 2: "tunnel", 3: "direct routing", 4: "bypass"}
 
@@ -89,8 +102,10 @@ class IpvsBackend(Backend):
 
     name = "ipvs"
 
-    def __init__(self, ipvs: Any = None) -> None:
-        """Open the kernel's IPVS over netlink, or use `ipvs` (a socket-like object, for tests)."""
+    def __init__(self, ipvs: Any = None, nft: Any = None) -> None:
+        """Open the kernel's IPVS over netlink, or use `ipvs` (a socket-like object, for tests;
+        then the fail-fast table is kept only through `nft`, an Nft-like object, if given)."""
+        injected = ipvs is not None
         if ipvs is None:
             ipvs = _open()
         if ipvs is None:
@@ -102,6 +117,10 @@ class IpvsBackend(Backend):
                 "failed): load the ip_vs module or use --backend nft."
             )
         self.ipvs = ipvs
+        self._nft: Any = nft
+        self._nft_missing = injected and nft is None
+        # Whether lvscare's reject table exists, as last seen or written; None: not looked yet.
+        self._guarded: Optional[bool] = None
         self._handlers: dict[ChangeKind, Callable[[_Request], None]] = {
             ChangeKind.ADD_VIRTUAL_SERVER: self._add_service,
             ChangeKind.SET_SCHEDULER: self._set_scheduler,
@@ -158,8 +177,65 @@ class IpvsBackend(Backend):
                 return svc
         return None
 
+    # The fail-fast guard: lvscare's nftables table that refuses connections to the VIP.
+    def _nft_client(self) -> Any:
+        if self._nft is None and not self._nft_missing:
+            from lvscare.nftables import Nft
+
+            try:
+                self._nft = Nft()
+            except UserError:
+                self._nft_missing = True
+                log.warning(
+                    "nftables is not available: with every real server down, connections to "
+                    "the VIP wait for their timeout instead of being refused (install nftables)"
+                )
+        return self._nft
+
+    @staticmethod
+    def _family(vs: VirtualServer) -> str:
+        return "ip6" if vs.endpoint.family == 6 else "ip"
+
+    def _guard_present(self, vs: VirtualServer) -> Optional[bool]:
+        nft = self._nft_client()
+        if nft is None:
+            return None
+        from lvscare.nftables import NftError
+
+        try:
+            self._guarded = nft.list_raw(f"table {self._family(vs)} {FAILFAST_TABLE}") is not None
+        except NftError as exc:
+            raise BackendError(f"cannot list nftables table {FAILFAST_TABLE}: {exc}") from None
+        return self._guarded
+
+    def _set_guard(self, vs: VirtualServer, on: bool) -> None:
+        nft = self._nft_client()
+        if nft is None or self._guarded is on:
+            return
+        from lvscare.nftables import NftError
+
+        fam = self._family(vs)
+        script = f"table {fam} {FAILFAST_TABLE} {{}}\ndelete table {fam} {FAILFAST_TABLE}\n"
+        if on:
+            match = f"{fam} daddr {vs.endpoint.host} tcp dport {vs.endpoint.port}"
+            script += (
+                f"table {fam} {FAILFAST_TABLE} {{\n"
+                '\tcomment "lvscare: no usable real server for the IPVS virtual server"\n'
+                "\tchain output {\n"
+                "\t\ttype filter hook output priority -300; policy accept;\n"
+                f'\t\t{match} reject with tcp reset comment "lvscare {vs}: fail fast"\n'
+                "\t}\n"
+                "}\n"
+            )
+        try:
+            nft.run(script)
+        except NftError as exc:
+            raise BackendError(f"nftables refused lvscare's fail-fast table: {exc}") from None
+        self._guarded = on
+
     def read(self, vs: VirtualServer) -> Observed:
-        """Our virtual server's scheduler, real servers, weights and forwarding methods."""
+        """Our virtual server's scheduler, real servers, weights and forwarding methods (and
+        whether the fail-fast reject rule is there exactly when no real server is usable)."""
         svc = self._find(vs)
         if svc is None:
             return Observed(exists=False)
@@ -181,6 +257,12 @@ class IpvsBackend(Backend):
                 problem = f"{ep} forwarded by {name} instead of masquerade"
                 problems.append(problem)
                 culprits[problem] = ep
+        usable = any(weight > 0 for weight in weights.values())
+        # Listing the table costs a little: only when it matters, or once after start.
+        if not usable or self._guarded is not False:
+            guarded = self._guard_present(vs)
+            if guarded is not None and guarded == usable:
+                problems.append(_STALE_GUARD if usable else _NO_GUARD)
         return Observed(
             exists=True,
             weights=weights,
@@ -196,10 +278,16 @@ class IpvsBackend(Backend):
         observed: Observed,
         changes: Sequence[Change],
     ) -> None:
-        """One netlink request per change, in plan order."""
+        """One netlink request per change, in plan order; the fail-fast rule goes in before the
+        last usable real server leaves, and out after the first one is back."""
         service = self._service(vs)
+        usable = any(weight > 0 for weight in desired.values())
+        if not usable:
+            self._set_guard(vs, True)
         for change in changes:
             self._handlers[change.kind](_Request(vs, service, change, desired, observed))
+        if usable:
+            self._set_guard(vs, False)
 
     def _add_service(self, req: _Request) -> None:
         self._write_service(req, f"create virtual server {req.vs}", "add")
@@ -212,8 +300,11 @@ class IpvsBackend(Backend):
         self._call(what, self.ipvs.service, command, service=service)
 
     def _repair(self, req: _Request) -> None:
-        # The only problem IPVS reports is a real server's forwarding method; one that is no
-        # longer desired is removed by its own change instead.
+        # The fail-fast rule is set by apply() itself. The other problem IPVS reports is a real
+        # server's forwarding method; one that is no longer desired is removed by its own change.
+        if req.change.detail in (_NO_GUARD, _STALE_GUARD):
+            self._guarded = None  # whatever was seen: write it again
+            return
         bad = req.observed.culprits.get(req.change.detail)
         if bad is None or bad not in req.desired:
             return
@@ -246,9 +337,13 @@ class IpvsBackend(Backend):
         )
 
     def clean(self, vs: VirtualServer) -> bool:
-        """Delete our virtual server (its real servers go with it)."""
+        """Delete our virtual server (its real servers go with it) and the fail-fast table."""
+        guarded = self._guard_present(vs)
+        if guarded:
+            self._guarded = None
+            self._set_guard(vs, False)
         if self._find(vs) is None:
-            return False
+            return bool(guarded)
         self._call(
             f"delete virtual server {vs}", self.ipvs.service, "del", service=self._service(vs)
         )
@@ -265,5 +360,7 @@ class IpvsBackend(Backend):
         return "\n".join(lines)
 
     def close(self) -> None:
-        """Close the netlink socket."""
+        """Close the netlink socket (and the nftables context)."""
         self.ipvs.close()
+        if self._nft is not None:
+            self._nft.close()
