@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     care.add_argument("--health-timeout", default="1s", help="timeout of each probe")
     care.add_argument("--health-ca", metavar="FILE", help="verify HTTPS against this CA")
     care.add_argument(
-        "--interval", default="1s",
+        "--interval", default="500ms",
         help="time between probes and kernel reads (a dead server's closed connection and "
         "changes to lvscare's nftables rules are acted on at once, between ticks)",
     )  # fmt: skip
