@@ -6,7 +6,6 @@ Bad input ends in one sentence on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
@@ -259,13 +258,11 @@ def care(config: CareConfig) -> int:
     from lvscare.reconcile import Reconciler, Stopper, run
 
     prober = Prober(config.probe)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     backend = None
     reach: Optional[route.RouteReach | route.LinkReach] = None
     watch: Optional[KernelWatch] = None
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(prober.reactor)
         stopper.install()
         backend = open_backend(config.backend)
         log.info(
@@ -292,7 +289,6 @@ def care(config: CareConfig) -> int:
             config.interval,
             reachability=reach,
             once=config.run_once,
-            loop=loop,
             stopper=stopper,
             on_ready=_ready,
             watch=watch,
@@ -310,7 +306,7 @@ def care(config: CareConfig) -> int:
             reach.close()
         if backend is not None:
             backend.close()
-        loop.close()
+        prober.reactor.close()
     return 0
 
 

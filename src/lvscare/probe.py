@@ -23,23 +23,28 @@ The default path is /readyz (apiservers since 1.16: it fails during a graceful s
 /healthz still says ok): a server that answers /readyz with 404 does not have it and is probed
 on /healthz from then on (logged once). `--health-path` overrides both.
 HTTPS does not verify the server certificate unless a CA file is given (apiservers use their own
-CA, which a node may not have yet).
+CA, which a node may not have yet). `ssl` is imported only for https.
+Everything runs on lvscare.reactor (generators on `selectors`), not asyncio: cheaper to start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
+import os
 import re
 import socket
-import ssl
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from lvscare.model import Endpoint, ProbeResult, UserError
+from lvscare.reactor import Cancelled, Coroutine, Reactor, Task
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("lvscare")
 
@@ -99,13 +104,30 @@ class _Closed(ConnectionError):
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno in _ERRNO_WORDS:
-        return _ERRNO_WORDS[exc.errno]
-    if isinstance(exc, ssl.SSLError):
+    if isinstance(exc, _Closed):
+        return str(exc)
+    ssl_mod = _ssl_loaded()
+    if ssl_mod is not None and isinstance(exc, ssl_mod.SSLError):
+        if isinstance(exc, ssl_mod.SSLEOFError):
+            return "connection closed before a response"
         return f"TLS error ({exc.reason or exc})"
-    if isinstance(exc, (asyncio.IncompleteReadError, ConnectionError)):
-        return str(exc) if isinstance(exc, _Closed) else "connection closed before a response"
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_WORDS:
+        if exc.strerror and exc.errno == errno.ETIMEDOUT and "acknowledgement" in exc.strerror:
+            return exc.strerror
+        return _ERRNO_WORDS[exc.errno]
+    if isinstance(exc, ConnectionError):
+        return "connection closed before a response"
     return str(exc) or type(exc).__name__
+
+
+def _ssl_loaded() -> Any:
+    import sys
+
+    return sys.modules.get("ssl")
+
+
+# Errors a probe turns into a failed result (ssl.SSLError is an OSError).
+_PROBE_ERRORS = (OSError, ValueError)
 
 
 def _chunked_done(buf: bytes | bytearray, pos: int) -> bool:
@@ -164,90 +186,116 @@ def parse_response(buf: bytes | bytearray, eof: bool) -> Optional[tuple[int, boo
     return status, False  # a body until close: judge the status, do not reuse
 
 
-class _Conn(asyncio.Protocol):
-    """One kept connection to a real server: a request at a time, and news of its end."""
+def _want(exc: BaseException) -> Optional[str]:
+    """ "read"/"write" when a non-blocking (TLS) socket asks to wait, else None."""
+    if isinstance(exc, BlockingIOError):
+        return "read"
+    ssl_mod = _ssl_loaded()
+    if ssl_mod is not None:
+        if isinstance(exc, ssl_mod.SSLWantReadError):
+            return "read"
+        if isinstance(exc, ssl_mod.SSLWantWriteError):
+            return "write"
+    return None
 
-    def __init__(self, on_peer_close: Callable[[_Conn, str], None]):
-        self.transport: Optional[asyncio.Transport] = None
+
+class _Conn:
+    """One kept connection to a real server (a plain or TLS non-blocking socket)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.fd = sock.fileno()
         self.buffer = bytearray()
-        self.waiter: Optional[asyncio.Future] = None
         self.ended: Optional[str] = None
-        self.watching = False  # idle and kept: its end is news
-        self.on_peer_close = on_peer_close
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.waiter is None or self.waiter.done():
-            return  # nothing asked for (a chatty server): ignored
-        self.buffer += data
-        try:
-            done = parse_response(self.buffer, eof=False) is not None
-        except ValueError:
-            done = True
-        if done:
-            self.waiter.set_result(None)
-
-    def eof_received(self) -> bool:
-        self._end("connection closed by the server")
-        return False
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._end(_describe(exc) if exc else "connection closed by the server")
-
-    def _end(self, reason: str) -> None:
-        if self.ended is not None:
-            return
-        self.ended = reason
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-        elif self.watching:
-            self.watching = False
-            self.on_peer_close(self, reason)
+        self.watched: Optional[Reactor] = None
 
     def unacked(self) -> int:
         """Segments the server's kernel has not acknowledged yet (TCP_INFO), 0 if unknown."""
-        sock = self.transport.get_extra_info("socket") if self.transport else None
-        if sock is None:
-            return 0
         try:
-            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
             return int(struct.unpack_from("=I", info, _TCP_INFO_UNACKED)[0])
         except (OSError, struct.error):
             return 0
 
-    async def exchange(self, request: bytes, ack_wait: Optional[float]) -> tuple[int, bool]:
-        """Send a request, wait for the whole response; (status, reusable)."""
-        assert self.transport is not None
+    def exchange(self, request: bytes, ack_wait: Optional[float]) -> Coroutine:
+        """Send a request, read the whole response; returns (status, reusable)."""
         if self.ended is not None:
             raise _Closed(self.ended)
         self.buffer.clear()
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            self.transport.write(request)
-            if ack_wait is not None:
-                await asyncio.wait({waiter}, timeout=ack_wait)
-                if not waiter.done() and self.unacked():
+        view = memoryview(request)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except OSError as exc:
+                want = _want(exc)
+                if want is None:
+                    raise
+                yield (want, self.sock, None)
+        sent = time.monotonic()
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                want = _want(exc)
+                if want is None:
+                    raise
+                if ack_wait is None:
+                    yield (want, self.sock, None)
+                    continue
+                left = sent + ack_wait - time.monotonic()
+                if left > 0:
+                    yield (want, self.sock, left)
+                    continue
+                if self.unacked():
                     raise OSError(
                         errno.ETIMEDOUT,
                         f"no TCP acknowledgement within {ack_wait:g}s (host unreachable?)",
-                    )
-            await waiter
-        finally:
-            self.waiter = None
-        parsed = parse_response(self.buffer, eof=self.ended is not None)
+                    ) from None
+                ack_wait = None
+                continue
+            if not chunk:
+                self.ended = "connection closed by the server"
+                break
+            self.buffer += chunk
+            parsed = parse_response(self.buffer, eof=False)
+            if parsed is not None:
+                return parsed
+        parsed = parse_response(self.buffer, eof=True)
         if parsed is None:
-            raise _Closed(self.ended or "connection closed before a response")
+            raise _Closed(self.ended)
         return parsed
 
+    def watch(self, reactor: Reactor, on_end: Callable[[_Conn, str], None]) -> None:
+        """While idle: call `on_end` when the server closes it (FIN/RST) or the kernel gives up."""
+        self.watched = reactor
+
+        def readable() -> None:
+            reason = None
+            try:
+                if not self.sock.recv(65536):  # data nobody asked for is dropped
+                    reason = "connection closed by the server"
+            except OSError as exc:
+                if _want(exc) is None:
+                    reason = f"connection ended ({_describe(exc)})"
+            if reason is not None:
+                self.unwatch()
+                self.ended = reason
+                on_end(self, reason)
+
+        reactor.add_reader(self.fd, readable)
+
+    def unwatch(self) -> None:
+        """Stop watching."""
+        if self.watched is not None:
+            self.watched.remove_reader(self.fd)
+            self.watched = None
+
     def close(self) -> None:
-        """Close it (no wait for the peer); its end is no news."""
-        self.watching = False
+        """Close it (no wait for the peer)."""
+        self.unwatch()
         if self.ended is None:
             self.ended = "closed by lvscare"
-        if self.transport is not None:
-            self.transport.abort()
+        self.sock.close()
 
 
 def _tune(sock: socket.socket, timeout: float) -> None:
@@ -268,13 +316,14 @@ class Prober:
     """Checks real servers according to one ProbeSpec over kept connections; reports confirmed
     deaths between probes in `events` and calls `on_event` (set by the loop)."""
 
-    def __init__(self, spec: ProbeSpec):
+    def __init__(self, spec: ProbeSpec, reactor: Optional[Reactor] = None):
         self.spec = spec
+        self.reactor = reactor or Reactor()
         self._tls: Optional[ssl.SSLContext] = None
         self._requests: dict[tuple[Endpoint, str], bytes] = {}
         self._conns: dict[Endpoint, _Conn] = {}
         self._paths: dict[Endpoint, str] = {}
-        self._confirming: dict[Endpoint, asyncio.Task] = {}
+        self._confirming: dict[Endpoint, Task] = {}
         self.events: dict[Endpoint, ProbeResult] = {}
         self.on_event: Optional[Callable[[], None]] = None
         if spec.scheme == "https":
@@ -282,6 +331,8 @@ class Prober:
 
     @staticmethod
     def _tls_context(ca_file: Optional[str]) -> ssl.SSLContext:
+        import ssl
+
         if ca_file is None:
             # Apiservers present certificates of a cluster CA the node may not have: no checks.
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -301,36 +352,34 @@ class Prober:
         events, self.events = self.events, {}
         return events
 
-    async def probe(self, endpoint: Endpoint) -> ProbeResult:
+    def probe(self, endpoint: Endpoint) -> ProbeResult:
         """Check one real server within the spec's timeout."""
-        return (await self.probe_all([endpoint]))[endpoint]
+        return self.probe_all([endpoint])[endpoint]
 
-    async def probe_all(self, endpoints: Iterable[Endpoint]) -> dict[Endpoint, ProbeResult]:
-        """Check all real servers at once; each probe ends at its own timeout."""
+    def probe_all(self, endpoints: Iterable[Endpoint]) -> dict[Endpoint, ProbeResult]:
+        """Check all real servers at once; each probe ends at the spec's timeout."""
         endpoints = list(dict.fromkeys(endpoints))
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self._guarded(ep, keep=True)) for ep in endpoints]
-        # One wait for all: the probes start together, so each still gets the full timeout.
-        _, pending = await asyncio.wait(tasks, timeout=self.spec.timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
+        tasks = {}
+        for ep in endpoints:
+            # A confirmation under way: its answer is this probe's answer.
+            confirming = self._confirming.get(ep)
+            tasks[ep] = confirming or Task(self.reactor, self._guarded(ep, keep=True))
+        self.reactor.run_until(lambda: all(t.done for t in tasks.values()), self.spec.timeout)
         late = ProbeResult(False, f"timed out after {self.spec.timeout:g}s")
-        return {
-            ep: late if task in pending else task.result() for ep, task in zip(endpoints, tasks)
-        }
+        results = {}
+        for ep, task in tasks.items():
+            if not task.done and task is not self._confirming.get(ep):
+                task.cancel()
+            ok = task.done and task.error is None and task.result is not None
+            results[ep] = task.result if ok else late
+        return results
 
-    async def _guarded(self, endpoint: Endpoint, keep: bool) -> ProbeResult:
-        confirming = self._confirming.get(endpoint)
-        if keep and confirming is not None:
-            # A confirmation is already under way: its answer is this probe's answer.
-            return await asyncio.shield(confirming)
+    def _guarded(self, endpoint: Endpoint, keep: bool) -> Coroutine:
         try:
             if self.spec.scheme == "tcp":
-                return await self._check_tcp(endpoint, keep)
-            return await self._check_http(endpoint, keep)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+                return (yield from self._check_tcp(endpoint, keep))
+            return (yield from self._check_http(endpoint, keep))
+        except _PROBE_ERRORS as exc:
             return ProbeResult(False, _describe(exc))
 
     def _request(self, endpoint: Endpoint, path: str) -> bytes:
@@ -346,66 +395,71 @@ class Prober:
             self._requests[(endpoint, path)] = request
         return request
 
-    async def _connect(self, endpoint: Endpoint) -> _Conn:
-        loop = asyncio.get_running_loop()
+    def _connect(self, endpoint: Endpoint) -> Coroutine:
         family = socket.AF_INET6 if endpoint.family == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        conn = _Conn(lambda c, reason: self._peer_closed(endpoint, c, reason))
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
-            sock.setblocking(False)
             _tune(sock, self.spec.timeout)
-            await loop.sock_connect(sock, (endpoint.host, endpoint.port))
-            if self._tls is None:
-                await loop.create_connection(lambda: conn, sock=sock)
-            else:
-                await loop.create_connection(
-                    lambda: conn,
-                    sock=sock,
-                    ssl=self._tls,
-                    server_hostname=endpoint.host,
-                    ssl_handshake_timeout=max(self.spec.timeout, 0.1),
+            err = sock.connect_ex((endpoint.host, endpoint.port))
+            if err == errno.EINPROGRESS:
+                yield ("write", sock, None)
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, os.strerror(err))
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(
+                    sock, server_hostname=endpoint.host, do_handshake_on_connect=False
                 )
+                while True:
+                    try:
+                        sock.do_handshake()
+                        break
+                    except OSError as exc:
+                        want = _want(exc)
+                        if want is None:
+                            raise
+                        yield (want, sock, None)
         except BaseException:
-            if conn.transport is not None:
-                conn.close()
             sock.close()
             raise
-        return conn
+        return _Conn(sock)
 
     def _keep(self, endpoint: Endpoint, conn: _Conn) -> None:
         old = self._conns.pop(endpoint, None)
         if old is not None and old is not conn:
             old.close()
-        conn.watching = True
         self._conns[endpoint] = conn
+        conn.watch(self.reactor, lambda c, reason: self._peer_closed(endpoint, c, reason))
 
-    async def _check_tcp(self, endpoint: Endpoint, keep: bool) -> ProbeResult:
+    def _check_tcp(self, endpoint: Endpoint, keep: bool) -> Coroutine:
         # A fresh connect every time: a black hole times out. The newest one is kept and watched.
-        conn = await self._connect(endpoint)
+        conn = yield from self._connect(endpoint)
         if keep:
             self._keep(endpoint, conn)
         else:
             conn.close()
         return ProbeResult(True, "connected")
 
-    async def _check_http(self, endpoint: Endpoint, keep: bool) -> ProbeResult:
+    def _check_http(self, endpoint: Endpoint, keep: bool) -> Coroutine:
         path = self.spec.path or self._paths.get(endpoint, READYZ)
         conn = self._conns.pop(endpoint, None) if keep else None
         reused = conn is not None and conn.ended is None
         ack_wait = ACK_WAIT if self.spec.timeout > ACK_WAIT else None
         try:
             if conn is None or not reused:
-                conn = await self._connect(endpoint)
-            conn.watching = False
+                if conn is not None:
+                    conn.close()
+                conn = yield from self._connect(endpoint)
+            conn.unwatch()
             try:
-                status, reusable = await conn.exchange(self._request(endpoint, path), ack_wait)
+                status, reusable = yield from conn.exchange(self._request(endpoint, path), ack_wait)
             except _Closed:
                 if not reused:
                     raise
                 # The server closed the idle connection as we sent: one fresh try.
                 conn.close()
-                conn = await self._connect(endpoint)
-                status, reusable = await conn.exchange(self._request(endpoint, path), ack_wait)
+                conn = yield from self._connect(endpoint)
+                status, reusable = yield from conn.exchange(self._request(endpoint, path), ack_wait)
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -417,7 +471,7 @@ class Prober:
         if status == 404 and self.spec.path is None and path == READYZ:
             self._paths[endpoint] = HEALTHZ
             log.info("%s has no %s (HTTP 404): probing %s instead", endpoint, READYZ, HEALTHZ)
-            return await self._check_http(endpoint, keep)
+            return (yield from self._check_http(endpoint, keep))
         if self.spec.healthy_status(status):
             return ProbeResult(True, f"HTTP {status}")
         return ProbeResult(False, f"HTTP {status}")
@@ -427,18 +481,16 @@ class Prober:
         if self._conns.get(endpoint) is conn:
             del self._conns[endpoint]
         conn.close()
-        if endpoint in self._confirming:
-            return
-        task = asyncio.get_running_loop().create_task(self._confirm(endpoint, reason))
-        self._confirming[endpoint] = task
+        if endpoint not in self._confirming:
+            task = Task(self.reactor, self._confirm(endpoint, reason), timeout=self.spec.timeout)
+            if not task.done:
+                self._confirming[endpoint] = task
 
-    async def _confirm(self, endpoint: Endpoint, reason: str) -> ProbeResult:
+    def _confirm(self, endpoint: Endpoint, reason: str) -> Coroutine:
         try:
             try:
-                result = await asyncio.wait_for(
-                    self._guarded(endpoint, keep=False), self.spec.timeout
-                )
-            except asyncio.TimeoutError:
+                result = yield from self._guarded(endpoint, keep=False)
+            except Cancelled:
                 result = ProbeResult(False, f"timed out after {self.spec.timeout:g}s")
             if result.ok:
                 log.debug("%s: %s, a fresh probe passed (%s)", endpoint, reason, result.reason)
@@ -456,6 +508,6 @@ class Prober:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
-        for task in self._confirming.values():
+        for task in list(self._confirming.values()):
             task.cancel()
         self._confirming.clear()

@@ -9,9 +9,7 @@ link (netlink.KernelWatch). One log line per change, with its reason.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Optional, Protocol
@@ -28,6 +26,7 @@ from lvscare.model import (
     desired_weights,
     plan,
 )
+from lvscare.reactor import Reactor
 
 log = logging.getLogger("lvscare")
 
@@ -35,7 +34,7 @@ log = logging.getLogger("lvscare")
 class ProberLike(Protocol):
     """What the loop needs from a prober (probe.Prober, or a test's fake)."""
 
-    async def probe_all(self, endpoints: Sequence[Endpoint]) -> dict[Endpoint, ProbeResult]: ...
+    def probe_all(self, endpoints: Sequence[Endpoint]) -> dict[Endpoint, ProbeResult]: ...
 
 
 class WatchLike(Protocol):
@@ -90,32 +89,29 @@ class Reconciler:
 
 
 class Stopper:
-    """A stop flag that SIGTERM/SIGINT set and that wakes the loop's sleep at once."""
+    """A stop flag that SIGTERM/SIGINT set and that wakes the loop's sleep at once; `wake()`
+    (an event) also ends a sleep early."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
+    def __init__(self, reactor: Reactor):
+        self.reactor = reactor
         self.signal: Optional[str] = None
         self._stopped = False
         self._woken = False
-        self._sleeper: Optional[asyncio.Future] = None
 
     def install(self) -> None:
         """Stop on SIGTERM and SIGINT."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self.stop, sig.name)
+        import signal
+
+        self.reactor.wake_on_signals((signal.SIGTERM, signal.SIGINT), self.stop)
 
     def stop(self, name: str = "stop") -> None:
         """Ask the loop to end after the current tick."""
         self.signal = name
         self._stopped = True
-        if self._sleeper is not None and not self._sleeper.done():
-            self._sleeper.set_result(None)
 
     def wake(self) -> None:
         """End the current (or the next) sleep early: an event wants a reconcile now."""
         self._woken = True
-        if self._sleeper is not None and not self._sleeper.done():
-            self._sleeper.set_result(None)
 
     def take_wake(self) -> bool:
         """True when woken since the last call."""
@@ -128,22 +124,10 @@ class Stopper:
         return self._stopped
 
     def sleep(self, seconds: float) -> None:
-        """Sleep up to `seconds`, less when stopped or woken."""
+        """Sleep up to `seconds` (running the reactor), less when stopped or woken."""
         if seconds <= 0 or self._stopped or self._woken:
             return
-        # A bare future and a timer: the cheapest wait that a signal can cut short.
-        sleeper = self._sleeper = self.loop.create_future()
-        timer = self.loop.call_later(seconds, _wake, sleeper)
-        try:
-            self.loop.run_until_complete(sleeper)
-        finally:
-            timer.cancel()
-            self._sleeper = None
-
-
-def _wake(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
+        self.reactor.run_until(lambda: self._stopped or self._woken, seconds)
 
 
 # Event-driven reconciles come at most this often: a flush sends a burst of notifications, and
@@ -157,7 +141,6 @@ def run(
     interval: float,
     reachability: Optional[ReachabilityLike] = None,
     once: bool = False,
-    loop: Optional[asyncio.AbstractEventLoop] = None,
     stopper: Optional[Stopper] = None,
     on_ready: Optional[Callable[[], None]] = None,
     watch: Optional[WatchLike] = None,
@@ -166,15 +149,15 @@ def run(
     when the prober reports a confirmed failure or `watch` a change to lvscare's rules; errors of
     a tick are logged and the next tick tries again. `on_ready` is called once, after the first
     tick that put the rules in place (and made the VIP reachable)."""
-    loop = loop or asyncio.new_event_loop()
-    stopper = stopper or Stopper(loop)
+    stopper = stopper or Stopper(getattr(prober, "reactor", None) or Reactor())
+    reactor = stopper.reactor
     endpoints = reconciler.real_servers
     take_events = getattr(prober, "take_events", None)
     if take_events is not None:
         prober.on_event = stopper.wake  # type: ignore[attr-defined]
     if watch is not None and not once:
         for sock in watch.sockets:
-            loop.add_reader(sock.fileno(), _on_notification, watch, sock, stopper)
+            reactor.add_reader(sock.fileno(), _notified(watch, sock, stopper))
     next_tick = time.monotonic()
     last_step = float("-inf")
     try:
@@ -184,10 +167,7 @@ def run(
             if not tick and now - last_step < MIN_EVENT_GAP:
                 time.sleep(MIN_EVENT_GAP - (now - last_step))
             events = take_events() if take_events is not None else {}
-            if tick:
-                results = {**events, **loop.run_until_complete(prober.probe_all(endpoints))}
-            else:
-                results = events
+            results = {**events, **prober.probe_all(endpoints)} if tick else events
             try:
                 reconciler.step(results)
             except BackendError as exc:
@@ -221,10 +201,13 @@ def run(
     finally:
         if watch is not None and not once:
             for sock in watch.sockets:
-                loop.remove_reader(sock.fileno())
+                reactor.remove_reader(sock.fileno())
     log.info("stopping on %s; rules stay in place (use --clean to remove them)", stopper.signal)
 
 
-def _on_notification(watch: WatchLike, sock: Any, stopper: Stopper) -> None:
-    if watch.relevant(sock):
-        stopper.wake()
+def _notified(watch: WatchLike, sock: Any, stopper: Stopper) -> Callable[[], None]:
+    def readable() -> None:
+        if watch.relevant(sock):
+            stopper.wake()
+
+    return readable

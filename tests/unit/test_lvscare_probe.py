@@ -7,6 +7,7 @@ import asyncio
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,8 +17,43 @@ from lvscare.model import Endpoint, UserError
 from lvscare.probe import Prober, ProbeSpec, parse_response, parse_statuses
 
 
+class ServerThread:
+    """An asyncio loop in a thread that runs the test's servers; the prober (lvscare.reactor,
+    no asyncio) runs in the test's own thread, as in lvscare."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro, timeout: float = 10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        async def shutdown():
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await asyncio.sleep(0.05)  # handlers close their transports
+
+        self.call(shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def servers():
+    thread = ServerThread()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
 async def _serve(handler, tls: ssl.SSLContext | None = None):
     server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls)
+    asyncio.get_running_loop().create_task(server.serve_forever())  # cancelled at stop()
     port = server.sockets[0].getsockname()[1]
     return server, Endpoint("127.0.0.1", port)
 
@@ -40,12 +76,16 @@ async def _silent(reader, writer):
 
 
 def probe_once(spec: ProbeSpec, handler, tls=None):
-    async def main():
-        server, ep = await _serve(handler, tls)
-        async with server:
-            return await Prober(spec).probe(ep)
-
-    return asyncio.run(main())
+    thread = ServerThread()
+    try:
+        _, ep = thread.call(_serve(handler, tls))  # closed by stop() (its serve_forever task)
+        prober = Prober(spec)
+        try:
+            return prober.probe(ep)
+        finally:
+            prober.close()
+    finally:
+        thread.stop()
 
 
 def test_http_200_is_healthy_and_the_request_is_well_formed():
@@ -85,7 +125,7 @@ def test_refused_connection():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
-        result = asyncio.run(Prober(ProbeSpec("tcp")).probe(Endpoint("127.0.0.1", port)))
+        result = Prober(ProbeSpec("tcp")).probe(Endpoint("127.0.0.1", port))
     assert (result.ok, result.reason) == (False, "connection refused")
 
 
@@ -134,7 +174,7 @@ def test_https_with_a_ca_verifies_the_certificate(self_signed, tmp_path):
     assert not result.ok and "TLS error" in result.reason
 
 
-def test_probe_all_runs_in_parallel_each_with_its_own_timeout():
+def test_probe_all_runs_in_parallel_each_with_its_own_timeout(servers):
     open_now, most = [0], [0]
 
     async def counting_silent(reader, writer):
@@ -146,17 +186,10 @@ def test_probe_all_runs_in_parallel_each_with_its_own_timeout():
             open_now[0] -= 1
             writer.close()
 
-    async def main():
-        slow, slow_ep = await _serve(counting_silent)
-        slow2, slow2_ep = await _serve(counting_silent)
-        fast, fast_ep = await _serve(http_handler(200))
-        async with slow, slow2, fast:
-            got = await Prober(ProbeSpec("http", "/", timeout=0.5)).probe_all(
-                [slow_ep, fast_ep, slow2_ep]
-            )
-            return got, slow_ep, slow2_ep, fast_ep
-
-    got, slow_ep, slow2_ep, fast_ep = asyncio.run(main())
+    _, slow_ep = servers.call(_serve(counting_silent))
+    _, slow2_ep = servers.call(_serve(counting_silent))
+    _, fast_ep = servers.call(_serve(http_handler(200)))
+    got = Prober(ProbeSpec("http", "/", timeout=0.5)).probe_all([slow_ep, fast_ep, slow2_ep])
     assert got[fast_ep].ok
     assert got[slow_ep].reason == got[slow2_ep].reason == "timed out after 0.5s"
     assert most[0] == 2, "both hanging servers held a probe at the same time"
@@ -175,9 +208,10 @@ def test_bad_status_lists_are_refused(text):
 
 class KeepAliveServer:
     """An HTTP/1.1 server on loopback that keeps connections open; counts connections and
-    requests; answers per path from `answers` (default 200)."""
+    requests; answers per path from `answers` (default 200). Runs in the ServerThread."""
 
-    def __init__(self, answers: dict | None = None, tls: ssl.SSLContext | None = None):
+    def __init__(self, thread: ServerThread, answers: dict | None = None, tls=None):
+        self.thread = thread
         self.answers = answers or {}
         self.tls = tls
         self.connections = 0
@@ -202,109 +236,107 @@ class KeepAliveServer:
         finally:
             writer.close()
 
-    async def start(self):
-        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls)
-        self.ep = Endpoint("127.0.0.1", self.server.sockets[0].getsockname()[1])
+    def start(self) -> Endpoint:
+        async def start():
+            self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, ssl=self.tls)
+            return Endpoint("127.0.0.1", self.server.sockets[0].getsockname()[1])
+
+        self.ep = self.thread.call(start())
         return self.ep
 
-    async def die(self):
+    def die(self):
         """What a killed process does: the listener goes, every connection is closed."""
-        self.server.close()
-        for writer in self.writers:
-            writer.transport.abort()
-        await self.server.wait_closed()
+
+        async def die():
+            self.server.close()
+            for writer in self.writers:
+                writer.transport.abort()
+            await self.server.wait_closed()
+
+        self.thread.call(die())
+
+    def close_idle(self):
+        """Close every connection, keep listening."""
+
+        async def close():
+            for writer in self.writers:
+                writer.close()
+
+        self.thread.call(close())
 
 
-def test_probes_reuse_one_kept_alive_connection():
-    async def main():
-        srv = KeepAliveServer()
-        ep = await srv.start()
-        prober = Prober(ProbeSpec("http", "/healthz"))
-        results = [await prober.probe(ep) for _ in range(3)]
-        prober.close()
-        return results, srv.connections, srv.paths
-
-    results, connections, paths = asyncio.run(main())
+def test_probes_reuse_one_kept_alive_connection(servers):
+    srv = KeepAliveServer(servers)
+    ep = srv.start()
+    prober = Prober(ProbeSpec("http", "/healthz"))
+    results = [prober.probe(ep) for _ in range(3)]
+    prober.close()
     assert all(r.ok for r in results)
-    assert connections == 1 and paths == ["/healthz"] * 3
+    assert srv.connections == 1 and srv.paths == ["/healthz"] * 3
 
 
-def test_https_probes_reuse_one_tls_connection(self_signed):
+def test_https_probes_reuse_one_tls_connection(servers, self_signed):
     cert, key = self_signed
-
-    async def main():
-        srv = KeepAliveServer(tls=_server_tls(cert, key))
-        ep = await srv.start()
-        prober = Prober(ProbeSpec("https", "/healthz"))
-        results = [await prober.probe(ep) for _ in range(3)]
-        prober.close()
-        return results, srv.connections
-
-    results, connections = asyncio.run(main())
-    assert all(r.ok for r in results) and connections == 1, "one TLS handshake for all probes"
+    srv = KeepAliveServer(servers, tls=_server_tls(cert, key))
+    ep = srv.start()
+    prober = Prober(ProbeSpec("https", "/healthz"))
+    results = [prober.probe(ep) for _ in range(3)]
+    prober.close()
+    assert all(r.ok for r in results) and srv.connections == 1, "one TLS handshake for all"
 
 
-def test_a_server_that_dies_between_probes_is_reported_at_once():
+@pytest.mark.parametrize("scheme", ["http", "https", "tcp"])
+def test_a_server_that_dies_between_probes_is_reported_at_once(servers, self_signed, scheme):
     """No probe_all after the death: the kept connection's end and a refused fresh connect are
     the event, well before any next interval."""
-
-    async def main():
-        srv = KeepAliveServer()
-        ep = await srv.start()
-        prober = Prober(ProbeSpec("http", "/healthz", timeout=2.0))
-        woke = asyncio.Event()
-        prober.on_event = woke.set
-        assert (await prober.probe(ep)).ok
-        await srv.die()
-        died = time.monotonic()
-        await asyncio.wait_for(woke.wait(), 5)
-        took = time.monotonic() - died
-        events = prober.take_events()
-        prober.close()
-        return ep, events, took
-
-    ep, events, took = asyncio.run(main())
+    cert, key = self_signed
+    srv = KeepAliveServer(servers, tls=_server_tls(cert, key) if scheme == "https" else None)
+    ep = srv.start()
+    prober = Prober(ProbeSpec(scheme, "/healthz", timeout=2.0))
+    woke: list[float] = []
+    prober.on_event = lambda: woke.append(time.monotonic())
+    assert prober.probe(ep).ok
+    deadline = time.monotonic() + 5
+    while srv.connections < 1 and time.monotonic() < deadline:  # the server saw the connection
+        time.sleep(0.01)
+    srv.die()
+    died = time.monotonic()
+    prober.reactor.run_until(lambda: bool(woke), 5)
+    events = prober.take_events()
+    prober.close()
+    assert woke, "no event within 5 s"
     assert list(events) == [ep] and not events[ep].ok
-    assert events[ep].reason == "connection closed by the server, then connection refused"
-    assert took < 1.0, f"reported {took:.2f} s after the death"
+    assert events[ep].reason.endswith(", then connection refused"), events[ep].reason
+    assert woke[0] - died < 1.0, f"reported {woke[0] - died:.2f} s after the death"
 
 
-def test_a_server_that_only_closes_an_idle_connection_is_no_event():
-    async def main():
-        srv = KeepAliveServer()
-        ep = await srv.start()
-        prober = Prober(ProbeSpec("http", "/healthz"))
-        prober.on_event = lambda: None
-        assert (await prober.probe(ep)).ok
-        for writer in srv.writers:
-            writer.close()  # the server still accepts: a fresh probe passes
-        await asyncio.sleep(0.5)
-        events = prober.take_events()
-        after = await prober.probe(ep)
-        prober.close()
-        return events, after, srv.connections
-
-    events, after, connections = asyncio.run(main())
+def test_a_server_that_only_closes_an_idle_connection_is_no_event(servers):
+    srv = KeepAliveServer(servers)
+    ep = srv.start()
+    prober = Prober(ProbeSpec("http", "/healthz"))
+    prober.on_event = lambda: None
+    assert prober.probe(ep).ok
+    srv.close_idle()  # the server still accepts: a fresh probe passes
+    prober.reactor.run_until(lambda: False, 0.5)
+    events = prober.take_events()
+    after = prober.probe(ep)
+    prober.close()
     assert events == {} and after.ok
-    assert connections == 3, "the confirmation connected once, and the next probe anew"
+    assert srv.connections == 3, "the confirmation connected once, and the next probe anew"
 
 
-def test_default_path_is_readyz_and_healthz_where_readyz_is_404():
-    async def main():
-        has_readyz = KeepAliveServer({"/readyz": 500})  # an apiserver shutting down
-        no_readyz = KeepAliveServer({"/readyz": 404})
-        ep1, ep2 = await has_readyz.start(), await no_readyz.start()
-        prober = Prober(ProbeSpec("http"))
-        first = await prober.probe_all([ep1, ep2])
-        second = await prober.probe_all([ep1, ep2])
-        prober.close()
-        return first, second, has_readyz.paths, no_readyz.paths, ep1, ep2
-
-    first, second, paths1, paths2, ep1, ep2 = asyncio.run(main())
+def test_default_path_is_readyz_and_healthz_where_readyz_is_404(servers):
+    has_readyz = KeepAliveServer(servers, {"/readyz": 500})  # an apiserver shutting down
+    no_readyz = KeepAliveServer(servers, {"/readyz": 404})
+    ep1, ep2 = has_readyz.start(), no_readyz.start()
+    prober = Prober(ProbeSpec("http"))
+    first = prober.probe_all([ep1, ep2])
+    second = prober.probe_all([ep1, ep2])
+    prober.close()
     assert (first[ep1].ok, first[ep1].reason) == (False, "HTTP 500"), "readyz failing counts"
     assert first[ep2].ok and second[ep2].ok
-    assert paths1 == ["/readyz", "/readyz"]
-    assert paths2 == ["/readyz", "/healthz", "/healthz"], "one 404, then /healthz only"
+    assert has_readyz.paths == ["/readyz", "/readyz"]
+    assert no_readyz.paths == ["/readyz", "/healthz", "/healthz"], "one 404, then /healthz only"
 
 
 @pytest.mark.parametrize(
