@@ -16,6 +16,7 @@ from typing import Any, Optional, Protocol
 
 from lvscare.backends.base import Backend, BackendError
 from lvscare.model import (
+    ChangeKind,
     Endpoint,
     Health,
     HealthPolicy,
@@ -85,7 +86,32 @@ class Reconciler:
         for change in changes:
             log.info("%s", change.reason)
         self.applied = desired
+        for change in changes:
+            if change.kind is ChangeKind.REMOVE_REAL_SERVER and change.endpoint in self.health:
+                self._end_flows(change.endpoint)
         return [change.reason for change in changes]
+
+    def _end_flows(self, rs: Endpoint) -> None:
+        """Connections still pinned to a removed real server end now: their clients reconnect
+        through the VIP instead of waiting for TCP to give up on a dead master."""
+        try:
+            clients = self.backend.pinned_clients(self.vs, rs)
+            if not clients:
+                return
+            from lvscare.flows import destroy
+
+            ended = destroy(clients, self.vs.endpoint)
+        except OSError as exc:
+            log.warning("cannot end the connections still going to %s: %s", rs, exc)
+            return
+        if ended:
+            log.info(
+                "ended %d connection%s through %s still going to removed %s (clients reconnect)",
+                ended,
+                "" if ended == 1 else "s",
+                self.vs,
+                rs,
+            )
 
 
 class Stopper:

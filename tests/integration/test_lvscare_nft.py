@@ -94,6 +94,34 @@ for _ in range(2):
 """
 
 
+# A client pinned to one backend by ONE keep-alive connection (like kubelet's watch): a request,
+# then after a line on stdin another one on the same connection, timed, as a JSON line.
+PINNED = r"""
+import http.client, json, sys, time
+conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
+conn.request("GET", "/")
+print(conn.getresponse().read().decode().strip(), flush=True)
+sys.stdin.readline()
+start = time.monotonic()
+try:
+    conn.request("GET", "/")
+    out = {"ok": True, "backend": conn.getresponse().read().decode().strip()}
+except Exception as exc:
+    out = {"ok": False, "error": type(exc).__name__}
+out["seconds"] = round(time.monotonic() - start, 3)
+print(json.dumps(out), flush=True)
+"""
+
+BLACKHOLE = (
+    "table inet lvsit_blackhole {\n"
+    "\tchain input {\n"
+    "\t\ttype filter hook input priority -300; policy accept;\n"
+    f"\t\ttcp dport {RS_PORT} drop\n"
+    "\t}\n"
+    "}\n"
+)
+
+
 class Site:
     """The isolated network, its backend processes and helpers to drive them."""
 
@@ -431,6 +459,44 @@ def test_flush_and_deleted_route_are_repaired_without_waiting_for_the_tick(site,
     assert first_seen(lambda: VIP in route(), removed + EVENT), f"route not back: {route()}"
     assert f"repaired route {VIP}/32 dev eth0" in care.log()
     assert all(r["ok"] for r in site.requests(3))
+
+
+def test_connection_pinned_to_a_removed_black_holed_server_ends_at_once(site, lvscare):
+    """A kept-alive client through the VIP stays on its backend (conntrack). When that backend
+    is black-holed and lvscare removes it, lvscare ends the connection (SOCK_DESTROY of the
+    local socket): the client's next request fails at once instead of hanging until its
+    timeout, and a new connection goes to a live backend."""
+    care = lvscare()
+    holder = None
+    victim = ""
+    try:
+        assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+        holder = netns.popen(
+            site.node, [sys.executable, "-c", PINNED, VIP, str(PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdin is not None and holder.stdout is not None
+        victim = holder.stdout.readline().strip()
+        assert victim in site.ips, victim
+        proc = netns.run(f"{PREFIX}-{victim}", ["nft", "-f", "-"], input=BLACKHOLE,
+                         capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: site.ips[victim] not in site.ruleset(), 10), care.log()
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        second = json.loads(holder.stdout.readline())
+        assert not second["ok"] and second["error"] != "TimeoutError", second
+        assert second["seconds"] < 1.0, f"the pinned client waited {second['seconds']} s"
+        assert f"ended 1 connection through {VIP}:{PORT} still going to removed " in care.log()
+        results = site.requests(3)
+        assert all(r["ok"] for r in results) and victim not in {r["backend"] for r in results}
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        if victim:
+            netns.run(f"{PREFIX}-{victim}", ["nft", "delete", "table", "inet", "lvsit_blackhole"],
+                      capture_output=True)  # fmt: skip
 
 
 def test_foreign_element_and_rule_are_removed(site, care):

@@ -349,6 +349,12 @@ class IpvsBackend(Backend):
         )
         return True
 
+    def pinned_clients(self, vs: VirtualServer, rs: Endpoint) -> list[Endpoint]:
+        """Clients of IPVS's connections VIP -> `rs` (they outlive the real server's removal)."""
+        from lvscare.flows import ipvs_clients
+
+        return ipvs_clients(vs.endpoint, rs)
+
     def describe(self, vs: VirtualServer) -> str:
         """ipvsadm -Ln style lines for our virtual server."""
         observed = self.read(vs)
