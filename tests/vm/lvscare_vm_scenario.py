@@ -199,6 +199,44 @@ def timing() -> None:
     step("timing", **out)
 
 
+def pinned() -> None:
+    """A client holding one connection through the VIP (like kubelet's watch) whose real server
+    is black-holed: once lvscare removes that server, the client's socket must end at once
+    (SOCK_DESTROY) instead of waiting for TCP to give up."""
+    conn = socket.create_connection((VIP, PORT), timeout=5)
+    port = conn.getsockname()[1]
+    out: dict = {"client_port": port}
+    victim = ""
+    with open("/proc/net/ip_vs_conn") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) > 6 and int(parts[2], 16) == port:
+                dest = ".".join(str(int(parts[5][i : i + 2], 16)) for i in range(0, 8, 2))
+                victim = next((n for n, ip in RS.items() if ip == dest), "")
+    out["victim"] = victim
+    if victim:
+        rules = (
+            "table inet blackhole {\n\tchain input {\n\t\ttype filter hook input "
+            f"priority -300; policy accept;\n\t\ttcp dport {RS_PORT} drop\n\t}}\n}}\n"
+        )
+        subprocess.run(["ip", "netns", "exec", victim, "nft", "-f", "-"], input=rules, text=True,
+                       check=True)  # fmt: skip
+        out["removed"] = wait(lambda: not any(d.startswith(RS[victim] + ":") for d in dests()), 60)
+        start = time.monotonic()
+        try:
+            conn.settimeout(10)
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = conn.recv(4096)
+            out["outcome"] = "answered" if data else "closed"
+        except OSError as exc:
+            out["outcome"] = type(exc).__name__
+        out["seconds"] = round(time.monotonic() - start, 2)
+        sh("ip", "netns", "exec", victim, "nft", "delete", "table", "inet", "blackhole")
+        out["back"] = wait(lambda: all_weight(3), 60)
+    conn.close()
+    step("pinned", **out)
+
+
 LOCAL_VIP = "10.103.97.13"
 LOCAL_PORTS = (8081, 8082, 8083)
 
@@ -225,7 +263,9 @@ def local_stop_all() -> None:
     care = subprocess.Popen(argv, stdout=open("/tmp/lvscare-local.log", "a"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)  # fmt: skip
     out: dict = {"start": wait(lambda: len(dests(LOCAL_VIP)) == 3, 60)}
-    out["route"] = sh("ip", "route", "get", LOCAL_VIP)
+    # The route comes right after the rules (the same tick): wait for it too.
+    wait(lambda: LOCAL_VIP in sh("ip", "route"), 30)
+    out["route"] = sh("ip", "route", "get", LOCAL_VIP, check=False)
     out["before"] = [request(vip=LOCAL_VIP) for _ in range(3)]
     for proc in local:
         proc.kill()
@@ -286,6 +326,8 @@ def main() -> None:
     sh("ipvsadm", "-a", "-t", f"{VIP}:{PORT}", "-r", "10.250.110.99:8080", "-m")
     took = wait(lambda: all_weight(3), 30)
     step("foreign-rs", seconds=took, dests=dests())
+
+    pinned()
 
     care.send_signal(signal.SIGTERM)
     rc = care.wait(timeout=30)

@@ -171,6 +171,16 @@ def test_foreign_real_server_is_removed(steps):
     assert f"removed foreign real server 10.250.110.99:8080 from {VIP}" in steps["log"]["text"]
 
 
+def test_connection_pinned_to_a_removed_black_holed_real_server_ends_at_once(steps):
+    step = steps["pinned"]
+    print("pinned client:", {k: v for k, v in step.items() if k != "ipvsadm"})
+    assert step["victim"], "the client's connection was not in ip_vs_conn"
+    assert step["removed"] >= 0, "the black-holed real server was never removed"
+    assert step["outcome"] == "ConnectionAbortedError", step
+    assert step["seconds"] < 1.0, step
+    assert step["back"] >= 0, step
+
+
 def test_sigterm_keeps_the_rules_and_traffic(steps):
     step = steps["sigterm"]
     assert step["rc"] == 0
