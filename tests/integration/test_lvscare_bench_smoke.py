@@ -33,6 +33,7 @@ def test_failover_benchmark_runs_and_prints_its_table():
     assert any(line.startswith("CPU (50 real servers, idle): lvscare used ") for line in lines)
     assert any(line.startswith("repair after nft flush ruleset: 2 trials") for line in lines)
     assert any(line.startswith("flush storm (5 flushes") for line in lines), proc.stdout
+    assert any(line.startswith("kept-alive client on black-holed ") for line in lines)
     figures = json.loads(lines[-1])
     assert len(figures["killed"]) == len(figures["black_holed"]) == 2
     assert len(figures["flush_repair"]) == 2 and figures["flush_storm_attempts"] > 0

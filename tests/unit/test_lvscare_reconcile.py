@@ -356,3 +356,22 @@ def test_a_confirmed_failure_between_ticks_is_acted_on_at_once(kernel):
     assert prober.ticks == 1, "no second tick: the event alone changed the rules"
     assert seen == [{A: 1, B: 0, C: 1}]
     assert took < 5
+
+
+def test_removing_a_real_server_ends_the_connections_still_pinned_to_it(kernel, monkeypatch):
+    """At removal (not at weight 0) the backend's pinned clients are destroyed, once."""
+    import lvscare.flows
+
+    destroyed: list = []
+    client = Endpoint("192.168.0.9", 40001)
+    monkeypatch.setattr(kernel, "pinned_clients", lambda vs, rs: [client] if rs == B else [])
+    monkeypatch.setattr(lvscare.flows, "destroy", lambda clients, vip: destroyed.append(
+        (list(clients), vip)) or 1)  # fmt: skip
+    rec = make(kernel)
+    rec.step(all_up())
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert destroyed == [], "weight 0 keeps existing connections"
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert destroyed == [([client], VS.endpoint)]
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert len(destroyed) == 1
