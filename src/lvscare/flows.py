@@ -1,5 +1,4 @@
-"""End the connections still pinned to a real server lvscare removed; forget the connection
-attempts that conntrack recorded without NAT while lvscare's rules were gone.
+"""End the connections still pinned to a real server lvscare removed.
 
 Neither backend moves an established connection: conntrack (nft) and IPVS's connection table keep
 it on its real server. A kept-alive client through the VIP (kubelet's watch) would stay pinned to
@@ -8,11 +7,6 @@ node (it is a node-local load balancer), so when it removes a real server it fin
 sockets whose flows go there (nft: /proc/net/nf_conntrack; IPVS: /proc/net/ip_vs_conn) and
 destroys them with SOCK_DESTROY (sock_diag netlink, what `ss -K` does): the client gets an error
 at once and reconnects, through the VIP, to a live master. Standard library only.
-
-After a flush (nft), a connection attempt made while the table was gone got a conntrack entry
-without DNAT; its retransmitted SYN would keep that entry and go nowhere. Deleting those entries
-(ctnetlink) lets the retransmission be NATed like a new connection: the client sees a delay of
-one SYN retransmission instead of a failure.
 """
 
 from __future__ import annotations
@@ -27,9 +21,6 @@ from lvscare.model import Endpoint
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DESTROY = 21
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_CTNETLINK = 1
-IPCTNL_MSG_CT_DELETE = 2
 _HEADER = struct.Struct("=IHHII")
 _NOCOOKIE = 0xFFFFFFFF
 
@@ -45,81 +36,6 @@ def _fields(line: str) -> list[dict[str, str]]:
             groups.append({})
         groups[-1].setdefault(key, value)
     return groups
-
-
-def _conntrack_entries(path: str) -> list[list[dict[str, str]]]:
-    try:
-        with open(path) as f:
-            return [_fields(line) for line in f if " tcp " in line]
-    except OSError:
-        return []
-
-
-def _same(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
-    except ValueError:
-        return False
-
-
-def unnatted_clients(vip: Endpoint, path: str = "/proc/net/nf_conntrack") -> list[Endpoint]:
-    """Clients of TCP flows to the VIP that conntrack did not NAT (made while no rule was there)."""
-    found = []
-    for groups in _conntrack_entries(path):
-        if len(groups) < 2:
-            continue
-        orig, reply = groups
-        try:
-            if (
-                _same(orig["dst"], vip.host)
-                and int(orig["dport"]) == vip.port
-                and _same(reply["src"], vip.host)
-                and int(reply["sport"]) == vip.port
-            ):
-                found.append(Endpoint(str(ipaddress.ip_address(orig["src"])), int(orig["sport"])))
-        except (KeyError, ValueError):
-            continue
-    return found
-
-
-def _nested(kind: int, payload: bytes) -> bytes:
-    return _attr(kind | 0x8000, payload)
-
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    raw = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return raw + b"\0" * (-len(raw) % 4)
-
-
-def forget(clients: Iterable[Endpoint], vip: Endpoint) -> int:
-    """Delete the conntrack entries client -> VIP (TCP); returns how many were deleted."""
-    clients = list(clients)
-    if not clients:
-        return 0
-    v6 = vip.family == 6
-    family = socket.AF_INET6 if v6 else socket.AF_INET
-    deleted = 0
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                       NETLINK_NETFILTER) as sock:  # fmt: skip
-        sock.bind((0, 0))
-        for seq, client in enumerate(clients, 1):
-            src, dst = (3, 4) if v6 else (1, 2)  # CTA_IP_V{4,6}_{SRC,DST}
-            ip = _attr(src, ipaddress.ip_address(client.host).packed)
-            ip += _attr(dst, ipaddress.ip_address(vip.host).packed)
-            proto = _attr(1, bytes([socket.IPPROTO_TCP]))  # CTA_PROTO_NUM
-            proto += _attr(2, struct.pack("!H", client.port)) + _attr(
-                3, struct.pack("!H", vip.port)
-            )
-            tuple_orig = _nested(1, _nested(1, ip) + _nested(2, proto))  # CTA_TUPLE_ORIG
-            body = struct.pack("=BBH", family, 0, 0) + tuple_orig
-            kind = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
-            sock.send(_HEADER.pack(_HEADER.size + len(body), kind, 0x5, seq, 0) + body)
-            data = sock.recv(4096)
-            if len(data) >= _HEADER.size + 4:
-                code = -struct.unpack_from("=i", data, _HEADER.size)[0]
-                if code == 0:
-                    deleted += 1
-    return deleted
 
 
 def conntrack_clients(

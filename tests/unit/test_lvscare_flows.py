@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lvscare.flows import _destroy_request, conntrack_clients, ipvs_clients, unnatted_clients
+from lvscare.flows import _destroy_request, conntrack_clients, ipvs_clients
 from lvscare.model import Endpoint
 
 VIP = Endpoint("10.103.97.12", 6443)
@@ -49,14 +49,3 @@ def test_the_destroy_request_names_the_local_socket():
     assert len(body) == 8 + 48  # inet_diag_req_v2
     assert body[8:12] == (40001).to_bytes(2, "big") + (6443).to_bytes(2, "big")
     assert body[12:16] == bytes([10, 250, 100, 2]) and body[28:32] == bytes([10, 103, 97, 12])
-
-
-def test_unnatted_clients_are_attempts_to_the_vip_that_conntrack_did_not_nat(tmp_path):
-    path = tmp_path / "nf_conntrack"
-    path.write_text(
-        CONNTRACK
-        + "ipv4     2 tcp      6 118 SYN_SENT src=10.250.100.2 dst=10.103.97.12 sport=40009 "
-        "dport=6443 [UNREPLIED] src=10.103.97.12 dst=10.250.100.2 sport=6443 dport=40009 "
-        "mark=0 zone=0 use=2\n"
-    )
-    assert unnatted_clients(VIP, str(path)) == [Endpoint("10.250.100.2", 40009)]

@@ -22,7 +22,6 @@ one transaction, and only when something differs: idle ticks only list it (throu
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
@@ -273,8 +272,6 @@ class NftBackend(Backend):
             self.nft.run(table_script(vs, desired))
         except NftError as exc:
             raise BackendError(f"nftables refused lvscare's table: {exc}") from None
-        if not observed.exists:
-            self._forget_unnatted(vs)
         raw = self._list(vs)
         self._written_raw = raw
         self._written = _strip_handles(Nft.parse(raw) if raw else [])
@@ -290,16 +287,6 @@ class NftBackend(Backend):
         except NftError as exc:
             raise BackendError(f"cannot delete nftables table {TABLE}: {exc}") from None
         return True
-
-    @staticmethod
-    def _forget_unnatted(vs: VirtualServer) -> None:
-        """The table was gone (a flush): connection attempts made meanwhile got conntrack
-        entries without DNAT; forget them so that their SYN retransmission is NATed."""
-        from lvscare.flows import forget, unnatted_clients
-
-        # Without ctnetlink those attempts time out, as before.
-        with contextlib.suppress(OSError):
-            forget(unnatted_clients(vs.endpoint), vs.endpoint)
 
     def pinned_clients(self, vs: VirtualServer, rs: Endpoint) -> list[Endpoint]:
         """Clients of conntrack's flows VIP -> `rs` (DNAT keeps them there)."""
