@@ -1,9 +1,9 @@
-"""IPVS backend over generic netlink (pyroute2): a TCP virtual server, masquerade real servers.
+"""IPVS backend over generic netlink (lvscare.ipvsnl, standard library): a TCP virtual server,
+masquerade real servers.
 
 Only lvscare's own virtual server (VIP, port, TCP) is read and changed; other services on the host
-(kube-proxy's) are left alone. Pitfalls handled here: pyroute2's IPVSDest defaults to direct
-routing (we pass fwd_method=0, masquerade), "update" means delete in pyroute2 (we use "set"), and
-the real forwarding method of a dumped destination is only in IPVS_DEST_ATTR_FWD_METHOD.
+(kube-proxy's) are left alone. The real forwarding method of a dumped destination is in
+IPVS_DEST_ATTR_FWD_METHOD; lvscare always writes masquerade (fwd_method=0).
 
 Fail fast when no real server is usable: IPVS then drops a new connection's SYN (it sends an ICMP
 port unreachable, which a client on this node never sees when the VIP route goes via lo: it waits
@@ -46,24 +46,25 @@ def _load_module() -> None:
 
 
 def _open() -> Any:
-    # /proc/net/ip_vs exists once the module is loaded; checking it first keeps pyroute2 from
-    # half-building a socket (and warning on stderr) on kernels without IPVS.
+    # /proc/net/ip_vs exists once the module is loaded; checking it first avoids a netlink
+    # family lookup on kernels without IPVS.
     if not os.path.exists("/proc/net/ip_vs"):
         return None
-    from pyroute2 import IPVS
-    from pyroute2.netlink.exceptions import NetlinkError
+    from lvscare.ipvsnl import IPVS
 
     try:
         ipvs = IPVS()
-        ipvs.service("dump")
-        return ipvs
-    except NetlinkError as exc:
-        if exc.code == errno.EPERM:
+    except OSError as exc:
+        if exc.errno == errno.EPERM:
             raise UserError(
                 "changing IPVS rules needs root (CAP_NET_ADMIN): run lvscare as root."
             ) from None
         return None
+    try:
+        ipvs.service("dump")
+        return ipvs
     except OSError as exc:
+        ipvs.close()
         if exc.errno == errno.EPERM:
             raise UserError(
                 "changing IPVS rules needs root (CAP_NET_ADMIN): run lvscare as root."
@@ -130,10 +131,9 @@ class IpvsBackend(Backend):
             ChangeKind.SET_WEIGHT: self._set_weight,
         }
 
-    # pyroute2 request objects, built lazily so that importing this module stays cheap.
     @staticmethod
     def _service(vs: VirtualServer, scheduler: Optional[str] = None) -> Any:
-        from pyroute2 import IPVSService
+        from lvscare.ipvsnl import IPVSService
 
         fields: dict[str, Any] = {
             "af": socket.AF_INET6 if vs.endpoint.family == 6 else socket.AF_INET,
@@ -149,19 +149,16 @@ class IpvsBackend(Backend):
 
     @staticmethod
     def _dest(ep: Endpoint, weight: int = 1) -> Any:
-        from pyroute2 import IPVSDest
+        from lvscare.ipvsnl import IPVSDest
 
         return IPVSDest(addr=ep.host, port=ep.port, weight=weight, fwd_method=MASQUERADE)
 
     def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-        from pyroute2.netlink.exceptions import NetlinkError
-
         try:
             return func(*args, **kwargs)
-        except NetlinkError as exc:
-            raise BackendError(f"IPVS refused to {what}: {os.strerror(exc.code)}") from None
         except OSError as exc:
-            raise BackendError(f"IPVS refused to {what}: {exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise BackendError(f"IPVS refused to {what}: {reason}") from None
 
     def _find(self, vs: VirtualServer) -> Optional[Any]:
         family = socket.AF_INET6 if vs.endpoint.family == 6 else socket.AF_INET
