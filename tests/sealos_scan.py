@@ -49,7 +49,9 @@ true
 def inventory(lab: Lab, host: str) -> set[str]:
     """Everything the scan sees on `host`, one `kind:detail` string each."""
     proc = lab.exec(host, ["sh", "-c", INVENTORY], timeout=120)
-    assert proc.returncode == 0, f"{host}: inventory failed: {proc.stderr}"
+    assert proc.returncode == 0, (
+        f"{host}: inventory failed (exit {proc.returncode}): {proc.stderr} {proc.stdout[-500:]}"
+    )
     items = set(proc.stdout.splitlines())
     assert any(i.startswith("file:/etc/") for i in items), f"{host}: empty inventory"
     return items
@@ -74,7 +76,9 @@ class Scan:
 
     @classmethod
     def take(cls, lab: Lab, host: str) -> Scan:
-        """Record the host as it is now (before init)."""
+        """Record the host as it is now (before init), once it has finished booting (units
+        still starting would change the inventory on their own)."""
+        lab.exec(host, ["systemctl", "is-system-running", "--wait"], timeout=300)
         return cls(lab, host, inventory(lab, host))
 
     def footprint(self) -> set[str]:
