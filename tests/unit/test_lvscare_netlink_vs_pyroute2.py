@@ -23,7 +23,9 @@ from pyroute2.netlink.nlsocket import NetlinkRequest
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from lvscare import ipvsnl, netlink
+from lvscare.backends.ipvs import IpvsBackend
 from lvscare.ipvsnl import IPVS, IPVSDest, IPVSService
+from lvscare.model import Endpoint, VirtualServer
 from lvscare.netlink import RtNetlink
 
 IPVS_FAMILY_ID = 0x24  # what the kernel would answer to CTRL_CMD_GETFAMILY "IPVS"
@@ -166,13 +168,14 @@ V6 = {"af": socket.AF_INET6, "protocol": socket.IPPROTO_TCP, "addr": "fd00::2", 
 
 
 def backend_service(key: dict, sched: Optional[str] = "rr") -> IPVSService:
-    """What IpvsBackend._service builds (netmask 128 for IPv6, sched_name when it sets one)."""
-    fields = dict(key)
-    if key["af"] == socket.AF_INET6:
-        fields["netmask"] = 128
-    if sched is not None:
-        fields["sched_name"] = sched
-    return IPVSService(**fields)
+    """The record IpvsBackend._service builds for this VIP (with the scheduler for add/set)."""
+    vs = VirtualServer(Endpoint(key["addr"], key["port"]))
+    return IpvsBackend._service(vs, sched)
+
+
+def backend_dest(addr: str, weight: int = 1) -> IPVSDest:
+    """The record IpvsBackend._dest builds for this real server (masquerade)."""
+    return IpvsBackend._dest(Endpoint(addr, 6443), weight)
 
 
 def pyroute2_service(key: dict, sched: str = "rr") -> PyService:
@@ -227,8 +230,8 @@ def test_a_real_server_request_is_pyroute2s_bytes(key, real, weight, command):
     ipvs, sock = our_ipvs()
     ipvs.dest(
         command,
-        service=backend_service(key),
-        dest=IPVSDest(addr=real, port=6443, weight=weight, fwd_method=0),
+        service=backend_service(key, sched=None),
+        dest=backend_dest(real, weight),
     )
     dest = PyDest(addr=real, port=6443, weight=weight, fwd_method=0).dump_nla()
     # pyroute2 adds tun_type/tun_port/tun_flags 0; the kernel reads them only when present and
@@ -245,7 +248,7 @@ def test_a_real_server_request_is_pyroute2s_bytes(key, real, weight, command):
 @pytest.mark.parametrize("key,real", [(V4, "10.103.97.12"), (V6, "fd00::12")], ids=["v4", "v6"])
 def test_a_real_server_delete_sends_pyroute2s_address_port_and_family(key, real):
     ipvs, sock = our_ipvs()
-    ipvs.dest("del", service=backend_service(key), dest=IPVSDest(addr=real, port=6443, weight=1))
+    ipvs.dest("del", service=backend_service(key, sched=None), dest=backend_dest(real))
     # pyroute2's dest("del") sends the whole record; for IPVS_CMD_DEL_DEST the kernel parses the
     # destination without full_entry: address, port and address family are all it reads.
     dest = PyDest(addr=real, port=6443).dump_nla()
@@ -331,7 +334,8 @@ def test_a_dest_dump_encoded_by_pyroute2_reads_back_field_for_field():
         dest["attrs"] += [("IPVS_DEST_ATTR_ACTIVE_CONNS", 5), ("IPVS_DEST_ATTR_STATS", STATS)]
         dests.append(py_msg(8, [("IPVS_CMD_ATTR_DEST", dest)]))
     ipvs, sock = our_ipvs(dump_reply(dests))
-    found = [msg["IPVS_CMD_ATTR_DEST"] for msg in ipvs.dest("dump", service=backend_service(V6))]
+    service = backend_service(V6, sched=None)
+    found = [msg["IPVS_CMD_ATTR_DEST"] for msg in ipvs.dest("dump", service=service)]
     key = PyService(**V6, sched_name="rr", netmask=v6_netmask(128)).dump_key()
     assert_pyroute2_sends(sock.sent[0], (8, "dump"), [("IPVS_CMD_ATTR_SERVICE", key)])
     assert found == [
