@@ -73,7 +73,9 @@ def _encode(value: Any, kind: str, family: int) -> bytes:
         return str(value).encode() + b"\0"
     if kind == "flags":
         return struct.pack("=II", value.get("flags", 0), value.get("mask", 0xFFFF))
-    return ipaddress.ip_address(value).packed.ljust(16, b"\0")  # union nf_inet_addr
+    # 4 bytes for IPv4, 16 for IPv6, as pyroute2 sends them; the kernel copies the attribute into
+    # a zeroed union nf_inet_addr (nla_memcpy), and its replies carry all 16 bytes.
+    return ipaddress.ip_address(value).packed
 
 
 def _decode(raw: bytes, kind: str, family: int) -> Any:
@@ -98,7 +100,9 @@ def _nest(number: int, table: dict, fields: dict, only: Optional[tuple] = None) 
         if name in table and (only is None or name in only):
             attr_number, kind = table[name]
             body += attr(attr_number, _encode(value, kind, family))
-    return attr(number | NLA_F_NESTED, body)
+    # Without NLA_F_NESTED, as pyroute2 and the kernel's own IPVS replies (nla_nest_start_noflag)
+    # encode these nests: IPVS parses them with nla_parse_nested_deprecated, which takes both.
+    return attr(number, body)
 
 
 def _unnest(raw: bytes, table: dict, names: dict) -> dict[str, Any]:
