@@ -4,8 +4,8 @@
   a control-plane host);
 - v1.28 installs on the same hosts with the small one as a node whose swap was on: the package's
   init.sh turns swap off for good (its /etc/fstab line commented out), the node is Ready, and
-  after a reboot swap is still off and the node Ready again (the kubelet refuses swap on every
-  version).
+  after a reboot swap is still off, br_netfilter and the sysctls are back, and the node is Ready
+  again (the kubelet refuses swap on every version).
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ def test_old_kubelets_on_cgroup_v2_and_a_small_master_are_refused_then_new_insta
     assert " Ready " in f"{ready(lab, small.hostname)} "
     reboot(lab, small.name)
     assert sh(lab, small.name, "tail -n +2 /proc/swaps") == ""
+    # br_netfilter and the sysctls 1.28's preflight wants came back with the boot (persisted).
+    assert sh(lab, small.name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables").strip() == "1"
+    assert sh(lab, small.name, "cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
     line = ready(lab, small.hostname)
     assert " Ready " in f"{line} ", line
     status = lab.exec(small.name, ["systemctl", "is-active", "kubelet.service"]).stdout.strip()
