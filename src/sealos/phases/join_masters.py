@@ -1,5 +1,7 @@
 """Join the other masters one after another: the apiserver name first points to the first master
-(to reach a working control plane), then, once joined, to the master itself.
+(to reach a working control plane), then, once joined, to the master itself; the host-network
+pods that started in between (kube-proxy; up to 1.19 controller-manager and scheduler) hold a
+copy of the old /etc/hosts and are restarted.
 """
 
 from __future__ import annotations
@@ -8,7 +10,13 @@ from sealos import kubeadm
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.phases.base import Phase
-from sealos.phases.commands import map_apiserver, once, reset_half_join, root_kubeconfig
+from sealos.phases.commands import (
+    map_apiserver,
+    once,
+    reset_half_join,
+    restart_host_network_pods,
+    root_kubeconfig,
+)
 
 JOIN_TIMEOUT = 1200.0
 
@@ -52,6 +60,9 @@ class JoinMasters(Phase):
             )
             note = "joined as a master"
         await map_apiserver(ctx, node, node.ip, f"{node.ip} (itself)")
+        # Switched after the join (the apiserver here needs its etcd member first), so what
+        # started meanwhile is restarted with the new /etc/hosts.
+        await restart_host_network_pods(ctx, node)
         return note
 
     async def _join(self, ctx: Context, node: ClusterHost) -> None:

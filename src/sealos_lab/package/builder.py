@@ -48,8 +48,11 @@ STANDIN_MODULES = [
     "apiserver/store",
     "apiserver/auth",
     "apiserver/replication",
+    "apiserver/pods",
     "apiserver/api",
     "apiserver/server",
+    "pods",
+    "kube_proxy",
     "kubelet_cmd",
     "kubeadm/plans",
     "kubeadm/flags",
@@ -61,6 +64,7 @@ STANDIN_MODULES = [
     "kubeadm/control_plane",
     "kubeadm/kubelet_start",
     "kubeadm/token",
+    "kubeadm/addons",
     "kubeadm/init",
     "kubeadm/discovery",
     "kubeadm/join_control_plane",
@@ -176,6 +180,7 @@ def _embedded_module(program: str, version: str) -> str:
         f"PACKAGE_VERSION = {version!r}\n"
         "BUILT_AS_SCRIPT = True\n"
         f"IMAGES: list[str] = {kubeadm_images(version)!r}\n"
+        f"PACKAGE_IMAGES: list[str] = {package_images(version)!r}\n"
         f"_SCHEMAS_JSON = {literal}\n"
         "_SCHEMAS_CACHE: dict[str, Any] = {}\n\n\n"
         "def load_schemas() -> dict[str, Any]:\n"
@@ -251,14 +256,26 @@ def _unit_files() -> dict[str, str]:
     return {"kube/conf/kubelet.service": kubelet_service, "kube/conf/10-kubeadm.conf": dropin}
 
 
-def _images_archive(version: str) -> bytes:
-    """A small tar standing for the image archive: the image list a real package would carry."""
+# lvscare's image for `--lvscare-mode static-pod` (sealos's default lvscareImage), which sealos
+# packages carry beside Kubernetes' images.
+LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
+
+
+def package_images(version: str) -> list[str]:
+    """The images the package's kube/images lists (the stand-in kubelet takes them as loaded)."""
+    version = normalize_version(version)
     minor = int(version.split(".")[1])
     registry = "k8s.gcr.io" if minor < 25 else "registry.k8s.io"
     images = [
         f"{registry}/{c}:{version}"
         for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
     ]
+    return [*images, LVSCARE_IMAGE]
+
+
+def _images_archive(version: str) -> bytes:
+    """A small tar standing for the image archive: the image list a real package would carry."""
+    images = package_images(version)
     manifest = json.dumps([{"RepoTags": images, "Config": "", "Layers": []}], indent=2).encode()
     readme = (
         f"sealos-lab offline package {version}: this archive stands for kube/images/images.tar.\n"

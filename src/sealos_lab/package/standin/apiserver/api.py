@@ -9,6 +9,7 @@ Served API (JSON, Kubernetes-shaped where a client would notice):
   POST /api/v1/namespaces/kube-system/secrets, GET ...?type=bootstrap, DELETE .../NAME (tokens)
   POST /apis/certificates.k8s.io/v1/certificatesigningrequests  (kubelet TLS bootstrap, approved)
   GET/POST /api/v1/nodes, GET/PATCH/DELETE /api/v1/nodes/NAME, PUT /api/v1/nodes/NAME/status
+  pods, the kubernetes Service and Endpoints (pods.py)
   POST/GET /apis/sealos-lab.io/v1/applied                        (kubectl apply records)
   POST /apis/sealos-lab.io/v1/sync, GET .../snapshot, POST/DELETE .../peers[/NAME]  (masters)
 Who may do what is decided in each handler from the request's Identity (auth.py).
@@ -27,6 +28,7 @@ from ..apiclient import parse_rfc3339, rfc3339
 from ..hostenv import log
 from ..pki import PkiError, csr_subject, jws_detached, sign_csr
 from .auth import ApiserverError, Identity, forbidden, token_expired
+from .pods import PodApi
 from .replication import API_GROUP, Replicator
 from .settings import ApiserverSettings
 from .store import Store, object_key
@@ -34,7 +36,7 @@ from .store import Store, object_key
 READY_WINDOW = 10.0
 
 
-class Apiserver:
+class Apiserver(PodApi):
     """Request handling for one stand-in apiserver; its Replicator keeps the peers in step."""
 
     def __init__(self, settings: ApiserverSettings) -> None:
@@ -72,6 +74,7 @@ class Apiserver:
             ours + "/snapshot$": {"GET": self.snapshot},
             ours + "/peers$": {"POST": self.add_peer},
             ours + "/peers/([^/]+)$": {"DELETE": self.remove_peer},
+            **self.pod_routes(),
         }
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             (method, re.compile(path), handler)
