@@ -4,8 +4,8 @@ There is no container runtime behind the stand-in kubelet, so a pod's container 
 run on the host (host network, host filesystem), each said so in the kubelet's log. What the real
 kubelet does and a user would notice is kept:
 - a host-network pod gets a copy of the node's /etc/hosts taken when its container starts
-  (kubelet_pods.go `ensureHostsFile`), bind-mounted over /etc/hosts in a mount namespace of its
-  own: a later change of the node's file reaches the pod only when its container starts again;
+  (kubelet_pods.go `ensureHostsFile`), laid over /etc in a mount namespace of its own: a later
+  change of the node's file reaches the pod only when its container starts again;
 - an image that is not on the node fails the pod with ErrImagePull (the lab is offline);
 - a container that exits is started again (restartPolicy Always, with a back-off); a changed
   static pod manifest replaces the pod, a removed one stops it.
@@ -94,15 +94,20 @@ class PodProcess:
 
     def start(self) -> None:
         """Start the command with a fresh copy of the node's /etc/hosts (as a container start)."""
-        self.pod_dir.mkdir(parents=True, exist_ok=True)
-        hosts_copy = self.pod_dir / "etc-hosts"
+        etc = self.pod_dir / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        hosts_copy = etc / "hosts"
         shutil.copyfile(HOSTS_FILE, hosts_copy)
         os.chmod(hosts_copy, 0o644)
         if standin_root():
             # Test mode runs unprivileged beside other "hosts": no mount namespace of its own.
             argv, where = self.argv, "the node's /etc/hosts (test mode: no mount namespace)"
         else:
-            script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+            # The copy is laid over the node's /etc (a read-only overlay, the copy on top) in a
+            # mount namespace of its own. Not a bind mount on /etc/hosts itself: that is the
+            # node's file, and replacing it there (sealos writes a new file and renames it over)
+            # would detach the bind mount, where a container's /etc/hosts is a file of its own.
+            script = 'mount -t overlay overlay -o "lowerdir=$0:/etc" /etc && exec "$@"'
             argv = [
                 "unshare",
                 "--mount",
@@ -111,7 +116,7 @@ class PodProcess:
                 "sh",
                 "-c",
                 script,
-                str(hosts_copy),
+                str(etc),
                 *self.argv,
             ]
             where = f"a copy of /etc/hosts taken now ({hosts_copy})"
