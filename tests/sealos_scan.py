@@ -37,9 +37,10 @@ ip -4 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
 ip -6 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
 ip -o link show 2>/dev/null | awk -F': ' '{{print "link:" $2}}'
 ip -o addr show 2>/dev/null | awk '{{print "addr:" $2 " " $4 " " $NF}}'
-# ps in a variable first: a pipeline would list its own sed as a process
+# ps in a variable first: a pipeline would list its own sed as a process; kernel threads
+# ([kworker/0:2-events], on VM hosts) and workers such as (udev-worker) come and go on their own
 procs=$(ps -eo args= 2>/dev/null)
-printf '%s\n' "$procs" | sed 's/^/proc:/'
+printf '%s\n' "$procs" | grep -v '^[[(]' | sed 's/^/proc:/'
 sed 's/^/hosts:/' /etc/hosts
 true
 """

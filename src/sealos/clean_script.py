@@ -110,6 +110,12 @@ if owned && [ -f {config} ]; then
     fi
 fi
 
+# containerd is ours when the package's init.sh installed it: its config carries our marker.
+containerd_ours=0
+if owned && grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
+    containerd_ours=1
+fi
+
 # An interrupted run's kubeadm may still run under the host-wide lock. Give it a moment to end;
 # then stop it: what it would finish is removed right after anyway.
 if [ "$dry" = 0 ] && owned && [ -d {q(rp.STATE_DIR)} ] && have flock; then
@@ -251,14 +257,15 @@ fi
 {_wipe_ours(rp.KUBELET_SERVICE)}
 
 # containerd, when the package's init.sh installed it (stopped only now: kubeadm reset needed it to
-# remove the pods).
-if owned && {{ exists {q(rp.CONTAINERD_UNIT)} || exists {q(rp.CONTAINERD_WANTS)}; }}; then
+# remove the pods). A runtime the host had before (Debian's, the admin's) is not ours: left alone.
+if [ "$containerd_ours" = 1 ] &&
+    {{ exists {q(rp.CONTAINERD_UNIT)} || exists {q(rp.CONTAINERD_WANTS)}; }}; then
     if [ "$dry" = 0 ] && have systemctl; then
         systemctl disable --now containerd.service >/dev/null 2>&1 || true
     fi
     reload=1
 fi
-{_wipe_ours(rp.CONTAINERD_SERVICE)}
+if [ "$containerd_ours" = 1 ]; then wipe {_paths(rp.CONTAINERD_SERVICE)}; fi
 
 # 5. Our /etc/hosts line (by its marker; other lines stay).
 if grep -qF -- {q(etc_hosts.MARKER)} {q(rp.HOSTS_FILE)} 2>/dev/null; then
@@ -303,7 +310,7 @@ else
 fi
 {_wipe_ours(rp.CNI_FILES)}
 {_system_files()}
-{_wipe_ours(rp.CONTAINERD_FILES)}
+if [ "$containerd_ours" = 1 ]; then wipe {_paths(rp.CONTAINERD_FILES)}; fi
 if grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
     wipe {q(rp.CONTAINERD_CONFIG)}
 fi

@@ -33,6 +33,7 @@ _FILE_KEY = {
     "vip": "vip",
     "apiserver": "apiserver",
     "kubeadm_config": "kubeadmConfig",
+    "cri_socket": "criSocket",
     "podcidr": "podCIDR",
     "svccidr": "serviceCIDR",
     "cert_sans": "certSANs",
@@ -54,9 +55,22 @@ def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help=f"SSH password; '-' asks for it. Default: ${spec_mod.PASSWORD_ENV}, else keys.",
         ),
         click.option("--pk", default=None, help="SSH private key file."),
-        click.option("--pk-passwd", default=None, help="Passphrase of --pk; '-' asks for it."),
+        click.option(
+            "--pk-passwd",
+            default=None,
+            help=f"Passphrase of --pk; '-' asks for it. Default: ${spec_mod.PK_PASSWORD_ENV}.",
+        ),
         click.option(
             "--port", default=22, show_default=True, type=int, help="SSH port (per host: IP:PORT)."
+        ),
+        click.option(
+            "--host-key-policy",
+            type=click.Choice(spec_mod.HOST_KEY_POLICIES),
+            default=spec_mod.HOST_KEY_POLICIES[0],
+            show_default=True,
+            help="SSH host keys: accept-new takes an unknown key (refuses a changed one), strict "
+            "only keys in ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts or sealos's pins, tofu "
+            "sealos's pins only.",
         ),
         click.option(
             "--connect-timeout",
@@ -92,7 +106,10 @@ def cli() -> None:
     "--pkg-url", default=None, help="URL every host downloads the package from (curl or wget)."
 )
 @click.option(
-    "--pkg-sha256", default=None, help="SHA-256 of --pkg-url's file (default: read URL.sha256)."
+    "--pkg-sha256",
+    default=None,
+    help="SHA-256 of the package (--pkg or --pkg-url; plain http needs it; default for https: "
+    "read URL.sha256).",
 )
 @click.option("--version", "version", default=None, help="Kubernetes version, e.g. v1.14.1.")
 @click.option(
@@ -106,6 +123,12 @@ def cli() -> None:
 )
 @click.option(
     "--kubeadm-config", default=None, help="Use this kubeadm config as is instead of rendering one."
+)
+@click.option(
+    "--cri-socket",
+    default=None,
+    help="Container runtime socket for kubeadm and the kubelet, e.g. "
+    "unix:///run/containerd/containerd.sock (default: the one runtime that answers on each host).",
 )
 @click.option(
     "--podcidr", default=spec_mod.DEFAULT_POD_CIDR, show_default=True, help="Pod network."
@@ -181,7 +204,12 @@ def init_command(ctx: click.Context, **kw: Any) -> None:
 
 def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
     credentials = spec_mod.credentials_from(
-        kw["user"], kw["passwd"], kw["pk"], kw["pk_passwd"], _prompt()
+        kw["user"],
+        kw["passwd"],
+        kw["pk"],
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     spec = spec_mod.build(values, credentials)
     # Imported late: building the spec must fail fast and cheaply on bad input.
@@ -220,7 +248,7 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos.addresses import parse_hosts
     from sealos.ui import make_ui
 
-    store, state, values, credentials = _recorded(ctx, kw)
+    store, state, values, credentials = _recorded(ctx, kw, lock="join")
     port = int(values.get("port") or 22)
     result = join_action.run(
         state,
@@ -237,17 +265,27 @@ def _join(ctx: click.Context, kw: dict[str, Any]) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
-def _recorded(ctx: click.Context, kw: dict[str, Any]) -> tuple[Any, Any, dict[str, Any], Any]:
-    """The state store, the recorded cluster, its settings overlaid by the flags typed now, and
-    the credentials (asked for if needed)."""
+def _recorded(
+    ctx: click.Context, kw: dict[str, Any], lock: str = ""
+) -> tuple[Any, Any, dict[str, Any], Any]:
+    """The state store (locked for command `lock` when given, before it is read), the recorded
+    cluster, its settings overlaid by the flags typed now, and the credentials (asked for if
+    needed)."""
     from sealos import members
     from sealos.state import StateStore
 
     store = StateStore()
+    if lock:
+        store.lock(_locked_as(lock, kw))
     state = members.load(store)
     values = members.settings_with(state, _typed(ctx, kw))
     credentials = spec_mod.credentials_from(
-        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+        values["user"],
+        kw["passwd"],
+        values.get("pk"),
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     return store, state, values, credentials
 
@@ -339,6 +377,7 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     from sealos.ui import make_ui
 
     store = StateStore()
+    store.lock(_locked_as("clean", kw))  # before reading the state: a second run waits its turn
     state = store.load()
     typed = _typed(ctx, kw)
     values = members.settings_with(state, typed) if state else spec_mod.merge({}, typed)
@@ -355,7 +394,12 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
         click.echo("aborted; nothing was changed.", err=True)
         return EXIT_FAILED
     credentials = spec_mod.credentials_from(
-        values["user"], kw["passwd"], values.get("pk"), kw["pk_passwd"], _prompt()
+        values["user"],
+        kw["passwd"],
+        values.get("pk"),
+        kw["pk_passwd"],
+        _prompt(),
+        kw["host_key_policy"],
     )
     result = clean_action.run(
         state,
@@ -475,6 +519,15 @@ def _typed(ctx: click.Context, kw: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
+def _locked_as(command: str, kw: dict[str, Any]) -> str:
+    """How a second run names this one: the command and the hosts typed (no secrets)."""
+    hosts = [f"--master {h}" for h in kw.get("master") or ()]
+    hosts += [f"--node {h}" for h in kw.get("node") or ()]
+    if kw.get("everything"):
+        hosts.append("--all")
+    return " ".join(["sealos", command, *hosts])
+
+
 def _confirm(question: str) -> bool:
     if sys.stdin.isatty():
         return click.confirm(question, default=False)
@@ -518,6 +571,10 @@ def _run(body: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; run the same command again to finish the job.", err=True)
         code = EXIT_INTERRUPTED
+    finally:
+        from sealos.state import unlock_all
+
+        unlock_all()  # the process may live on (tests invoke the CLI in-process)
     sys.exit(code)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
-from sealos import kubeadm
+from sealos import kubeadm, preconditions
 from sealos.addresses import HostAddress
 from sealos.errors import HostError, SealosError
 from sealos.etc_hosts import resolves_to
@@ -41,6 +41,8 @@ class ClusterHost:
     role: str  # master | node
     ssh: SSHConnection
     facts: Optional[HostFacts] = None
+    # Facts read again after the package's init.sh (ReadRuntime): the runtime, swap, sysctls.
+    prepared: Optional[HostFacts] = None
     error: Optional[HostError] = None
     outcome: list[str] = field(default_factory=list)  # what was done, for the summary
     done: set[str] = field(default_factory=set)  # remote paths this run wrote (facts stay as found)
@@ -97,6 +99,7 @@ class Context:
         self.bundle: Optional[Bundle] = None
         self.bundle_task: Optional[asyncio.Task[Bundle]] = None  # built while hosts connect
         self.client_keys: Optional[list[Any]] = None
+        self.known_hosts: Optional[Any] = None  # ssh.KnownHosts: the known_hosts files, read once
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}
         # Failures of phases that let the action go on (clean): hosts and messages.
@@ -105,6 +108,8 @@ class Context:
         # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
         self.phase_times: list[tuple[str, float, float, bool]] = []
         self._join: Optional[JoinInfo] = None
+        # IDs of the bootstrap tokens this run made (deleted at its end: runner.delete_join_tokens)
+        self.tokens_made: list[str] = []
         self._join_lock = asyncio.Lock()
 
     # --- who is who ----------------------------------------------------------------------------
@@ -138,6 +143,41 @@ class Context:
                 return m
         return existing[0] if existing else self.masters[0]
 
+    # --- the container runtime ------------------------------------------------------------------
+
+    def wanted_cri_socket(self) -> Optional[str]:
+        """The CRI socket the user named: --cri-socket, else the --kubeadm-config's criSocket."""
+        if self.spec.cri_socket:
+            return self.spec.cri_socket
+        if self.spec.kubeadm_config is not None:
+            return kubeadm.config_cri_socket(self.spec.kubeadm_config)
+        return None
+
+    def runtime_choice(self, node: ClusterHost) -> preconditions.Choice:
+        """The runtime kubeadm will use on `node`, from its latest facts."""
+        f = node.prepared or node.facts or HostFacts()
+        return preconditions.choose_runtime(node.name, self.version, f, self.wanted_cri_socket())
+
+    def cri_socket(self, node: ClusterHost) -> Optional[str]:
+        """criSocket for `node`'s kubeadm config (None: kubeadm's default)."""
+        return self.runtime_choice(node).socket
+
+    def runtime_driver(self, node: ClusterHost) -> Optional[str]:
+        """The cgroup driver of the runtime on `node`, when it told."""
+        f = node.prepared or node.facts
+        return preconditions.cgroup_driver(f, self.runtime_choice(node).runtime) if f else None
+
+    def cgroup_driver(self) -> Optional[str]:
+        """The kubelets' cgroup driver: as recorded for the cluster, else as the --kubeadm-config
+        sets it, else the first master's runtime's (which every host must share)."""
+        if self.state.cgroup_driver:
+            return self.state.cgroup_driver
+        if self.spec.kubeadm_config is not None:
+            given = kubeadm.config_cgroup_driver(self.spec.kubeadm_config)
+            if given:
+                return given
+        return self.runtime_driver(self.first_master) if self.masters else None
+
     def settings(self) -> ClusterSettings:
         """The data kubeadm configs are rendered from."""
         s = self.spec
@@ -150,6 +190,8 @@ class Context:
             svc_cidr=s.svc_cidr,
             cert_sans=list(s.cert_sans),
             repo=s.repo,
+            cri_socket=self.cri_socket(self.first_master) if self.masters else None,
+            cgroup_driver=self.cgroup_driver(),
         )
 
     def would(self, node: ClusterHost, line: str) -> None:
@@ -204,6 +246,7 @@ class Context:
                 "check the control plane there (kubectl get nodes) and run again.",
             )
         self.redact.add(*info.secrets())
+        self.tokens_made.append(info.token_id)
         return info
 
     async def _fresh_certificate_key(self) -> str:

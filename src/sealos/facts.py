@@ -12,7 +12,35 @@ from typing import Optional
 from sealos import remote_paths as rp
 from sealos.remote_paths import q
 
-TOOLS = ("curl", "wget", "tar", "gzip", "systemctl", "sha256sum", "python3", "kubeadm", "kubectl")
+TOOLS = (
+    "curl",
+    "wget",
+    "tar",
+    "gzip",
+    "systemctl",
+    "sha256sum",
+    "python3",
+    "kubeadm",
+    "kubectl",
+    # kubeadm preflight's InPathChecks (see sealos.preconditions)
+    "conntrack",
+    "crictl",
+    "ip",
+    "iptables",
+    "mount",
+    "nsenter",
+    # container runtimes (the service may be installed but stopped)
+    "containerd",
+    "crio",
+    "dockerd",
+)
+# The CRI sockets kubeadm knows (sealos.preconditions.RUNTIMES); kept here so facts need no import.
+CRI_SOCKETS = (
+    "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock",
+    "/var/run/docker.sock",
+    "/var/run/cri-dockerd.sock",
+)
 
 
 @dataclass
@@ -45,6 +73,15 @@ class HostFacts:
     lvscare_active: bool = False
     lvscare_manifest_sha256: Optional[str] = None
     kubeadm_config_sha256: Optional[str] = None
+    # What kubeadm's preflight and the kubelet ask of a host (sealos.preconditions):
+    cri_sockets: dict[str, bool] = field(default_factory=dict)  # socket -> a connect succeeded
+    runtime_cgroup: dict[str, str] = field(default_factory=dict)  # containerd|docker -> driver
+    swap_devices: int = 0  # lines of /proc/swaps after its header
+    ip_forward: Optional[str] = None
+    bridge_nf: Optional[str] = None  # net.bridge.bridge-nf-call-iptables; None: not there
+    cpus: int = 0
+    memory_kb: int = 0  # MemTotal
+    cgroup_fs: str = ""  # file system type of /sys/fs/cgroup: cgroup2fs (v2), tmpfs (v1)
 
     def foreign_kubernetes(self) -> list[str]:
         """What shows a Kubernetes install sealos did not record as started here (kubeadm's
@@ -79,7 +116,6 @@ def gather_script(package_name: str, apiserver: str, package_size: Optional[int]
         "v=$(python3 -c 'import sys; print(\"%d.%d.%d\" % sys.version_info[:3])' 2>/dev/null)"
         ' && echo "python3=$v"',
         "echo \"disk_free_kb=$(df -Pk /root 2>/dev/null | awk 'NR==2 {print $4}')\"",
-        f"for t in {' '.join(TOOLS)}; do command -v $t >/dev/null 2>&1 && echo tool=$t; done",
         'ip -o addr show 2>/dev/null | awk \'{split($4, a, "/"); print "address=" a[1]}\'',
         size_check + _sha_fact("package_sha256", pkg),
         f"[ -f {q(rp.MARK_PACKAGE)} ] && [ -f {q(rp.INIT_SCRIPT)} ] && "
@@ -99,9 +135,44 @@ def gather_script(package_name: str, apiserver: str, package_size: Optional[int]
         "systemctl is-active --quiet lvscare.service 2>/dev/null && echo lvscare_active=1",
         _sha_fact("lvscare_manifest_sha256", rp.LVSCARE_MANIFEST),
         _sha_fact("kubeadm_config_sha256", rp.KUBEADM_CONFIG),
-        "true",
+        runtime_script(),
     ]
     return "\n".join(lines) + "\n"
+
+
+# A connect to a unix socket proves something listens (a socket file can outlive its server).
+_CONNECT = (
+    "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(3)\ns.connect(sys.argv[1])\n"
+)
+
+
+def runtime_script() -> str:
+    """The lines that read what kubeadm's preflight and the kubelet ask of a host: the CRI sockets
+    that answer, the runtimes' cgroup drivers, swap, sysctls, CPUs, memory, the cgroup version
+    and the tools. Run again after the package's init.sh, which may have changed them."""
+    lines = [
+        f'for s in {" ".join(q(p) for p in CRI_SOCKETS)}; do [ -S "$s" ] || continue; '
+        f'if command -v python3 >/dev/null 2>&1; then python3 -c {q(_CONNECT)} "$s" '
+        '>/dev/null 2>&1 && echo "cri_socket=$s=1" || echo "cri_socket=$s=0"; '
+        'else echo "cri_socket=$s=1"; fi; done',
+        # containerd's default (no SystemdCgroup line) is cgroupfs.
+        "command -v containerd >/dev/null 2>&1 && c=$(containerd config dump 2>/dev/null) && "
+        "{ echo \"$c\" | grep -m1 -E '^[[:space:]]*SystemdCgroup[[:space:]]*=' || "
+        "echo 'SystemdCgroup = false'; } | sed 's/^/containerd_cgroup=/'",
+        "command -v docker >/dev/null 2>&1 && "
+        "d=$(docker info --format '{{.CgroupDriver}}' 2>/dev/null) && echo \"docker_cgroup=$d\"",
+        '[ -r /proc/swaps ] && echo "swap_devices=$(tail -n +2 /proc/swaps | grep -c .)"',
+        "[ -r /proc/sys/net/ipv4/ip_forward ] && "
+        'echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"',
+        "[ -r /proc/sys/net/bridge/bridge-nf-call-iptables ] && "
+        'echo "bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables)"',
+        'echo "cpus=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"',
+        "echo \"memory_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)\"",
+        'echo "cgroup_fs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null)"',
+        f"for t in {' '.join(TOOLS)}; do command -v $t >/dev/null 2>&1 && echo tool=$t; done",
+        "true",
+    ]
+    return "\n".join(lines)
 
 
 def _sha_fact(key: str, path: str) -> str:
@@ -170,7 +241,35 @@ def parse(output: str) -> HostFacts:
             f.lvscare_manifest_sha256 = value or None
         elif key == "kubeadm_config_sha256":
             f.kubeadm_config_sha256 = value or None
+        elif key == "cri_socket":
+            path, _, ok = value.rpartition("=")
+            if path:
+                f.cri_sockets[path] = ok == "1"
+        elif key in ("containerd_cgroup", "docker_cgroup"):
+            driver = _driver(value)
+            if driver:
+                f.runtime_cgroup[key.removesuffix("_cgroup")] = driver
+        elif key == "swap_devices":
+            f.swap_devices = _int(value, 0)
+        elif key == "ip_forward":
+            f.ip_forward = value or None
+        elif key == "bridge_nf":
+            f.bridge_nf = value or None
+        elif key == "cpus":
+            f.cpus = _int(value, 0)
+        elif key == "memory_kb":
+            f.memory_kb = _int(value, 0)
+        elif key == "cgroup_fs":
+            f.cgroup_fs = value
     return f
+
+
+def _driver(text: str) -> str:
+    """`SystemdCgroup = true` (containerd) or `systemd`/`cgroupfs` (docker) as a driver name."""
+    text = text.strip().lower()
+    if text.startswith("systemdcgroup"):
+        return "systemd" if text.split("=", 1)[-1].strip() == "true" else "cgroupfs"
+    return text if text in ("systemd", "cgroupfs") else ""
 
 
 def _int(text: str, default: int) -> int:

@@ -17,6 +17,7 @@ from sealos.remote_paths import q
 
 APISERVER_PORT = 6443
 KUBE_PROXY_API = "kubeproxy.config.k8s.io/v1alpha1"
+KUBELET_API = "kubelet.config.k8s.io/v1beta1"
 # kubeadm's own defaults, written out so that slow hosts get the same budget on every version.
 CONTROL_PLANE_TIMEOUT = "4m0s"
 DISCOVERY_TIMEOUT = "5m0s"
@@ -36,6 +37,8 @@ class ClusterSettings:
     svc_cidr: str
     cert_sans: list[str] = field(default_factory=list)
     repo: Optional[str] = None
+    cri_socket: Optional[str] = None  # the first master's; None: kubeadm's default
+    cgroup_driver: Optional[str] = None  # the runtimes'; None: kubeadm's default
 
     @property
     def endpoint(self) -> str:
@@ -56,6 +59,12 @@ class JoinInfo:
         """The strings a log must never show."""
         return [s for s in (self.token, self.certificate_key) if s]
 
+    @property
+    def token_id(self) -> str:
+        """The token's public half (`abcdef` of `abcdef.0123456789abcdef`): names it to
+        `kubeadm token delete` without giving the secret away."""
+        return self.token.split(".", 1)[0]
+
 
 # --- per-version differences -------------------------------------------------------------------
 
@@ -64,9 +73,10 @@ def _type_meta(version: KubeVersion, kind: str) -> Doc:
     return {"apiVersion": version.kubeadm_api, "kind": kind}
 
 
-def _node_registration(version: KubeVersion) -> Doc:
-    # The socket's form changed too: a bare path until 1.23, a unix:// URL from 1.24.
-    return {"criSocket": version.default_cri_socket}
+def _node_registration(version: KubeVersion, cri_socket: Optional[str]) -> Doc:
+    # The socket's form changed too: a bare path until 1.23, a unix:// URL from 1.24 (the caller
+    # gives it in the version's form: sealos.preconditions.cri_socket_value).
+    return {"criSocket": cri_socket or version.default_cri_socket}
 
 
 def _set_control_plane_timeout(version: KubeVersion, init: Doc, cluster: Doc, value: str) -> None:
@@ -110,7 +120,7 @@ def init_documents(s: ClusterSettings, advertise_address: str) -> list[Doc]:
     init: Doc = {
         **_type_meta(v, "InitConfiguration"),
         "localAPIEndpoint": {"advertiseAddress": advertise_address, "bindPort": APISERVER_PORT},
-        "nodeRegistration": _node_registration(v),
+        "nodeRegistration": _node_registration(v, s.cri_socket),
     }
     cluster: Doc = {
         **_type_meta(v, "ClusterConfiguration"),
@@ -122,7 +132,20 @@ def init_documents(s: ClusterSettings, advertise_address: str) -> list[Doc]:
     if s.repo:
         cluster["imageRepository"] = s.repo
     _set_control_plane_timeout(v, init, cluster, CONTROL_PLANE_TIMEOUT)
-    return [init, cluster, kube_proxy_document(s)]
+    docs = [init, cluster, kube_proxy_document(s)]
+    if s.cgroup_driver:
+        docs.append(kubelet_document(s.cgroup_driver))
+    return docs
+
+
+def kubelet_document(cgroup_driver: str) -> Doc:
+    """The kubelets' cgroup driver, the container runtime's: kubeadm defaults it to systemd
+    from 1.22 (the kubelet to cgroupfs); a kubelet on another driver than its runtime fails."""
+    return {
+        "apiVersion": KUBELET_API,
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": cgroup_driver,
+    }
 
 
 def kube_proxy_document(s: ClusterSettings) -> Doc:
@@ -141,8 +164,10 @@ def join_document(
     info: JoinInfo,
     api_server_endpoint: str,
     control_plane_address: Optional[str] = None,
+    cri_socket: Optional[str] = None,
 ) -> Doc:
-    """JoinConfiguration for a node, or for a master when `control_plane_address` is given."""
+    """JoinConfiguration for a node, or for a master when `control_plane_address` is given;
+    `cri_socket` is the joining host's runtime (None: kubeadm's default)."""
     join: Doc = {
         **_type_meta(version, "JoinConfiguration"),
         "discovery": {
@@ -152,7 +177,7 @@ def join_document(
                 "caCertHashes": list(info.ca_cert_hashes),
             }
         },
-        "nodeRegistration": _node_registration(version),
+        "nodeRegistration": _node_registration(version, cri_socket),
     }
     _set_discovery_timeout(version, join, DISCOVERY_TIMEOUT)
     if control_plane_address is not None:
@@ -164,6 +189,42 @@ def join_document(
         }
         _set_join_certificate_key(version, join, info.certificate_key)
     return join
+
+
+def _config_docs(path: Any) -> list[Doc]:
+    try:
+        return [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    except (OSError, yaml.YAMLError):
+        return []  # reported by validation
+
+
+def config_cri_socket(path: Any) -> Optional[str]:
+    """The criSocket a user's kubeadm config (file `path`) gives its InitConfiguration."""
+    for doc in _config_docs(path):
+        if doc.get("kind") == "InitConfiguration":
+            socket = (doc.get("nodeRegistration") or {}).get("criSocket")
+            return str(socket) if socket else None
+    return None
+
+
+def config_cgroup_driver(path: Any) -> Optional[str]:
+    """The cgroupDriver of a user's kubeadm config's KubeletConfiguration, if it sets one."""
+    for doc in _config_docs(path):
+        if doc.get("kind") == "KubeletConfiguration" and doc.get("cgroupDriver"):
+            return str(doc["cgroupDriver"])
+    return None
+
+
+def with_kubelet_document(config: bytes, cgroup_driver: Optional[str]) -> tuple[bytes, str]:
+    """A user's kubeadm config, plus a KubeletConfiguration with the runtime's cgroup driver when
+    it has none (what sealos renders too); the note says what was added."""
+    text = config.decode()
+    kinds = {d.get("kind") for d in yaml.safe_load_all(text) if isinstance(d, dict)}
+    if cgroup_driver is None or "KubeletConfiguration" in kinds:
+        return config, ""
+    extra = dump([kubelet_document(cgroup_driver)])
+    joined = text if text.endswith("\n") else text + "\n"
+    return (joined + extra).encode(), f" + KubeletConfiguration cgroupDriver: {cgroup_driver}"
 
 
 def dump(docs: list[Doc]) -> str:
@@ -192,7 +253,11 @@ def join_with_config_command() -> str:
 
 
 def join_command_1_14_control_plane(
-    version: KubeVersion, endpoint: str, ca_hashes: list[str], advertise: str
+    version: KubeVersion,
+    endpoint: str,
+    ca_hashes: list[str],
+    advertise: str,
+    cri_socket: Optional[str] = None,
 ) -> str:
     """Control-plane join on 1.14: flags only, secrets read from stdin into shell variables.
 
@@ -206,12 +271,18 @@ def join_command_1_14_control_plane(
         f'kubeadm join {q(endpoint)} --token "$token" {hashes} {version.control_plane_flag} '
         f'--certificate-key "$key" --apiserver-advertise-address {q(advertise)} '
         f"--apiserver-bind-port {APISERVER_PORT}"
+        + (f" --cri-socket {q(cri_socket)}" if cri_socket else "")
     )
 
 
 def token_create_command() -> str:
     """A fresh bootstrap token, printed as a worker join command."""
     return "kubeadm token create --print-join-command"
+
+
+def token_delete_command(token_ids: list[str]) -> str:
+    """Delete bootstrap tokens by their IDs (never the secret half: argv is public)."""
+    return "kubeadm token delete " + " ".join(q(t) for t in token_ids)
 
 
 def upload_certs_command(version: KubeVersion, config_path: Optional[str]) -> str:

@@ -103,6 +103,7 @@ def record_install(ctx: Context, status: str) -> str:
     state.settings = spec_mod.to_values(ctx.spec)
     state.status = status
     state.package_sha256 = ctx.package_sha256
+    state.cgroup_driver = ctx.cgroup_driver() or state.cgroup_driver
     known = {m.address: m for m in state.members}
     recorded = []
     for n in ctx.nodes:

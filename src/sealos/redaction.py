@@ -15,15 +15,21 @@ The rule (a secret is masked, a path or a word that merely contains it is not):
   `token`, `certificateKey`, `tlsBootstrapToken`, `password` (quoted keys too), the key
   `upload-certs` prints, bootstrap tokens (`abcdef.0123456789abcdef`) and the body of every PEM
   block (`-----BEGIN ...-----` to `-----END ...-----`; the two marker lines stay).
+- The user-info part of any URL (`https://user:pw@host/`) is always masked. A query string is
+  masked where it belongs to a registered URL (`url_secrets`: --pkg-url's signed
+  `?X-Amz-Signature=...`), not in every URL: kubeadm's `...?timeout=10s` stays readable.
+  `redact_url` shows a URL with both masked (the state, plans and messages show it so).
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 MASK = "<redacted>"
 LONG_SECRET = 12  # masked anywhere from this length on; shorter ones only as a whole token
-_EDGE = r"\s\"'`=:,;@()\[\]{}<>|&"
+QUERY_SECRET = 8  # a query value this long is registered as a secret (signatures, tokens)
+_EDGE = r"\s\"'`=:,;@()\[\]{}<>|&?"
 
 _PATTERNS = [
     # kubeadm flags that carry secrets, with a space or '='
@@ -38,6 +44,40 @@ _PATTERNS = [
     re.compile(r"(Using certificate key:\s*\n\s*)()[0-9a-f]{64}"),
 ]
 _BOOTSTRAP_TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+# scheme://USERINFO@ and scheme://host/path?QUERY (up to a fragment, a space or a quote)
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@?#\"'<>]+@")
+_URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*\?)[^\s#\"'<>]+")
+
+
+def redact_url(url: str) -> str:
+    """The URL as sealos shows and records it: its user-info and query string masked."""
+    return _mask_userinfo(_URL_QUERY.sub(lambda m: f"{m.group(1)}{MASK}", url))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The secret parts of a URL, to register with a Redactor: the user-info, its password, the
+    query string and each of its values long enough to be a secret (`exp=1` holds none)."""
+    if not url:
+        return []
+    found: list[str] = []
+    m = _URL_USERINFO.match(url)
+    if m:
+        userinfo = url[m.end(1) : m.end() - 1]
+        password = userinfo.partition(":")[2]
+        found += [userinfo, password, unquote(password)]
+    q = _URL_QUERY.match(url)
+    if q:
+        query = url[q.end(1) : q.end()]
+        found.append(query)
+        values = [part.partition("=")[2] for part in query.split("&")]
+        found += [v for v in values if len(v) >= QUERY_SECRET]
+    return [s for s in dict.fromkeys(found) if s]
+
+
+def _mask_userinfo(text: str) -> str:
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+
 _PEM = re.compile(r"(-----BEGIN [A-Z0-9 ]+-----)[\s\S]*?(-----END [A-Z0-9 ]+-----)")
 
 
@@ -64,4 +104,5 @@ class Redactor:
                 text = whole.sub(MASK, text)
         for pattern in _PATTERNS:
             text = pattern.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = _mask_userinfo(text)
         return _BOOTSTRAP_TOKEN.sub(MASK, text)

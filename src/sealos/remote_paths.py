@@ -53,6 +53,13 @@ KUBEADM_LEFTOVERS = (
     "/var/lib/etcd/member",
 )
 
+ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
+# etcd's manifest as it was while --force-new-cluster is in it (outside the manifests folder,
+# which the kubelet reads whole); put back right after
+ETCD_MANIFEST_SAVED = "/var/lib/sealos/etcd.yaml.before-force-new-cluster"
+ETCD_PKI = "/etc/kubernetes/pki/etcd"  # kubeadm's etcd CA and the clients it signs
+ETCDCTL_IN_PACKAGE = "/root/kube/bin/etcdctl"  # when the package carries one (else PATH's)
+
 HOSTS_FILE = "/etc/hosts"
 PART = ".sealos-part"  # suffix of a file being written; renamed into place when complete
 EXIT_BUSY = 75  # a remote step found another run's kubeadm holding KUBEADM_LOCK
@@ -122,6 +129,10 @@ AS_INIT_SH_WROTE = (
     "wrote it (an init.sh that did not finish recorded nothing: then by path)"
 )
 BY_CNI_NAME = "a file the CNI sealos applies (calico's install-cni) writes, by its name"
+WITH_OUR_CONTAINERD = (
+    "made at this path by the containerd the package's init.sh installed: only where "
+    "containerd's config.toml carries sealos's marker (a runtime the host had is left alone)"
+)
 
 
 @dataclass(frozen=True)
@@ -148,10 +159,14 @@ OTHER_PACKAGE_BINARIES = Removal(
     "the package's init.sh (any file of kube/bin or kube/cni/bin: containerd, runc, crictl, CNI)",
 )
 CONTAINERD_SERVICE = Removal(
-    (CONTAINERD_WANTS, CONTAINERD_UNIT), BY_PATH, "the package's init.sh (containerd's unit)"
+    (CONTAINERD_WANTS, CONTAINERD_UNIT),
+    WITH_OUR_CONTAINERD,
+    "the package's init.sh (containerd's unit)",
 )
 CONTAINERD_FILES = Removal(
-    CONTAINERD_DATA, BY_PATH, "containerd, installed by the package (images, snapshots, socket)"
+    CONTAINERD_DATA,
+    WITH_OUR_CONTAINERD,
+    "containerd, installed by the package (images, snapshots, socket)",
 )
 CONTAINERD_CONFIG_FILE = Removal(
     (CONTAINERD_CONFIG,), BY_MARKER, "the package's init.sh (its first line is the marker)"

@@ -15,18 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from sealos import members
+from sealos import kubeadm, members
 from sealos import package as package_mod
 from sealos import remote_paths as rp
 from sealos.addresses import HostAddress
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError, SealosError, SpecError, ValidationFailed
 from sealos.logfile import CommandLog, new_log_path
-from sealos.phases.base import Phase, PhaseFailed, run_phases
-from sealos.redaction import Redactor
+from sealos.phases.base import Phase, PhaseFailed, first_line, run_phases
+from sealos.redaction import Redactor, url_secrets
 from sealos.remote_paths import q
 from sealos.spec import ClusterSpec, Credentials
-from sealos.ssh import CommandTiming, SSHConnection, load_client_keys
+from sealos.ssh import (
+    CommandTiming,
+    SSHConnection,
+    key_file_warning,
+    load_client_keys,
+    load_known_hosts,
+)
 from sealos.state import ClusterState, StateStore
 from sealos.ui import UI, PlainUI
 
@@ -63,6 +69,7 @@ class Action:
     """One command: its options (set by the subclass) and an ordered list of phases."""
 
     name = "action"  # names the log file and the dry run's plan
+    changes_state = False  # init, join, clean: the run holds the state's lock
     spec: ClusterSpec
     store: StateStore
     state: Optional[ClusterState] = None
@@ -135,7 +142,11 @@ def run(action: Action, ui: Optional[UI] = None, *, dry_run: bool = False) -> Re
 async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
     """The async body of `run`."""
     spec, store = action.spec, action.store
-    log = CommandLog(new_log_path(store.home, action.name), Redactor(*spec.credentials.secrets()))
+    if action.changes_state:
+        # The CLI took it before reading the state; here for callers of `run` (idempotent).
+        store.lock(f"sealos {action.name}")
+    secrets = [*spec.credentials.secrets(), *url_secrets(spec.pkg_url)]
+    log = CommandLog(new_log_path(store.home, action.name), Redactor(*secrets))
     result = Result(ok=False, dry_run=dry_run, log_path=log.path)
     started = time.monotonic()
     ctx = Context(spec, ui, log, store, action.state, dry_run=dry_run, new=set(action.new))
@@ -146,6 +157,9 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
         if problems:
             raise ValidationFailed(problems)
         ctx.client_keys = load_client_keys(spec.credentials)
+        if warning := key_file_warning(spec.credentials.key_path):
+            ui.warn(warning)
+        ctx.known_hosts = load_known_hosts(spec.credentials.host_key_policy)
         ctx.nodes = [cluster_host(ctx, t) for t in action.targets(ctx)]
         for phase in phases:
             phase.begin(ctx)
@@ -179,18 +193,24 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
             hint = action.errors_hint(log.path)
             if hint and not dry_run:
                 ui.info(hint)
+        if ctx.tokens_made:
+            await delete_join_tokens(ctx)
         await _close(ctx, result, ui, log, started)
+        if action.changes_state:
+            store.unlock()
     return result
 
 
 def cluster_host(ctx: Context, target: Target) -> ClusterHost:
-    """A host of the run with its SSH connection (its host key pinned when recorded)."""
+    """A host of the run with its SSH connection (its host key checked against the pin recorded
+    and the known_hosts files)."""
     spec = ctx.spec
     ssh = SSHConnection(
         target.address,
         spec.credentials,
         client_keys=ctx.client_keys,
         pinned_key=ctx.state.host_keys.get(target.address.key),
+        known_hosts=ctx.known_hosts,
         connect_timeout=spec.connect_timeout,
         log=ctx.log,
     )
@@ -200,7 +220,8 @@ def cluster_host(ctx: Context, target: Target) -> ClusterHost:
 
 
 def read_package(ctx: Context) -> list[str]:
-    """Inspect --pkg on the operator's machine (checksum, architecture; cached); its problem."""
+    """Inspect --pkg on the operator's machine (checksum, architecture, its manifest; cached);
+    its problem, also when it is not the file --pkg-sha256 names."""
     pkg = ctx.spec.pkg
     if pkg is None or not pkg.is_file():
         return []
@@ -208,8 +229,31 @@ def read_package(ctx: Context) -> list[str]:
         ctx.package = package_mod.inspect(pkg, ctx.store.home / "cache")
     except SpecError as e:
         return [str(e)]
+    given = ctx.spec.pkg_sha256
+    if given and given != ctx.package.sha256:
+        return [
+            f"the package {pkg} has SHA-256 {ctx.package.sha256}, not the {given} given with "
+            "--pkg-sha256; check that it is the file you meant (or the checksum)."
+        ]
     ctx.package_sha256 = ctx.package.sha256
     return []
+
+
+async def delete_join_tokens(ctx: Context) -> None:
+    """Delete the bootstrap tokens this run made for its joins (kubeadm gives them 24 h: nobody
+    may join with them after the run), also when the run failed; a re-run makes fresh ones."""
+    m0, ids = ctx.first_master, list(dict.fromkeys(ctx.tokens_made))
+    try:
+        await m0.ssh.run(kubeadm.token_delete_command(ids), timeout=120)
+    except HostError as e:
+        ctx.ui.warn(
+            f"the bootstrap token(s) {', '.join(ids)} made for the joins could not be deleted "
+            f"({first_line(str(e))}); delete them on {m0.name}: kubeadm token delete "
+            f"{' '.join(ids)}."
+        )
+        return
+    ctx.tokens_made.clear()
+    ctx.log.write(m0.name, "tokens", f"deleted the bootstrap token(s) {', '.join(ids)}")
 
 
 def summary(ctx: Context, action: Action) -> None:

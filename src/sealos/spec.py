@@ -15,6 +15,7 @@ import yaml
 from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_hosts
 from sealos.errors import SpecError
 from sealos.kubeversion import KubeVersion
+from sealos.redaction import redact_url
 
 DEFAULT_VIP = "10.103.97.2"
 DEFAULT_APISERVER = "apiserver.cluster.local"
@@ -26,7 +27,12 @@ DEFAULT_LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
 DEFAULT_CONCURRENCY = 20
 LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
+PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
+# How new SSH host keys are met (OpenSSH's StrictHostKeyChecking): accept-new (default) takes a
+# key no known_hosts file or pin of sealos knows and refuses one that differs; strict takes only
+# known keys; tofu trusts sealos's own pins only (known_hosts files are not read).
+HOST_KEY_POLICIES = ("accept-new", "strict", "tofu")
 
 # cluster.yaml keys, in the order --print-config writes them.
 FILE_KEYS = (
@@ -42,6 +48,7 @@ FILE_KEYS = (
     "vip",
     "apiserver",
     "kubeadmConfig",
+    "criSocket",
     "podCIDR",
     "serviceCIDR",
     "certSANs",
@@ -62,6 +69,7 @@ class Credentials:
     password: Optional[str] = field(default=None, repr=False)
     key_path: Optional[Path] = None
     key_passphrase: Optional[str] = field(default=None, repr=False)
+    host_key_policy: str = HOST_KEY_POLICIES[0]
 
     def secrets(self) -> list[str]:
         """The secret strings a log must never show."""
@@ -82,6 +90,7 @@ class ClusterSpec:
     vip: str = DEFAULT_VIP
     apiserver: str = DEFAULT_APISERVER
     kubeadm_config: Optional[Path] = None
+    cri_socket: Optional[str] = None  # None: the runtime that answers (kubeadm's detection)
     pod_cidr: str = DEFAULT_POD_CIDR
     svc_cidr: str = DEFAULT_SVC_CIDR
     cert_sans: list[str] = field(default_factory=list)
@@ -153,6 +162,7 @@ def defaults() -> dict[str, Any]:
         "vip": DEFAULT_VIP,
         "apiserver": DEFAULT_APISERVER,
         "kubeadmConfig": None,
+        "criSocket": None,
         "podCIDR": DEFAULT_POD_CIDR,
         "serviceCIDR": DEFAULT_SVC_CIDR,
         "certSANs": [],
@@ -211,11 +221,13 @@ def to_values(spec: ClusterSpec) -> dict[str, Any]:
         "pk": str(key) if key else None,
         "version": str(spec.version) if spec.version else None,
         "pkg": str(spec.pkg) if spec.pkg else None,
-        "pkgUrl": spec.pkg_url,
+        # Credentials in the URL (user:pw@, a signed query) are never saved.
+        "pkgUrl": redact_url(spec.pkg_url) if spec.pkg_url else None,
         "pkgSha256": spec.pkg_sha256,
         "vip": spec.vip,
         "apiserver": spec.apiserver,
         "kubeadmConfig": str(spec.kubeadm_config) if spec.kubeadm_config else None,
+        "criSocket": spec.cri_socket,
         "podCIDR": spec.pod_cidr,
         "serviceCIDR": spec.svc_cidr,
         "certSANs": list(spec.cert_sans),
@@ -268,6 +280,7 @@ def build(values: dict[str, Any], credentials: Credentials) -> ClusterSpec:
         vip=str(values.get("vip") or DEFAULT_VIP),
         apiserver=str(values.get("apiserver") or DEFAULT_APISERVER),
         kubeadm_config=_path(values.get("kubeadmConfig")),
+        cri_socket=values.get("criSocket") or None,
         pod_cidr=str(values.get("podCIDR") or DEFAULT_POD_CIDR),
         svc_cidr=str(values.get("serviceCIDR") or DEFAULT_SVC_CIDR),
         cert_sans=[str(s) for s in _list(values.get("certSANs"))],
@@ -286,8 +299,10 @@ def credentials_from(
     pk: Optional[str],
     pk_passwd: Optional[str],
     prompt: Any = None,
+    host_key_policy: str = HOST_KEY_POLICIES[0],
 ) -> Credentials:
-    """Credentials from flags, SEALOS_PASSWORD, or a prompt (`--passwd -`, no echo)."""
+    """Credentials from flags, SEALOS_PASSWORD / SEALOS_PK_PASSWORD, or a prompt (`--passwd -`,
+    `--pk-passwd -`, no echo)."""
     password = passwd
     if password == ASK:
         if prompt is None:
@@ -300,11 +315,19 @@ def credentials_from(
     passphrase = pk_passwd
     if passphrase == ASK:
         if prompt is None:
-            raise SpecError("--pk-passwd - needs a terminal to ask for the passphrase.")
+            raise SpecError(
+                f"--pk-passwd - needs a terminal to ask for the passphrase; use {PK_PASSWORD_ENV}."
+            )
         passphrase = prompt(f"Passphrase for {pk}: ")
+    elif passphrase is None and pk:
+        passphrase = os.environ.get(PK_PASSWORD_ENV) or None
     key_path = Path(pk).expanduser() if pk else None
     return Credentials(
-        user=user or "root", password=password, key_path=key_path, key_passphrase=passphrase
+        user=user or "root",
+        password=password,
+        key_path=key_path,
+        key_passphrase=passphrase,
+        host_key_policy=host_key_policy,
     )
 
 

@@ -1,6 +1,11 @@
 """One `Host` over asyncssh: run a command (timeout, stdin), upload with progress and SHA-256 skip,
-download. Host keys are trusted on first use and pinned; a changed key is refused before any
-password is sent. Every error names the host and says what to do.
+download. Every error names the host and says what to do.
+
+Host keys (before any password is sent): a host is known by the keys ~/.ssh/known_hosts and
+/etc/ssh/ssh_known_hosts list for it and by the key sealos pinned for it in its state. A known
+host must show one of its keys. An unknown host's key is taken and pinned under the default
+policy accept-new (OpenSSH's StrictHostKeyChecking=accept-new), refused under strict; tofu
+reads no known_hosts file (sealos's pins only).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sealos.errors import CommandError, HostError, SpecError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.remote_paths import PART, q
-from sealos.spec import PASSWORD_ENV, Credentials
+from sealos.spec import PASSWORD_ENV, PK_PASSWORD_ENV, Credentials
 
 DEFAULT_LOGIN_TIMEOUT = 30.0
 DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
@@ -70,28 +75,82 @@ def load_client_keys(credentials: Credentials) -> Optional[list[asyncssh.SSHKey]
     except (OSError, asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as e:
         if credentials.key_passphrase is None and "passphrase" in str(e).lower():
             raise SpecError(
-                f"the key {path} is encrypted; give its passphrase with --pk-passwd."
+                f"the key {path} is encrypted; give its passphrase with --pk-passwd - (asks) "
+                f"or {PK_PASSWORD_ENV}."
             ) from None
         raise SpecError(f"cannot read the key {path} ({e}); check --pk and --pk-passwd.") from None
 
 
-class _PinningClient(asyncssh.SSHClient):
-    """Trust on first use: accept an unknown host's key and remember it; refuse a different one."""
+def key_file_warning(path: Optional[Path]) -> Optional[str]:
+    """A warning when the private key file can be read by its group or others (as OpenSSH's
+    "UNPROTECTED PRIVATE KEY FILE"); None when it is private or there is none."""
+    if path is None:
+        return None
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077 == 0:
+        return None
+    return (
+        f"the key file {path} can be read by others (mode {mode:04o}); make it private: "
+        f"chmod 600 {path}."
+    )
 
-    def __init__(self, pinned: Optional[asyncssh.SSHKey]) -> None:
+
+KNOWN_HOSTS_FILES = ("~/.ssh/known_hosts", "/etc/ssh/ssh_known_hosts")
+
+
+@dataclass
+class KnownHosts:
+    """The known_hosts files a run trusts (read once), and which ones they were."""
+
+    entries: asyncssh.SSHKnownHosts
+    files: tuple[str, ...]  # the files looked at, as the user knows them (~/.ssh/known_hosts)
+
+    def keys_for(self, host: str, addr: str, port: int) -> tuple[list[Any], list[Any], list[Any]]:
+        """Host keys, CA keys and revoked keys listed for host (its name or address) and port."""
+        found = self.entries.match(host, addr, None if port == 22 else port)
+        return list(found[0]), list(found[1]), list(found[2])
+
+
+def load_known_hosts(policy: str, files: tuple[str, ...] = KNOWN_HOSTS_FILES) -> KnownHosts:
+    """The readable known_hosts `files` (none under the tofu policy); a line OpenSSH would
+    ignore (unreadable, an unknown marker) is ignored here too."""
+    entries = asyncssh.SSHKnownHosts()
+    looked = files if policy != "tofu" else ()
+    for name in looked:
+        try:
+            text = Path(name).expanduser().read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            try:
+                entries.load(line)
+            except ValueError:
+                continue
+    return KnownHosts(entries, tuple(looked))
+
+
+class _HostKeyClient(asyncssh.SSHClient):
+    """Decides on a key the host's known keys do not hold (asyncssh accepts those itself): a
+    known host's other key is refused; an unknown host's key is taken unless policy is strict."""
+
+    def __init__(self, policy: str, pinned: Optional[asyncssh.SSHKey], listed: list[Any]) -> None:
+        self.policy = policy
         self.pinned = pinned
+        self.listed = listed  # the keys known_hosts files list for this host
         self.accepted: Optional[asyncssh.SSHKey] = None
         self.offered: Optional[asyncssh.SSHKey] = None
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        # Called only when the key is not the pinned one (asyncssh checks known_hosts first).
         self.offered = key
-        if self.pinned is None:
-            self.accepted = key
-            return True
-        return False
+        if self.pinned is not None or self.listed or self.policy == "strict":
+            return False
+        self.accepted = key
+        return True
 
 
 class SSHConnection:
@@ -104,6 +163,7 @@ class SSHConnection:
         *,
         client_keys: Optional[list[asyncssh.SSHKey]] = None,
         pinned_key: Optional[str] = None,
+        known_hosts: Optional[KnownHosts] = None,
         connect_timeout: float = 10.0,
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
@@ -113,12 +173,14 @@ class SSHConnection:
         self.credentials = credentials
         self.client_keys = client_keys
         self.pinned_key = pinned_key
+        self.known_hosts = known_hosts
         self.connect_timeout = connect_timeout
         self.login_timeout = login_timeout
         self.command_timeout = command_timeout
         self.redact = log.redact if log is not None else Redactor(*credentials.secrets())
         self.log = log
         self.host_key: Optional[str] = None  # OpenSSH form of the key the host showed
+        self.new_host_key = False  # True when that key was unknown and taken (accept-new, tofu)
         self.ip: str = address.host  # the address actually connected to (resolved)
         self._conn: Optional[asyncssh.SSHClientConnection] = None
         self._sftp: Optional[asyncssh.SFTPClient] = None
@@ -142,13 +204,20 @@ class SSHConnection:
         Reaching the port must happen within `connect_timeout`; the SSH handshake and login then
         get `login_timeout` (a refused password can take seconds: PAM delays failures).
         """
+        pinned = self._pinned()
         sock = await self._tcp_connect()
-        pinned = asyncssh.import_public_key(self.pinned_key) if self.pinned_key else None
-        client = _PinningClient(pinned)
         creds = self.credentials
+        listed: list[Any] = []
+        ca_keys: list[Any] = []
+        revoked: list[Any] = []
+        if self.known_hosts is not None and creds.host_key_policy != "tofu":
+            listed, ca_keys, revoked = self.known_hosts.keys_for(
+                self.address.host, self.ip, self.address.port
+            )
+        client = _HostKeyClient(creds.host_key_policy, pinned, listed)
         options: dict[str, Any] = {
             "username": creds.user,
-            "known_hosts": ([pinned] if pinned else [], [], []),
+            "known_hosts": ([*listed, *([pinned] if pinned else [])], ca_keys, revoked),
             "connect_timeout": self.login_timeout,
             "keepalive_interval": 15,
             "keepalive_count_max": 4,
@@ -171,8 +240,8 @@ class SSHConnection:
                 client_factory=lambda: client,
                 **options,
             )
-        except asyncssh.HostKeyNotVerifiable:
-            raise self._host_key_error(client) from None
+        except asyncssh.HostKeyNotVerifiable as e:
+            raise self._host_key_error(client, str(e)) from None
         except asyncssh.PermissionDenied:
             raise HostError(self.name, self._auth_advice(), kind="auth") from None
         except (asyncio.TimeoutError, TimeoutError):
@@ -191,7 +260,14 @@ class SSHConnection:
                 sock.close()
         key = self._conn.get_server_host_key()
         self.host_key = key.export_public_key("openssh").decode().strip() if key else None
+        self.new_host_key = client.accepted is not None
         self._log("connect", f"logged in at {self.ip}, host key {_fingerprint(key)}")
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        """SHA256:... of the key the host showed ('none' before connecting)."""
+        key = asyncssh.import_public_key(self.host_key) if self.host_key else None
+        return _fingerprint(key)
 
     async def _tcp_connect(self) -> socket.socket:
         """Reach host:port within connect_timeout; name lookups count as part of it."""
@@ -244,13 +320,54 @@ class SSHConnection:
                 self.name, f"cannot connect ({reason}); check the address.", kind="unreachable"
             ) from None
 
-    def _host_key_error(self, client: _PinningClient) -> HostError:
+    def _pinned(self) -> Optional[asyncssh.SSHKey]:
+        """The key sealos pinned for this host; a pin that is not a key is the user's to fix."""
+        if not self.pinned_key:
+            return None
+        try:
+            return asyncssh.import_public_key(self.pinned_key)
+        except (asyncssh.KeyImportError, ValueError):
+            raise HostError(
+                self.name,
+                "the host key pinned for it in the sealos state file is not a valid key; remove "
+                "its line under hostKeys there and run again (its key is then checked anew).",
+                kind="hostkey",
+            ) from None
+
+    def _host_key_error(self, client: _HostKeyClient, reason: str) -> HostError:
+        offered = _fingerprint(client.offered)
+        if client.offered is None:  # revoked, or a certificate that did not validate
+            why = f"its SSH host key was refused ({reason}); nothing was sent."
+            return HostError(self.name, why, kind="hostkey")
+        if client.pinned is not None:
+            return HostError(
+                self.name,
+                f"its SSH host key changed (pinned {_fingerprint(client.pinned)}, now "
+                f"{offered}); nothing was sent. If the host was reinstalled on purpose, remove "
+                "its line under hostKeys in the sealos state file and run again.",
+                kind="hostkey",
+            )
+        files = ", ".join(self.known_hosts.files if self.known_hosts else KNOWN_HOSTS_FILES)
+        host = (
+            self.address.host
+            if self.address.port == 22
+            else f"[{self.address.host}]:{self.address.port}"
+        )
+        if client.listed:
+            return HostError(
+                self.name,
+                f"its SSH host key {offered} is not the one {files} lists for it "
+                f"({_fingerprint(client.listed[0])}); nothing was sent. If the host was "
+                f"reinstalled on purpose, remove the old key (ssh-keygen -R '{host}') and run "
+                "again.",
+                kind="hostkey",
+            )
         return HostError(
             self.name,
-            f"its SSH host key changed (pinned {_fingerprint(client.pinned)}, "
-            f"now {_fingerprint(client.offered)}); nothing was sent. "
-            "If the host was reinstalled on purpose, remove its line under hostKeys "
-            "in the sealos state file and run again.",
+            f"its SSH host key {offered} is known neither to {files} nor to sealos's pins, and "
+            "--host-key-policy strict takes no new key; nothing was sent. Check the fingerprint "
+            f"on the host, add the key to ~/.ssh/known_hosts (ssh-keyscan -p "
+            f"{self.address.port} {self.address.host}), or use --host-key-policy accept-new.",
             kind="hostkey",
         )
 

@@ -6,6 +6,7 @@ its role, IP and hostname, and the pinned SSH host keys. `join` and `clean` star
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sealos.errors import SealosError
 
 HOME_ENV = "SEALOS_HOME"
 STATE_FILE = "config.yaml"
+LOCK_FILE = "config.yaml.lock"  # held (flock) by the run that may change the state
 FORMAT = 1
 
 
@@ -78,6 +80,7 @@ class ClusterState:
     host_keys: dict[str, str] = field(default_factory=dict)  # HostAddress.key -> OpenSSH key
     status: str = "new"  # installing | ready
     package_sha256: Optional[str] = None
+    cgroup_driver: Optional[str] = None  # the kubelets' (rendered at init from the runtimes')
     created: str = ""
     updated: str = ""
 
@@ -99,6 +102,7 @@ class ClusterState:
             "created": self.created,
             "updated": self.updated,
             "packageSha256": self.package_sha256,
+            "cgroupDriver": self.cgroup_driver,
             "settings": self.settings,
             "members": [m.to_dict() for m in self.members],
             "hostKeys": dict(self.host_keys),
@@ -123,17 +127,50 @@ class ClusterState:
             host_keys={str(k): str(v) for k, v in (data.get("hostKeys") or {}).items()},
             status=str(data.get("status", "new")),
             package_sha256=data.get("packageSha256"),
+            cgroup_driver=data.get("cgroupDriver") or None,
             created=str(data.get("created", "")),
             updated=str(data.get("updated", "")),
         )
 
 
 class StateStore:
-    """Loads and saves the state file atomically with mode 0600."""
+    """Loads and saves the state file atomically (fsync'ed) with mode 0600; `lock` keeps other
+    runs from changing it until this process ends or calls `unlock`."""
 
     def __init__(self, home: Optional[Path] = None) -> None:
         self.home = home or sealos_home()
         self.path = self.home / STATE_FILE
+        self._lock_fd: Optional[int] = None
+
+    def lock(self, what: str) -> None:
+        """Hold the state's lock for this run (`what` says which command: shown to a second
+        run); a SealosError naming the holder when another run has it. Idempotent."""
+        if self._lock_fd is not None:
+            return
+        make_private_dir(self.home)
+        path = self.home / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SealosError(
+                f"another sealos run holds the cluster state {self.path} ({holder}); wait for "
+                "it to finish, then run again."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}: {what}, since {time.strftime('%H:%M:%S')}".encode(), 0)
+        self._lock_fd = fd
+        _LOCKED.add(self)
+
+    def unlock(self) -> None:
+        """Let other runs change the state again (the lock file stays; idempotent)."""
+        if self._lock_fd is not None:
+            os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)  # closing the file releases the flock
+            self._lock_fd = None
+        _LOCKED.discard(self)
 
     def load(self) -> Optional[ClusterState]:
         """The saved state, or None when there is none yet."""
@@ -168,8 +205,11 @@ class StateStore:
         with os.fdopen(fd, "w") as f:
             f.write("# sealos cluster state: written by sealos, holds no passwords or tokens.\n")
             yaml.safe_dump(state.to_dict(), f, sort_keys=False, default_flow_style=False)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it the state
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+        _fsync_dir(self.home)  # and the rename itself survives a crash
 
     def remove(self) -> bool:
         """Delete the state file (after `clean --all`); True when there was one."""
@@ -181,4 +221,23 @@ class StateStore:
             raise SealosError(
                 f"cannot remove {self.path} ({e.strerror}); check its permissions."
             ) from None
+        _fsync_dir(self.home)
         return True
+
+
+_LOCKED: set[StateStore] = set()
+
+
+def unlock_all() -> None:
+    """Release every state lock this process holds (a command ends, also by an error)."""
+    for store in list(_LOCKED):
+        store.unlock()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (a rename or unlink in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -15,12 +15,13 @@ from typing import Optional
 
 import yaml
 
-from sealos import members
+from sealos import kubeadm, members, preconditions
 from sealos.addresses import HostAddress, find_duplicates
 from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
 from sealos.facts import HostFacts
 from sealos.package import PackageInfo, host_arch
+from sealos.redaction import MASK, redact_url
 from sealos.spec import ClusterSpec, package_name_problem, url_file_name
 from sealos.state import ClusterState
 
@@ -70,6 +71,7 @@ def spec_problems(spec: ClusterSpec) -> list[str]:
         )
     if spec.kubeadm_config is not None:
         problems += _kubeadm_config_problems(spec)
+    problems += _cri_socket_problems(spec)
     key = spec.credentials.key_path
     if key is not None and not key.is_file():
         problems.append(f"the SSH key file {key} does not exist; check --pk.")
@@ -84,10 +86,8 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
     problems = []
     if spec.pkg is not None and not spec.pkg.is_file():
         problems.append(f"the package file {spec.pkg} does not exist; check --pkg.")
-    if spec.pkg_url and not re.match(r"^(https?|ftp)://[^\s/]+", spec.pkg_url):
-        problems.append(
-            f"--pkg-url {spec.pkg_url!r} is not an http(s) URL; give e.g. http://10.0.0.1/kube1.14.1.tar.gz."
-        )
+    if spec.pkg_url:
+        problems += package_url_problems(spec.pkg_url, spec.pkg_sha256)
     if spec.pkg is not None:
         bad_name = package_name_problem(spec.pkg.name, "--pkg")
     else:
@@ -97,6 +97,31 @@ def _package_problems(spec: ClusterSpec) -> list[str]:
     if spec.pkg_sha256 and not re.fullmatch(r"[0-9a-f]{64}", spec.pkg_sha256):
         problems.append("--pkg-sha256 must be 64 hexadecimal digits (the output of sha256sum).")
     return problems
+
+
+def package_url_problems(url: str, sha256: Optional[str]) -> list[str]:
+    """--pkg-url: an http(s) or ftp URL that can travel in a curl config, and over plain http or
+    ftp (which anyone on the way can change, URL.sha256 included) only with --pkg-sha256."""
+    shown = redact_url(url)
+    if MASK in url:
+        return [
+            "the --pkg-url recorded at init held credentials, which sealos never saves; "
+            "give the URL again with --pkg-url."
+        ]
+    if not re.match(r"^(https?|ftp)://[^\s/]+", url):
+        return [
+            f"--pkg-url {shown!r} is not an http(s) URL; give e.g. https://10.0.0.1/kube1.14.1.tar.gz."
+        ]
+    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in url):
+        return [f"--pkg-url {shown!r} holds a space or control character; percent-encode it (%20)."]
+    if not url.startswith("https://") and not sha256:
+        scheme = url.split(":", 1)[0]
+        return [
+            f"--pkg-url {shown} is plain {scheme}, where anyone on the way can change the package "
+            "and its .sha256 file; give the package's checksum with --pkg-sha256 (sha256sum of "
+            "the file), or serve it over https."
+        ]
+    return []
 
 
 def _network_problems(spec: ClusterSpec) -> list[str]:
@@ -136,6 +161,25 @@ def _network_problems(spec: ClusterSpec) -> list[str]:
                 f"the VIP {vip} is the address of host {h}; choose a --vip that no host uses."
             )
     return problems
+
+
+def _cri_socket_problems(spec: ClusterSpec) -> list[str]:
+    socket = spec.cri_socket
+    if socket is None:
+        return []
+    path = preconditions.cri_path(socket)
+    if not path.startswith("/") or any(c.isspace() for c in path) or "://" in path:
+        return [
+            f"--cri-socket {socket!r} is not a unix socket path or unix:// URL; give e.g. "
+            "unix:///run/containerd/containerd.sock."
+        ]
+    given = kubeadm.config_cri_socket(spec.kubeadm_config) if spec.kubeadm_config else None
+    if given and preconditions.cri_path(given) != path:
+        return [
+            f"--cri-socket {socket} differs from the criSocket {given} of "
+            f"{spec.kubeadm_config}; give one of them."
+        ]
+    return []
 
 
 def _kubeadm_config_problems(spec: ClusterSpec) -> list[str]:
@@ -199,6 +243,15 @@ def host_problems(
             )
         problems += _disk(name, f, spec, package)
         problems += _tools(name, h, spec)
+        if spec.version is not None:
+            problems += preconditions.before_change(
+                name,
+                spec.version,
+                h.role,
+                f,
+                package.brings_runtime if package is not None else None,
+                spec.cri_socket,
+            )
         for ip, ours in resolves_to(f.hosts_lines, spec.apiserver):
             if not ours:
                 problems.append(
@@ -363,6 +416,8 @@ def join_request_problems(
         spec,
         masters=[*(members.address_of(m) for m in others if m.role == "master"), *new_masters],
         nodes=[*(members.address_of(m) for m in others if m.role == "node"), *new_nodes],
+        # The checksum recorded at init verifies a plain-http download as one given would.
+        pkg_sha256=spec.pkg_sha256 or package_sha256,
     )
     problems += spec_problems(check)
     recorded = state.package_sha256
@@ -398,6 +453,41 @@ def unreachable(ctx: Context) -> list[str]:
 def facts_problems(ctx: Context) -> list[str]:
     """What the host rules find in the facts of the hosts to install."""
     return host_problems(ctx.spec, _views(_installing(ctx)), ctx.package)
+
+
+def runtime_problems(ctx: Context) -> list[str]:
+    """After the package's init.sh: what kubeadm's preflight and the kubelet would refuse (swap,
+    sysctls, crictl), a runtime that does not answer, and cgroup drivers that differ."""
+    problems: list[str] = []
+    for n in _installing(ctx):
+        f = n.prepared
+        if f is None or n.error is not None:
+            continue
+        choice = ctx.runtime_choice(n)
+        if choice.problem:
+            problems.append(choice.problem)
+        problems += preconditions.after_prepare(n.name, ctx.version, f)
+    return problems + cgroup_driver_problems(ctx)
+
+
+def cgroup_driver_problems(ctx: Context) -> list[str]:
+    """Hosts whose runtime uses another cgroup driver than the cluster's kubelets. Before any
+    change only where the runtime is already there (the package brings none); after init.sh
+    everywhere."""
+    brings = ctx.package.brings_runtime if ctx.package is not None else None
+    drivers: dict[str, Optional[str]] = {}
+    for n in _installing(ctx):
+        if n.error is None and (n.prepared is not None or brings is False):
+            drivers[n.name] = ctx.runtime_driver(n)
+    if ctx.state.cgroup_driver:
+        source = "as recorded when the cluster was installed"
+    elif ctx.spec.kubeadm_config is not None and ctx.cgroup_driver() != ctx.runtime_driver(
+        ctx.first_master
+    ):
+        source = f"as {ctx.spec.kubeadm_config} sets"
+    else:
+        source = f"as the runtime on {ctx.first_master.name}"
+    return preconditions.driver_problems(drivers, ctx.cgroup_driver(), source)
 
 
 def clock_warnings(ctx: Context) -> list[str]:

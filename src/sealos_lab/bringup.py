@@ -18,6 +18,7 @@ from sealos_lab.paths import lab_dir, limits_record
 from sealos_lab.rootfs import ensure_rootfs, rootfs_path
 from sealos_lab.state import (
     STATE_FILE,
+    HostSpec,
     Lab,
     LabHost,
     _pick_subnet,
@@ -39,6 +40,8 @@ def up(
     timeout: Optional[float] = None,
     log: Any = None,
     password: Optional[str] = None,
+    runtime: str = "containerd",
+    specs: Optional[Mapping[str, HostSpec]] = None,
 ) -> Lab:
     """Bring lab `name` up with `hosts` hosts (nspawn, or QEMU VMs with `vm=True`); return it
     when every host answers SSH. An existing lab keeps its hosts; missing ones are started.
@@ -46,6 +49,8 @@ def up(
     `hostnames` maps host names ("h1") to hostnames (the default is `<name>-h1`, ...); two hosts may
     share one. `log` is a callable taking one line of progress, or None. `password` sets root's
     password of a new lab (e.g. one with special characters); the default is a random one.
+    `runtime` ("containerd", Debian's, running; or "none") is every new host's, unless `specs`
+    gives a host ("h1") a `HostSpec` of its own (runtime, and a VM's memory, CPUs, cgroup v1).
     """
     require_root()
     check_name(name)
@@ -54,11 +59,16 @@ def up(
     driver = driver_for("vm" if vm else "nspawn")
     for hn in (hostnames or {}).values():
         check_hostname(hn)
+    default_spec = HostSpec(runtime=runtime)
+    for spec in [default_spec, *(specs or {}).values()]:
+        problem = spec.problem(driver.kind)
+        if problem:
+            raise LabError(problem)
     say = log or (lambda line: None)
     if password is not None and (not password or "\n" in password or ":" in password):
         raise LabError("the lab password must be one non-empty line without ':'")
 
-    lab, new = _create_or_load(name, driver, hosts, hostnames or {})
+    lab, new = _create_or_load(name, driver, hosts, hostnames or {}, specs or {}, default_spec)
     try:
         lower = _prerequisites(driver, say)
         if password is not None and lab.password_path.exists() and lab.password != password:
@@ -101,7 +111,12 @@ def up(
 
 
 def _create_or_load(
-    name: str, driver: HostDriver, count: int, hostnames: Mapping[str, str]
+    name: str,
+    driver: HostDriver,
+    count: int,
+    hostnames: Mapping[str, str],
+    specs: Mapping[str, HostSpec],
+    default_spec: HostSpec,
 ) -> tuple[Lab, bool]:
     with global_lock():
         if (lab_dir(name) / STATE_FILE).exists():
@@ -118,6 +133,7 @@ def _create_or_load(
             new = True
         for i in range(len(lab.hosts) + 1, count + 1):
             hname = f"h{i}"
+            spec = specs.get(hname, default_spec)
             lab.hosts.append(
                 LabHost(
                     name=hname,
@@ -127,6 +143,10 @@ def _create_or_load(
                     netns=driver.host_netns(lab, hname),
                     machine=machine_name(name, hname),
                     mac=driver.host_mac(lab.subnet, i),
+                    runtime=spec.runtime,
+                    memory_mb=spec.memory_mb,
+                    cpus=spec.cpus,
+                    cgroup_v1=spec.cgroup_v1,
                 )
             )
         for h in lab.hosts:

@@ -16,6 +16,7 @@ import click
 
 from sealos_lab import lab as labmod
 from sealos_lab.lab import Lab, LabError
+from sealos_lab.state import HostSpec
 
 PASSTHROUGH = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -100,8 +101,44 @@ def cli() -> None:
     help="Give a host another hostname, e.g. h2=node (repeatable; several hosts may share one).",
 )
 @click.option("--timeout", type=float, help="Seconds to wait for every host to answer SSH.")
-def up(hosts: int, name: str, vm: bool, hostnames: tuple[str, ...], timeout: Optional[float]):
+@click.option(
+    "--runtime",
+    type=click.Choice(["containerd", "none"]),
+    default="containerd",
+    show_default=True,
+    help="The hosts' container runtime: Debian's containerd (running, on cgroupfs), or none "
+    "(for packages that bring their own).",
+)
+@click.option("--memory", "memory", multiple=True, help="A VM host's memory, e.g. h1=2048 (MB).")
+@click.option("--cpus", "cpus", multiple=True, help="A VM host's CPUs, e.g. h3=1 (QEMU -smp).")
+@click.option(
+    "--cgroup-v1",
+    "cgroup_v1",
+    multiple=True,
+    help="Boot this VM host on cgroup v1 (systemd.unified_cgroup_hierarchy=0), e.g. h1.",
+)
+def up(
+    hosts: int,
+    name: str,
+    vm: bool,
+    hostnames: tuple[str, ...],
+    timeout: Optional[float],
+    runtime: str,
+    memory: tuple[str, ...],
+    cpus: tuple[str, ...],
+    cgroup_v1: tuple[str, ...],
+):
     """Create (or complete) a lab and wait until every host answers SSH."""
+    per_host: dict[str, dict[str, Any]] = {}
+    for option, items in (("memory_mb", memory), ("cpus", cpus)):
+        for item in items:
+            host, sep, value = item.partition("=")
+            if not sep or not host or not value.isdigit():
+                raise LabError(f"{item!r} is not HOST=NUMBER; write it like h1=2048")
+            per_host.setdefault(host, {})[option] = int(value)
+    for host in cgroup_v1:
+        per_host.setdefault(host, {})["cgroup_v1"] = True
+    specs = {h: HostSpec(runtime=runtime, **options) for h, options in per_host.items()}
     wanted: dict[str, str] = {}
     for item in hostnames:
         host, sep, value = item.partition("=")
@@ -121,6 +158,8 @@ def up(hosts: int, name: str, vm: bool, hostnames: tuple[str, ...], timeout: Opt
         hostnames=wanted,
         timeout=timeout,
         log=lambda line: click.echo(line, err=True),
+        runtime=runtime,
+        specs=specs,
     )
     if existing is not None and len(existing.hosts) > hosts:
         click.echo(f"lab {name!r} keeps its {len(existing.hosts)} hosts", err=True)

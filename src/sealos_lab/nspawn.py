@@ -85,8 +85,9 @@ _INTO_CGROUPS = (
 )
 
 
-def start(machine: str, rootfs: Path, upper: Path, netns: str, log: Path) -> int:
-    """Boot a container on `rootfs` with writes going to `upper`; return the nspawn PID.
+def start(machine: str, lowers: Sequence[Path], upper: Path, netns: str, log: Path) -> int:
+    """Boot a container on the rootfs and layers `lowers` (lowest first) with writes going to
+    `upper`; return the nspawn PID.
 
     The process runs in its own session so that Ctrl-C on the caller leaves it alone; `stop()`
     ends it by PID. It starts in cgroups of its own (see the module's notes), fresh ones: what a
@@ -108,14 +109,17 @@ def start(machine: str, rootfs: Path, upper: Path, netns: str, log: Path) -> int
         "--register=no",
         "--keep-unit",
         "-D",
-        str(rootfs),
-        f"--overlay={rootfs}:{upper}:/",
+        str(lowers[0]),
+        f"--overlay={':'.join(str(f) for f in lowers)}:{upper}:/",
         "--capability=all",
         f"--network-namespace-path=/run/netns/{netns}",
         f"--machine={machine}",
         "--console=read-only",
         "-b",
     ]
+    # /proc/sys/net writable (the host's own network namespace's sysctls: ip_forward,
+    # bridge-nf-call-iptables, which kubeadm checks); the rest of /proc/sys stays read-only.
+    env = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -123,6 +127,7 @@ def start(machine: str, rootfs: Path, upper: Path, netns: str, log: Path) -> int
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
     return proc.pid
 

@@ -50,6 +50,37 @@ class LabHost:
     pid_start: Optional[int] = None
     mac: Optional[str] = None
     tap: Optional[str] = None
+    # What the host is made with (`HostSpec`): its container runtime layer; a VM's memory, CPUs
+    # and cgroup hierarchy (None: the driver's default).
+    runtime: str = "containerd"
+    memory_mb: Optional[int] = None
+    cpus: Optional[int] = None
+    cgroup_v1: bool = False
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to make one host: runtime "containerd" (Debian's, running) or "none" (for packages
+    that bring their own); for VM hosts, memory in MB (kubeadm's control plane wants MemTotal
+    >= 1700 MB), CPUs (QEMU -smp; kubeadm wants 2) and booting cgroup v1
+    (systemd.unified_cgroup_hierarchy=0, for kubelets before 1.25)."""
+
+    runtime: str = "containerd"
+    memory_mb: Optional[int] = None
+    cpus: Optional[int] = None
+    cgroup_v1: bool = False
+
+    def problem(self, kind: str) -> Optional[str]:
+        """Why this spec can't make a host of `kind`, or None."""
+        if self.runtime not in ("containerd", "none"):
+            return f"runtime {self.runtime!r}: choose containerd or none"
+        if kind != "vm" and (self.memory_mb or self.cpus or self.cgroup_v1):
+            return "memory, CPUs and cgroup v1 are options of VM hosts (--vm)"
+        if self.memory_mb is not None and self.memory_mb < 256:
+            return f"memory {self.memory_mb} MB: a VM host needs at least 256"
+        if self.cpus is not None and not 1 <= self.cpus <= 8:
+            return f"{self.cpus} CPUs: choose 1 to 8"
+        return None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sealos_lab import netns, nspawn
 from sealos_lab.drivers.nspawn import lab_cgroup_machines
 from sealos_lab.lab import Lab, down, up
 from sealos_lab.paths import lab_dir
+from sealos_lab.state import HostSpec
 
 
 @contextlib.contextmanager
@@ -31,12 +32,24 @@ def lab_session(
     hostnames: Optional[Mapping[str, str]] = None,
     timeout: Optional[float] = None,
     password: Optional[str] = None,
+    runtime: str = "containerd",
+    specs: Optional[Mapping[str, HostSpec]] = None,
 ) -> Iterator[Lab]:
     """A fresh lab for the duration of the block; removed afterwards, also on failure. A lab of
-    the same name left over by an earlier crashed run is removed first."""
+    the same name left over by an earlier crashed run is removed first. `runtime` and `specs`:
+    see `sealos_lab.lab.up`."""
     down(name)
     try:
-        yield up(name, hosts, vm=vm, hostnames=hostnames, timeout=timeout, password=password)
+        yield up(
+            name,
+            hosts,
+            vm=vm,
+            hostnames=hostnames,
+            timeout=timeout,
+            password=password,
+            runtime=runtime,
+            specs=specs,
+        )
     finally:
         down(name)
 
@@ -119,3 +132,30 @@ def wait_for_output(proc: subprocess.Popen, marker: str, timeout: float = 20.0) 
                 )
             seen += chunk
     return seen.decode(errors="replace")
+
+
+def boot_id(lab: Lab, host: str) -> str:
+    """The host's boot id (a new one after each boot), or "" while it does not answer."""
+    try:
+        proc = lab.exec(host, ["cat", "/proc/sys/kernel/random/boot_id"], timeout=20)
+    except subprocess.TimeoutExpired:
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def reboot(lab: Lab, host: str, timeout: float = 300) -> float:
+    """`systemctl reboot` a VM host and wait until it answers SSH from a new boot; the seconds it
+    took. AssertionError when it is not back within `timeout`."""
+    before = boot_id(lab, host)
+    assert before, f"{host} does not answer before its reboot"
+    started = time.monotonic()
+    # The SSH session may be cut by the reboot itself: its exit code says nothing.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        lab.exec(host, ["systemctl", "reboot"], timeout=30)
+    after = ""
+    while time.monotonic() < started + timeout:
+        after = boot_id(lab, host)
+        if after and after != before:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise AssertionError(f"{host} did not come back from its reboot within {timeout:g} s")

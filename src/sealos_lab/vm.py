@@ -50,7 +50,7 @@ class VmResult:
     seconds: float = 0.0
 
 
-def _qemu_base(memory_mb: int) -> list[str]:
+def _qemu_base(memory_mb: int, cpus: int = 1) -> list[str]:
     """Flags every lab VM shares: software emulation with a small code cache, no default devices."""
     return [
         QEMU,
@@ -59,7 +59,7 @@ def _qemu_base(memory_mb: int) -> list[str]:
         "-cpu",
         "max",
         "-smp",
-        "1",
+        str(cpus),
         "-m",
         str(memory_mb),
         "-nodefaults",
@@ -298,11 +298,16 @@ def start_host(
     workdir: Path,
     memory_mb: int = 384,
     gateway: Optional[str] = None,
+    cpus: int = 1,
+    cgroup_v1: bool = False,
+    layers: Optional[list[Path]] = None,
 ) -> int:
     """Boot a VM host (systemd, sshd) on tap `tap` in namespace `netns`; return qemu's PID.
 
     `files` is copied over / at boot (hostname, keys, ...); the NIC with `mac` gets `ip_cidr`.
-    Console log: workdir/console.log; disk: a qcow2 overlay in workdir over the shared image.
+    Console log: workdir/console.log; disk: a qcow2 overlay in workdir over the shared image of
+    the rootfs and `layers`. `cgroup_v1` boots systemd on the legacy hierarchy
+    (systemd.unified_cgroup_hierarchy=0), which kubelets before 1.25 need.
     """
     # These go onto the kernel command line: refuse anything that is not plainly what it says.
     try:
@@ -315,7 +320,7 @@ def start_host(
         raise ValueError(f"VM host {name}: {mac!r} is not a MAC address like 52:54:00:12:34:56")
     kernel = ensure_kernel()
     initrd = ensure_initramfs(kernel)
-    root = ensure_root_image(kernel)
+    root = ensure_root_image(kernel, layers)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     disk = workdir / "disk.qcow2"
@@ -333,8 +338,10 @@ def start_host(
     )
     if gateway:
         append += f" lab.gw={gateway}"
+    if cgroup_v1:
+        append += " systemd.unified_cgroup_hierarchy=0"
     argv = [
-        *_qemu_base(memory_mb),
+        *_qemu_base(memory_mb, cpus),
         "-name",
         name,
         *_kernel_args(kernel.vmlinuz, initrd, append),

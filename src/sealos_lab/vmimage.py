@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -101,16 +102,36 @@ def make_ext4(source: Path, image: Path, free_bytes: int = 32 << 20, label: str 
     return image
 
 
-def _root_key(kernel: Kernel) -> str:
+def _root_key(kernel: Kernel, layers: list[Path]) -> str:
     stamp = (CACHE / "rootfs.stamp").read_text().strip()
-    return hashlib.sha256(f"{RECIPE} {stamp} {kernel.version}".encode()).hexdigest()[:12]
+    text = f"{RECIPE} {stamp} {kernel.version}"
+    text += "".join(f" {layer.name}" for layer in layers)  # a layer's folder name has its stamp
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def ensure_root_image(kernel: Kernel | None = None) -> Path:
-    """The cached root disk image (lab rootfs + kernel modules); built once, about 15 s."""
+def _copy_layer(layer: Path, staging: Path) -> None:
+    """Put an overlay upper folder over staging: its files replace (never write through) the
+    hard-linked ones, its whiteouts (character devices 0:0) delete."""
+    subprocess.run(["cp", "-a", "--remove-destination", f"{layer}/.", str(staging)], check=True)
+    for dirpath, dirnames, filenames in os.walk(layer):
+        for name in dirnames + filenames:
+            here = Path(dirpath) / name
+            st = os.lstat(here)
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                target = staging / here.relative_to(layer)
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+
+
+def ensure_root_image(kernel: Kernel | None = None, layers: list[Path] | None = None) -> Path:
+    """The cached root disk image (lab rootfs + `layers` (hostlayers' folders, lowest first) +
+    kernel modules); built once per set of layers, about 15 s."""
     kernel = kernel or ensure_kernel()
     rootfs = ensure_rootfs()
-    image = vm_cache() / f"root-{_root_key(kernel)}.img"
+    layers = layers or []
+    image = vm_cache() / f"root-{_root_key(kernel, layers)}.img"
     if image.exists():
         return image
     with cache_lock("vm-root"):
@@ -122,6 +143,8 @@ def ensure_root_image(kernel: Kernel | None = None) -> Path:
         try:
             # Hard links: a copy of 350 MB in a second; nothing in staging is ever rewritten.
             subprocess.run(["cp", "-al", str(rootfs), str(staging)], check=True)
+            for layer in layers:
+                _copy_layer(layer, staging)
             modules = staging / "usr/lib/modules"
             modules.mkdir(parents=True, exist_ok=True)
             subprocess.run(

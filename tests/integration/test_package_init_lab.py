@@ -69,7 +69,8 @@ def built(tmp_path_factory) -> Iterator[Built]:
     from sealos_lab import releases
 
     folder = tmp_path_factory.mktemp("pkginit")
-    with lab_session("pkinit", hosts=5) as lab:
+    # runtime none: the package brings its own containerd (init.sh refuses a foreign config.toml)
+    with lab_session("pkinit", hosts=5, runtime="none") as lab:
         served = releases.for_lab(lab.name, [VERSION])
         try:
             b = Built(lab, folder / "home", folder / f"kube{VERSION[1:]}.tar.gz", [], {})

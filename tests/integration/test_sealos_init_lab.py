@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sealos_lab.lab import Lab
 from sealos_lab.testing import lab_session, wait_for_output
@@ -302,8 +303,9 @@ ipvs:
 
 
 def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
-    """Hosts download the package (checksum from URL.sha256), lvscare runs as a static pod, the
-    user's kubeadm config is used as given, and the CNI pool follows --podcidr."""
+    """Hosts download the package (plain http, so its checksum is given: --pkg-sha256), lvscare
+    runs as a static pod, the user's kubeadm config is used as given (plus the runtime's cgroup
+    driver for the kubelets), and the CNI pool follows --podcidr."""
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")
     import hashlib
@@ -328,8 +330,8 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
             url = f"http://{lab.operator_ip}:{port}/{package.name}"
             args = [
                 "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", url,
-                "--lvscare-mode", "static-pod", "--kubeadm-config", str(config),
-                "--podcidr", "100.80.0.0/12",
+                "--pkg-sha256", digest, "--lvscare-mode", "static-pod",
+                "--kubeadm-config", str(config), "--podcidr", "100.80.0.0/12",
             ]  # fmt: skip
             proc = sealos(lab, tmp_path / "home", args)
         finally:
@@ -340,7 +342,18 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
         for h in lab.hosts:
             got = sh(lab, h.name, f"sha256sum /root/{package.name}").split()[0]
             assert got == digest
-        assert sh(lab, m0.name, "cat /root/kubeadm-config.yaml") == config.read_text()
+        # as given, plus the kubelets' cgroup driver of the hosts' runtime (Debian's containerd:
+        # cgroupfs), since the user's config sets none
+        written = sh(lab, m0.name, "cat /root/kubeadm-config.yaml")
+        assert written.startswith(config.read_text()), written
+        added = list(yaml.safe_load_all(written[len(config.read_text()) :]))
+        assert added == [
+            {
+                "apiVersion": "kubelet.config.k8s.io/v1beta1",
+                "kind": "KubeletConfiguration",
+                "cgroupDriver": "cgroupfs",
+            }
+        ], written
         manifest = sh(lab, n1.name, "cat /etc/kubernetes/manifests/kube-sealyun-lvscare.yaml")
         assert "hostNetwork: true" in manifest and f"{m0.ip}:6443" in manifest
         assert (

@@ -168,7 +168,6 @@ def test_downloaded_package_with_wrong_checksum_is_refused_and_removed(lab, pack
     serve = tmp_path / "www"
     serve.mkdir()
     (serve / package.name).write_bytes(package.read_bytes())
-    (serve / f"{package.name}.sha256").write_text("0" * 64 + f"  {package.name}\n")
     port = 18080
     server = subprocess.Popen(
         lab.run_argv([sys.executable, "-u", "-m", "http.server", str(port), "--bind",
@@ -180,7 +179,8 @@ def test_downloaded_package_with_wrong_checksum_is_refused_and_removed(lab, pack
         url = f"http://{lab.operator_ip}:{port}/{package.name}"
         args = base_args(lab, package)
         i = args.index("--pkg")
-        args[i : i + 2] = ["--pkg-url", url]
+        # plain http: the checksum must be given (a wrong one here)
+        args[i : i + 2] = ["--pkg-url", url, "--pkg-sha256", "0" * 64]
         before = snapshot(lab)
         proc = sealos(lab, tmp_path, args, lab.password)
         out = proc.stdout + proc.stderr

@@ -26,7 +26,7 @@ from sealos.errors import CommandError, HostError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.spec import Credentials
-from sealos.ssh import SSHConnection, load_client_keys
+from sealos.ssh import SSHConnection, load_client_keys, load_known_hosts
 
 pytestmark = pytest.mark.root
 
@@ -151,6 +151,101 @@ def test_host_key_pinned_on_first_use_and_a_changed_key_refused(sshd: Sshd, tmp_
         assert e.value.kind == "hostkey" and "host key changed" in str(e.value)
 
     run(body())
+
+
+def known_hosts_with(tmp_path: Path, port: int, key_line: str, policy: str = "accept-new"):
+    """A known_hosts file in a throwaway HOME listing `key_line` for 127.0.0.1:port, loaded the
+    way a run loads ~/.ssh/known_hosts."""
+    ssh_dir = tmp_path / "home" / ".ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True)
+    (ssh_dir / "known_hosts").write_text(
+        "# a line OpenSSH ignores, and one asyncssh cannot parse:\n@bogus x y\n"
+        f"[127.0.0.1]:{port} {key_line}\n"
+    )
+    return load_known_hosts(policy, (str(ssh_dir / "known_hosts"),))
+
+
+def server_key(sshd: Sshd) -> str:
+    return " ".join((sshd.dir / "host_key.pub").read_text().split()[:2])
+
+
+def other_key() -> str:
+    return asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+
+
+def policy_host(sshd: Sshd, policy: str, **kw) -> SSHConnection:
+    creds = Credentials(user="root", key_path=sshd.key_path, host_key_policy=policy)
+    return SSHConnection(
+        HostAddress("127.0.0.1", sshd.port), creds, client_keys=load_client_keys(creds), **kw
+    )
+
+
+def test_known_hosts_is_honoured_and_a_key_differing_from_it_is_refused(sshd, tmp_path):
+    async def body():
+        wrong = known_hosts_with(tmp_path, sshd.port, other_key())
+        h = policy_host(sshd, "accept-new", known_hosts=wrong)
+        with pytest.raises(HostError) as e:
+            await h.connect()
+        assert e.value.kind == "hostkey" and not h.connected
+        assert "is not the one" in str(e.value) and "known_hosts lists for it" in str(e.value)
+        assert f"ssh-keygen -R '[127.0.0.1]:{sshd.port}'" in str(e.value)
+        right = known_hosts_with(tmp_path, sshd.port, server_key(sshd))
+        ok = policy_host(sshd, "accept-new", known_hosts=right)
+        await ok.connect()
+        assert not ok.new_host_key  # known: nothing new taken
+        await ok.close()
+        # tofu reads no known_hosts file: the stale line does not matter, the key is new
+        loose = policy_host(sshd, "tofu", known_hosts=load_known_hosts("tofu"))
+        await loose.connect()
+        assert loose.new_host_key
+        await loose.close()
+
+    run(body())
+
+
+def test_strict_refuses_an_unknown_key_and_takes_a_known_or_pinned_one(sshd, tmp_path):
+    async def body():
+        empty = known_hosts_with(tmp_path, sshd.port + 1, other_key())  # another port's key
+        h = policy_host(sshd, "strict", known_hosts=empty)
+        with pytest.raises(HostError) as e:
+            await h.connect()
+        assert e.value.kind == "hostkey" and "strict takes no new key" in str(e.value)
+        assert f"ssh-keyscan -p {sshd.port} 127.0.0.1" in str(e.value)
+        listed = known_hosts_with(tmp_path, sshd.port, server_key(sshd), policy="strict")
+        ok = policy_host(sshd, "strict", known_hosts=listed)
+        await ok.connect()
+        await ok.close()
+        pinned = policy_host(sshd, "strict", known_hosts=empty, pinned_key=server_key(sshd))
+        await pinned.connect()
+        await pinned.close()
+        # the default accept-new takes it, and says so
+        new = policy_host(sshd, "accept-new", known_hosts=empty)
+        await new.connect()
+        assert new.new_host_key and new.host_key_fingerprint.startswith("SHA256:")
+        await new.close()
+
+    run(body())
+
+
+def test_a_corrupt_pin_is_one_sentence_with_the_fix(sshd):
+    async def body():
+        h = policy_host(sshd, "accept-new", pinned_key="ssh-ed25519 not-base64!")
+        with pytest.raises(HostError) as e:
+            await h.connect()
+        assert e.value.kind == "hostkey" and "remove its line under hostKeys" in str(e.value)
+
+    run(body())
+
+
+def test_the_default_known_hosts_file_is_the_users(tmp_path, monkeypatch, sshd):
+    wrong = known_hosts_with(tmp_path, sshd.port, other_key())
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    found = load_known_hosts("accept-new")
+    assert found.files[0] == "~/.ssh/known_hosts"
+    assert (
+        found.keys_for("127.0.0.1", "127.0.0.1", sshd.port)[0]
+        == wrong.keys_for("127.0.0.1", "127.0.0.1", sshd.port)[0]
+    )
 
 
 def test_password_with_shell_metacharacters_and_wrong_password(sshd: Sshd, tmp_path: Path):

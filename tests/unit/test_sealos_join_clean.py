@@ -30,6 +30,7 @@ from sealos.phases.distribute_package import DistributePackage
 from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate import Validate
+from sealos.preconditions import REQUIRED_TOOLS
 from sealos.redaction import Redactor
 from sealos.ssh import SSHConnection
 from sealos.state import ClusterState, Member, StateStore
@@ -40,6 +41,9 @@ from sealos.validate import (
     membership_problems,
     named_as_recorded,
 )
+
+# The tools kubeadm's preflight wants on every host.
+KUBEADM_TOOLS = {*REQUIRED_TOOLS, "conntrack"}
 
 SHA = "a" * 64
 VIP = "10.103.97.2"
@@ -130,7 +134,7 @@ def node(
     host = (_Reached if reached else SSHConnection)(a, spec_mod.Credentials())
     host.ip = ip or a.host
     n = ClusterHost(a, role, host)
-    tools = {"tar", "gzip", "sha256sum", "systemctl", "python3"}
+    tools = {"tar", "gzip", "sha256sum", "systemctl", "python3", *KUBEADM_TOOLS}
     facts = HostFacts(hostname=hostname, uid=0, python3=(3, 11, 2), tools=tools, disk_free=1 << 40)
     n.facts = facts if reached else None
     return n
@@ -395,6 +399,7 @@ def test_the_clean_script_removes_exactly_the_footprint_data(tmp_path):
             rp.WITH_OUR_KUBECONFIG,
             rp.AS_INIT_SH_WROTE,
             rp.BY_CNI_NAME,
+            rp.WITH_OUR_CONTAINERD,
         )
         if removal.rule not in (rp.SAME_AS_PACKAGE, rp.BY_CHECKSUM):
             for path in removal.paths:

@@ -12,7 +12,11 @@ from sealos.etc_hosts import entry
 from sealos.facts import HostFacts
 from sealos.kubeversion import KubeVersion
 from sealos.package import PackageInfo
+from sealos.preconditions import REQUIRED_TOOLS
 from sealos.validate import HostView, host_problems, spec_problems, warnings
+
+# The tools kubeadm's preflight wants on every host.
+KUBEADM_TOOLS = {*REQUIRED_TOOLS, "conntrack"}
 
 
 def make_spec(tmp_path: Path, **kw) -> spec_mod.ClusterSpec:
@@ -36,7 +40,7 @@ def good_facts(i: int, **kw) -> HostFacts:
         python3=(3, 11, 2),
         disk_free=50 * 1024**3,
         addresses=["127.0.0.1", f"10.0.0.{i}"],
-        tools={"tar", "gzip", "sha256sum", "systemctl", "curl"},
+        tools={"tar", "gzip", "sha256sum", "systemctl", "curl", *KUBEADM_TOOLS},
     )
     for k, v in kw.items():
         setattr(f, k, v)

@@ -28,6 +28,7 @@ from sealos.phases.clean_hosts import CleanHosts
 from sealos.phases.connect import Connect
 from sealos.phases.delete_nodes import DeleteNodes
 from sealos.phases.gather_facts import GatherFacts
+from sealos.phases.remove_etcd_members import RemoveEtcdMembers
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate import Validate
 from sealos.runner import Result
@@ -152,6 +153,7 @@ class Clean(runner.Action):
     (a master runs `kubectl delete node`, the nodes' lvscare forgets removed masters)."""
 
     name = "clean"
+    changes_state = True
 
     def __init__(
         self,
@@ -221,8 +223,23 @@ class Clean(runner.Action):
                 )
             )
         if not c.whole:
+            steps.append(RemoveEtcdMembers(self._staying("master"), self._cleaned_masters))
             steps.append(DeleteNodes(self._staying("master"), self._node_names))
         return steps
+
+    def _cleaned_masters(self, ctx: Context) -> list[tuple[str, str, str]]:
+        """(name, ip, hostname) of the member masters cleaned so far (or forced)."""
+        found = []
+        for n in ctx.nodes:
+            t = self.cleaned.get(n.name)
+            if t is None or t.member is None or t.role != "master" or n.name in ctx.failed:
+                continue
+            if n.error is not None and not (self.force or ctx.dry_run):
+                continue
+            hostname = t.member.hostname or (n.facts.hostname if n.facts else "")
+            if n.ip and hostname:
+                found.append((n.name, n.ip, hostname))
+        return found
 
     def _cleaned(self, role: str) -> Callable[[Context], list[ClusterHost]]:
         return lambda ctx: [n for n in ctx.nodes if n.name in self.cleaned and n.role == role]

@@ -23,6 +23,7 @@ from sealos.phases.lvscare_bundle import BuildLvscareBundle
 from sealos.phases.mark_started import MarkStarted
 from sealos.phases.package_checksum import FetchPackageChecksum
 from sealos.phases.prepare_hosts import PrepareHosts
+from sealos.phases.read_runtime import ReadRuntime
 from sealos.phases.save_state import SaveState
 from sealos.phases.validate import Validate
 from sealos.runner import Result, Target
@@ -35,6 +36,7 @@ class Init(runner.Action):
     """Install the cluster on the spec's hosts."""
 
     name = "init"
+    changes_state = True
 
     def __init__(self, spec: ClusterSpec, store: StateStore, takeover: bool = False) -> None:
         self.spec = spec
@@ -64,6 +66,7 @@ class Init(runner.Action):
                     validate.facts_problems,
                     validate.another_cluster,
                     validate.foreign_kubernetes,
+                    validate.cgroup_driver_problems,
                 ],
                 warnings=[validate.clock_warnings],
             ),
@@ -73,6 +76,8 @@ class Init(runner.Action):
             DistributePackage(),
             MarkStarted("sealos init"),
             PrepareHosts(),
+            ReadRuntime(),
+            Validate([validate.runtime_problems], title="Check the hosts for kubeadm"),
             InitFirstMaster(),
             JoinMasters(),
             JoinNodes(),
@@ -97,4 +102,17 @@ def run(
     """Run `init` to the end (or to the first failure) and report; never raises for user errors
     found on hosts (they are in the Result), only SpecError for a bad key file. `takeover`
     (--force-takeover): install over a Kubernetes install sealos did not start (reset first)."""
-    return runner.run(Init(spec, store or StateStore(), takeover), ui, dry_run=dry_run)
+    store = store or StateStore()
+    store.lock(locked_as("init", spec))  # before Init reads the state
+    try:
+        action = Init(spec, store, takeover)
+    except BaseException:
+        store.unlock()
+        raise
+    return runner.run(action, ui, dry_run=dry_run)
+
+
+def locked_as(command: str, spec: ClusterSpec) -> str:
+    """How a second run names this one: the command and its hosts (no secrets)."""
+    hosts = [f"--master {h}" for h in spec.masters] + [f"--node {h}" for h in spec.nodes]
+    return " ".join(["sealos", command, *hosts])

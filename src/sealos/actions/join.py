@@ -25,6 +25,7 @@ from sealos.phases.join_nodes import JoinNodes
 from sealos.phases.lvscare_bundle import BuildLvscareBundle
 from sealos.phases.mark_started import MarkStarted
 from sealos.phases.prepare_hosts import PrepareHosts
+from sealos.phases.read_runtime import ReadRuntime
 from sealos.phases.save_state import SaveState
 from sealos.phases.update_lvscare import UpdateLvscare
 from sealos.phases.validate import Validate
@@ -79,6 +80,7 @@ def phases() -> list[Phase]:
                 validate.facts_problems,
                 validate.foreign_installs,
                 validate.foreign_kubernetes,
+                validate.cgroup_driver_problems,
             ],
             warnings=[validate.masters_down, validate.clock_warnings],
         ),
@@ -87,6 +89,8 @@ def phases() -> list[Phase]:
         OnlyNew(DistributePackage()),
         OnlyNew(MarkStarted("sealos join")),
         OnlyNew(PrepareHosts()),
+        ReadRuntime(),
+        Validate([validate.runtime_problems], title="Check the new hosts for kubeadm"),
         OnlyNew(JoinMasters()),
         OnlyNew(JoinNodes()),
         UpdateLvscare(old_nodes, all_masters),
@@ -98,6 +102,7 @@ class Join(runner.OnRecordedCluster):
     """Add `new_masters` and `new_nodes` to the recorded cluster."""
 
     name = "join"
+    changes_state = True
 
     def __init__(
         self,

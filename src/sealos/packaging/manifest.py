@@ -9,15 +9,14 @@ files the builder writes (init.sh, config.toml, version) have the source `genera
 from __future__ import annotations
 
 import json
-import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from sealos.errors import SealosError
-from sealos.package import sha256_stream
+from sealos import package
+from sealos.errors import SealosError, SpecError
 
-MANIFEST = "kube/manifest.json"
+MANIFEST = package.MANIFEST_MEMBER
 FORMAT = 1
 GENERATED = "generated"
 
@@ -74,37 +73,28 @@ class Inspection:
 def inspect(path: Path) -> Inspection:
     """Read the package once, hashing every file, and check each against the manifest; an old
     package without a manifest, or one that is not a tar.gz, is a SealosError."""
-    actual: dict[str, tuple[str, int]] = {}
-    raw: Optional[bytes] = None
+    if not path.exists():
+        raise SealosError(f"{path} does not exist.")
     try:
-        with tarfile.open(path, "r|*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./")
-                if not member.isfile():
-                    if not member.isdir():
-                        actual[name] = ("not a regular file", 0)
-                    continue
-                f = tar.extractfile(member)
-                if f is None:
-                    continue
-                if name == MANIFEST:
-                    raw = f.read()
-                    continue
-                actual[name] = (sha256_stream(f), member.size)
-    except FileNotFoundError:
-        raise SealosError(f"{path} does not exist.") from None
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise SealosError(f"{path} is not a readable tar.gz ({e}).") from None
-    if raw is None:
+        found = package.scan(path)
+    except SpecError as e:
+        raise SealosError(f"{e}.") from None
+    if found.manifest is None:
         raise SealosError(
             f"{path} has no {MANIFEST}: it is a package of the old shape (or not a sealos "
             "package), so there are no checksums to verify."
         )
+    return check(found.manifest, dict(found.members), str(path))
+
+
+def check(raw: bytes, actual: dict[str, tuple[str, int]], label: str) -> Inspection:
+    """Check the package's files (`actual`: path -> SHA-256 and size) against the manifest's
+    bytes `raw`; a manifest that cannot be read is a SealosError naming `label`."""
     try:
         manifest = json.loads(raw)
         files = [FileRecord(**f) for f in manifest["files"]]
     except (ValueError, KeyError, TypeError) as e:
-        raise SealosError(f"{path}: {MANIFEST} is not a valid manifest ({e}).") from None
+        raise SealosError(f"{label}: {MANIFEST} is not a valid manifest ({e}).") from None
     found = Inspection(manifest, files)
     for record in files:
         got = actual.pop(record.path, None)

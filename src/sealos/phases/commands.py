@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sealos import etcd_members
 from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
+from sealos.errors import HostError
 from sealos.etc_hosts import set_entry_command
 from sealos.facts import HostFacts
 from sealos.remote_paths import EXIT_BUSY, q
@@ -81,6 +83,68 @@ async def reset_half_join(ctx: Context, node: ClusterHost) -> None:
         act,
         step="kubeadm reset -f (an earlier join stopped halfway)",
     )
+
+
+async def remove_half_joined_member(ctx: Context, healthy: ClusterHost, node: ClusterHost) -> None:
+    """Before `node`'s half-done control-plane join is reset and retried: remove the etcd
+    member that join added (see `remove_etcd_member`)."""
+    f = node.facts
+    assert f is not None
+    await ctx.wet(
+        healthy,
+        f"etcdctl member remove: {node.name}'s etcd member (peer URL "
+        f"{etcd_members.peer_url(node.ip)}), if its halfway join added one (with no quorum "
+        "left: etcd --force-new-cluster on this master)",
+        lambda: remove_etcd_member(ctx, healthy, node.name, node.ip, f.hostname),
+        step=f"removing {node.name}'s etcd member (its join stopped halfway)",
+    )
+
+
+async def remove_etcd_member(
+    ctx: Context, healthy: ClusterHost, name: str, ip: str, hostname: str
+) -> bool:
+    """On `healthy`, a joined master: remove the etcd member proven to be host `name`'s (peer
+    URL https://IP:2380, its hostname or no name), if there is one; when etcd has no quorum to
+    do that and that member alone costs it, `etcd --force-new-cluster` on `healthy` (see
+    etcd_members). True when a member was removed."""
+    listed = await healthy.ssh.run(etcd_members.etcdctl("member list"), check=False, timeout=120)
+    if listed.exit_status == 127:
+        ctx.ui.warn(
+            f"{healthy.name}: no etcdctl there, so {name}'s etcd member (if one is left) can't "
+            "be removed; remove it with etcdctl before joining that host again"
+        )
+        return False
+    if not listed.ok:
+        raise HostError(
+            healthy.name,
+            f"etcdctl member list failed ({listed.stderr.strip()[-300:]}); check etcd there, "
+            "then run again.",
+        )
+    members = etcd_members.parse_member_list(listed.stdout)
+    member = etcd_members.member_of(members, ip, hostname)
+    if member is None:
+        return False
+    removed = await healthy.ssh.run(
+        etcd_members.etcdctl(f"member remove {q(member.member_id)}"), check=False, timeout=120
+    )
+    if removed.ok:
+        return True
+    if not etcd_members.only_blocker(members, healthy.ip, member):
+        raise HostError(
+            healthy.name,
+            f"etcd could not remove {name}'s member {member.member_id} "
+            f"({removed.stderr.strip()[-200:]}), and other members are down too; bring them "
+            "back (etcdctl member list), then run again.",
+        )
+    ctx.ui.step(
+        healthy.name, f"etcd has no quorum without {name}'s member: etcd --force-new-cluster"
+    )
+    await healthy.ssh.run(
+        etcd_members.force_new_cluster_script(),
+        timeout=etcd_members.FORCE_WAIT * 2 + 120,
+        label="etcd --force-new-cluster",
+    )
+    return True
 
 
 def record_installed() -> str:

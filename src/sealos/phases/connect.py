@@ -10,7 +10,8 @@ from sealos.phases.base import Phase
 
 
 class Connect(Phase):
-    """Open SSH to all hosts (host keys: trust on first use, then pinned)."""
+    """Open SSH to all hosts (host keys: known_hosts and sealos's pins; an unknown one is taken
+    and pinned unless --host-key-policy strict)."""
 
     title = "Connect to the hosts"
     in_dry_run = True
@@ -30,6 +31,9 @@ class Connect(Phase):
                     node.error = e
                     ctx.ui.host_done(node.name, False, str(e))
                     return
-                ctx.ui.host_done(node.name, True, f"connected ({node.ip})")
+                new = ""
+                if node.ssh.new_host_key:
+                    new = f", new host key {node.ssh.host_key_fingerprint} taken"
+                ctx.ui.host_done(node.name, True, f"connected ({node.ip}){new}")
 
         await asyncio.gather(*(one(n) for n in nodes))

@@ -1,5 +1,9 @@
 """Put the offline package on every host: SFTP upload (skipped where the same SHA-256 is there)
 or, with --pkg-url, each host downloads it with curl or wget and the checksum is compared.
+
+The URL may hold credentials (user:pw@, a signed query string): it reaches curl or wget on their
+stdin (`curl -K -`, `wget -i -`), never their argv (which every user of the host can read in
+/proc), and messages show it redacted.
 """
 
 from __future__ import annotations
@@ -8,7 +12,23 @@ from sealos import remote_paths as rp
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
+from sealos.redaction import redact_url
 from sealos.remote_paths import q
+
+
+def fetch_command(tool: str, out: str = "-") -> str:
+    """curl or wget writing the URL given on stdin (see `fetch_input`) to `out` ('-': stdout)."""
+    if tool == "curl":
+        return "curl -fsSL -K -" + ("" if out == "-" else f" -o {q(out)}")
+    return f"wget -q -O {q(out)} -i -"
+
+
+def fetch_input(tool: str, url: str) -> str:
+    """What `fetch_command` reads on stdin: a curl config line, or wget's list of URLs."""
+    if tool == "curl":
+        quoted = url.replace("\\", "\\\\").replace('"', '\\"')
+        return f'url = "{quoted}"\n'
+    return f"{url}\n"
 
 
 class DistributePackage(Phase):
@@ -32,10 +52,9 @@ class DistributePackage(Phase):
         sha = ctx.package_sha256
         assert sha is not None or ctx.dry_run
         if ctx.spec.pkg_url:
-            url = ctx.spec.pkg_url
             done = await ctx.wet(
                 node,
-                f"download {url} to {target} and compare its SHA-256",
+                f"download {redact_url(ctx.spec.pkg_url)} to {target} and compare its SHA-256",
                 lambda: self._download(ctx, node, target, sha or ""),
                 step=f"downloading {ctx.spec.package_name}",
             )
@@ -62,15 +81,14 @@ class DistributePackage(Phase):
     async def _download(self, ctx: Context, node: ClusterHost, target: str, sha: str) -> str:
         url = ctx.spec.pkg_url
         assert url is not None
+        shown = redact_url(url)
         part = f"{target}{rp.PART}"
         tool = "curl" if node.facts and "curl" in node.facts.tools else "wget"
-        fetch = (
-            f"curl -fsSL -o {q(part)} {q(url)}"
-            if tool == "curl"
-            else f"wget -q -O {q(part)} {q(url)}"
-        )
         result = await node.ssh.run(
-            f"{fetch} && mv -f {q(part)} {q(target)}", check=False, timeout=3600
+            f"{fetch_command(tool, part)} && mv -f {q(part)} {q(target)}",
+            input=fetch_input(tool, url),
+            check=False,
+            timeout=3600,
         )
         if not result.ok:
             await node.ssh.run(f"rm -f {q(part)}", check=False)
@@ -79,7 +97,8 @@ class DistributePackage(Phase):
             ]
             raise HostError(
                 node.name,
-                f"{tool} could not download {url} ({reason[0]}); check the URL from that host.",
+                f"{tool} could not download {shown} ({ctx.redact(reason[0])}); "
+                "check the URL from that host.",
             )
         got = await node.ssh.sha256(target)
         if got != sha:
@@ -87,7 +106,7 @@ class DistributePackage(Phase):
             await node.ssh.run(f"rm -f {q(target)}", check=False)
             raise HostError(
                 node.name,
-                f"the package downloaded from {url} has SHA-256 {got}, expected {sha}; "
+                f"the package downloaded from {shown} has SHA-256 {got}, expected {sha}; "
                 "check the URL and the checksum (--pkg-sha256 or URL.sha256).",
             )
         return "package downloaded"

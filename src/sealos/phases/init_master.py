@@ -35,7 +35,10 @@ class InitFirstMaster(Phase):
         if f.kubeadm_leftovers:
             ctx.would(node, reset_plan(f, "init"))
         if spec.kubeadm_config is not None:
-            source = f"{spec.kubeadm_config} as given"
+            _config, added = kubeadm.with_kubelet_document(
+                spec.kubeadm_config.read_bytes(), ctx.cgroup_driver()
+            )
+            source = f"{spec.kubeadm_config} as given{added}"
         else:
             source = f"rendered, {ctx.version.kubeadm_api}"
         await ctx.wet(
@@ -54,7 +57,9 @@ class InitFirstMaster(Phase):
 
     async def _write_config(self, ctx: Context, node: ClusterHost) -> None:
         if ctx.spec.kubeadm_config is not None:
-            config = ctx.spec.kubeadm_config.read_bytes()
+            config, _added = kubeadm.with_kubelet_document(
+                ctx.spec.kubeadm_config.read_bytes(), ctx.cgroup_driver()
+            )
         else:
             config = kubeadm.dump(kubeadm.init_documents(ctx.settings(), node.ip)).encode()
         await node.ssh.put_bytes(config, rp.KUBEADM_CONFIG, mode=0o600)
@@ -66,4 +71,8 @@ class InitFirstMaster(Phase):
         info = kubeadm.parse_join_commands(result.stdout)
         if info is not None:
             ctx.remember_join(info)
+            given = ctx.spec.kubeadm_config
+            # kubeadm made it for sealos (deleted at the end), unless the user's config lists it
+            if given is None or info.token not in given.read_text(errors="replace"):
+                ctx.tokens_made.append(info.token_id)
         await node.ssh.run(root_kubeconfig())

@@ -13,6 +13,7 @@ from sealos.phases.base import Phase
 from sealos.phases.commands import (
     map_apiserver,
     once,
+    remove_half_joined_member,
     reset_half_join,
     restart_host_network_pods,
     root_kubeconfig,
@@ -38,6 +39,11 @@ class JoinMasters(Phase):
         ]
 
     async def prepare(self, ctx: Context, nodes: list[ClusterHost]) -> None:
+        # A half-done join's etcd member first: while it costs the quorum, nothing can be
+        # written, not even the join token below.
+        for n in nodes:
+            if n.facts is not None and not n.facts.join_done and n.facts.kubeadm_leftovers:
+                await remove_half_joined_member(ctx, ctx.first_master, n)
         if any(n.facts is not None and not n.facts.join_done for n in nodes):
             await ctx.join_info(control_plane=True)
 
@@ -69,11 +75,17 @@ class JoinMasters(Phase):
         info = await ctx.join_info(control_plane=True)
         v = ctx.version
         if v.certificate_key_in_config:
-            doc = kubeadm.join_document(v, info, info.endpoint, control_plane_address=node.ip)
+            doc = kubeadm.join_document(
+                v,
+                info,
+                info.endpoint,
+                control_plane_address=node.ip,
+                cri_socket=ctx.cri_socket(node),
+            )
             command, secrets = kubeadm.join_with_config_command(), kubeadm.dump([doc])
         else:
             command = kubeadm.join_command_1_14_control_plane(
-                v, info.endpoint, info.ca_cert_hashes, node.ip
+                v, info.endpoint, info.ca_cert_hashes, node.ip, ctx.cri_socket(node)
             )
             secrets = f"{info.token}\n{info.certificate_key}\n"
         await node.ssh.run(

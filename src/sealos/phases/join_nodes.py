@@ -119,7 +119,9 @@ class JoinNodes(Phase):
 
         async def join() -> None:
             info = await ctx.join_info(control_plane=False)
-            doc = kubeadm.join_document(ctx.version, info, endpoint)
+            doc = kubeadm.join_document(
+                ctx.version, info, endpoint, cri_socket=ctx.cri_socket(node)
+            )
             await ssh.run(
                 once(rp.MARK_JOIN, kubeadm.join_with_config_command()),
                 input=kubeadm.dump([doc]),

@@ -17,7 +17,10 @@ class Validate(Phase):
     title = "Validate"
     in_dry_run = True
 
-    def __init__(self, rules: Sequence[Rule], warnings: Sequence[Rule] = ()) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], warnings: Sequence[Rule] = (), title: str = "Validate"
+    ) -> None:
+        self.title = title
         self.rules = rules
         self.warnings = warnings
 

@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sealos_lab import hostfiles, netns, nspawn
+from sealos_lab import hostfiles, hostlayers, netns, nspawn
 from sealos_lab.drivers.base import HostDriver
 from sealos_lab.names import owns_machine
-from sealos_lab.rootfs import rootfs_path
 
 if TYPE_CHECKING:
     from sealos_lab.state import Lab, LabHost
@@ -39,7 +38,8 @@ class NspawnDriver(HostDriver):
 
     def boot(self, lab: Lab, h: LabHost) -> int:
         log = lab.host_dir(h) / "console.log"
-        return nspawn.start(h.machine, rootfs_path(), self.files_dir(lab, h), h.netns, log)
+        lowers = hostlayers.ensure_layers(h.runtime)
+        return nspawn.start(h.machine, lowers, self.files_dir(lab, h), h.netns, log)
 
     def exec_argv(self, lab: Lab, h: LabHost, argv: Sequence[str], tty: bool) -> list[str]:
         assert h.pid is not None

@@ -10,14 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from sealos_lab import addresses, netns
+from sealos_lab import addresses, hostlayers, netns
 from sealos_lab.drivers.base import HostDriver
 from sealos_lab.names import LabError
 
 if TYPE_CHECKING:
     from sealos_lab.state import Lab, LabHost
 
-MEMORY_MB = 384
+# Enough for kubeadm's control-plane checks (MemTotal >= 1700 MB, 2 CPUs); TCG allocates guest
+# memory as it is touched, so an idle host costs far less. HostSpec changes them per host.
+MEMORY_MB = 2048
+CPUS = 2
 
 
 def _vm_module() -> Any:
@@ -67,8 +70,11 @@ class VMDriver(HostDriver):
             lab.operator_netns,
             h.tap,
             workdir,
-            memory_mb=MEMORY_MB,
+            memory_mb=h.memory_mb or MEMORY_MB,
             gateway=None,
+            cpus=h.cpus or CPUS,
+            cgroup_v1=h.cgroup_v1,
+            layers=hostlayers.ensure_layers(h.runtime)[1:],
         )
         return pid
 

@@ -1,6 +1,7 @@
 """Builds the lab's offline package: a tar.gz laid out like sealos' kube1.14.1.tar.gz.
 
     kube/bin/kubeadm kube/bin/kubelet kube/bin/kubectl   stand-ins, one python3 script each
+    kube/bin/crictl                                        the release mirror's crictl stand-in
     kube/shell/init.sh                                     prepares a host (see the script)
     kube/conf/kubelet.service kube/conf/10-kubeadm.conf    what init.sh installs for systemd
     kube/conf/net/calico.yaml                              CNI manifest (valid, small)
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -41,16 +43,19 @@ STANDIN_MODULES = [
     "versions",
     "decoder",
     "hostenv",
+    "hostprobe",
     "pki",
     "apiclient",
     "cliflags",
     "apiserver/settings",
+    "apiserver/membership",
     "apiserver/store",
     "apiserver/auth",
     "apiserver/replication",
     "apiserver/pods",
     "apiserver/api",
     "apiserver/server",
+    "kubelet_preconditions",
     "pods",
     "kube_proxy",
     "kubelet_cmd",
@@ -73,12 +78,13 @@ STANDIN_MODULES = [
     "kubeadm/reset",
     "kubeadm/dispatch",
     "kubectl_cmd",
+    "etcdctl_cmd",
     "main",
 ]
 # Not concatenated: package markers (docstrings only), the development entry, and embedded.py,
 # which the builder replaces with constants.
 _NOT_BUNDLED = {"__init__", "__main__", "embedded"}
-PROGRAMS = ("kubeadm", "kubelet", "kubectl")
+PROGRAMS = ("kubeadm", "kubelet", "kubectl", "etcdctl")
 _FIXED_MTIME = 1_700_000_000
 
 
@@ -262,35 +268,59 @@ LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
 
 
 def package_images(version: str) -> list[str]:
-    """The images the package's kube/images lists (the stand-in kubelet takes them as loaded)."""
+    """The images the package's kube/images holds: kubeadm's list (from 1.24; the control plane's
+    before) and lvscare's (what the stand-in kubelet takes as loaded on a node without a
+    runtime)."""
     version = normalize_version(version)
     minor = int(version.split(".")[1])
     registry = "k8s.gcr.io" if minor < 25 else "registry.k8s.io"
-    images = [
+    images = kubeadm_images(version) or [
         f"{registry}/{c}:{version}"
         for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
     ]
     return [*images, LVSCARE_IMAGE]
 
 
-def _images_archive(version: str) -> bytes:
-    """A small tar standing for the image archive: the image list a real package would carry."""
-    images = package_images(version)
-    manifest = json.dumps([{"RepoTags": images, "Config": "", "Layers": []}], indent=2).encode()
-    readme = (
-        f"sealos-lab offline package {version}: this archive stands for kube/images/images.tar.\n"
-        "It lists the images a real package would load; it contains none. The lab's stand-ins\n"
-        "for kubeadm, kubelet and kubectl run without a container runtime.\n"
-    ).encode()
+def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
-        for name, data in (("manifest.json", manifest), ("README", readme)):
+        for name, data in members:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mtime = _FIXED_MTIME
             info.mode = 0o644
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _images_archive(version: str) -> bytes:
+    """kube/images/images.tar: a docker-archive (what `ctr -n k8s.io images import` loads) of one
+    tiny image tagged with every name kubeadm asks the runtime for (its list from 1.24; the
+    control plane's before) and lvscare's. It runs nothing: the stand-ins need no containers."""
+    images = package_images(version)
+    readme = (
+        f"sealos-lab offline package {version}: this image stands for kubeadm's images.\n"
+        "It holds this file only; the lab's stand-ins run no containers.\n"
+    ).encode()
+    layer = _tar_bytes([("README", readme)])
+    diff_id = hashlib.sha256(layer).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        },
+        sort_keys=True,
+    ).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": images, "Layers": [f"{diff_id}/layer.tar"]}],
+        indent=2,
+    ).encode()
+    return _tar_bytes(
+        [("manifest.json", manifest), (config_name, config), (f"{diff_id}/layer.tar", layer)]
+    )
 
 
 def _readme(version: str) -> str:
@@ -315,6 +345,14 @@ def package_files(version: str) -> dict[str, tuple[bytes, int]]:
     files: dict[str, tuple[bytes, int]] = {}
     for program in PROGRAMS:
         files[f"kube/bin/{program}"] = (standin_script(program, version).encode(), 0o755)
+    # kubeadm's preflight wants crictl (1.24-1.30, and for any runtime but docker before): the
+    # release mirror's stand-in, of the cri-tools minor that goes with this Kubernetes minor.
+    from sealos_lab.release_mirror import crictl_standin  # it imports this module
+
+    parsed = parse_kube_version(version)
+    assert parsed is not None
+    crictl = crictl_standin(f"{parsed.major}.{parsed.minor}.0")
+    files["kube/bin/crictl"] = (crictl.encode(), 0o755)
     files["kube/shell/init.sh"] = ((FILES_DIR / "init.sh").read_bytes(), 0o755)
     for name, text in _unit_files().items():
         files[name] = (text.encode(), 0o644)

@@ -13,12 +13,58 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
+
+from .standin.hostprobe import write_prepared_host
+from .standin.versions import parse_kube_version
+
+CRI_SOCKET = "/run/containerd/containerd.sock"
+
+
+class CriSocketServer:
+    """A unix socket that answers like a gRPC server (an HTTP/2 SETTINGS frame): the container
+    runtime of a test-mode host, as much as kubeadm's CRI check and the kubelet ask of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        folder = os.open(path.parent, os.O_PATH)
+        try:  # through /proc/self/fd: test roots can be deeper than sun_path allows
+            self.listener.bind(f"/proc/self/fd/{folder}/{path.name}")
+        finally:
+            os.close(folder)
+        self.listener.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _addr = self.listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2.0)
+                conn.recv(64)
+                conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+
+    def close(self) -> None:
+        """Stop answering and remove the socket (the runtime is gone)."""
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
 
 @dataclass
@@ -50,6 +96,7 @@ class NetnsTestbed:
         self.python = python
         self.switch = f"{prefix}-sw"
         self.subnet = "10.213.7"
+        self.runtimes: dict[str, CriSocketServer] = {}
         self.hosts = [
             NamespaceHost(
                 name=f"h{i}",
@@ -92,7 +139,17 @@ class NetnsTestbed:
             with tarfile.open(self.package) as archive:
                 archive.extractall(host.kube.parent, filter="data")
             self.set_hosts(host, {})
+            self.prepare_host(host)
         return self
+
+    def prepare_host(self, host: NamespaceHost) -> None:
+        """Make the host meet kubeadm's preconditions (hostprobe.write_prepared_host) with a
+        containerd answering on its socket, on the cgroup driver the package's kubeadm gives
+        the kubelet by default (systemd from 1.22, cgroupfs before)."""
+        version = parse_kube_version((host.kube / "version").read_text().strip())
+        driver = "systemd" if version is None or version.minor >= 22 else "cgroupfs"
+        write_prepared_host(host.root, cgroup_driver=driver)
+        self.runtimes[host.name] = CriSocketServer(Path(str(host.root) + CRI_SOCKET))
 
     def set_hosts(self, host: NamespaceHost, entries: dict[str, str]) -> None:
         """The host's /etc/hosts (as seen by processes run in its namespace)."""
@@ -202,6 +259,8 @@ class NetnsTestbed:
         """Stop every service, delete namespaces, /etc/netns entries and the work directory."""
         for host in self.hosts:
             self.stop_services(host)
+        for runtime in self.runtimes.values():
+            runtime.close()
         for host in self.hosts:
             _ip("netns", "del", host.netns, check=False)
             shutil.rmtree(Path("/etc/netns") / host.netns, ignore_errors=True)

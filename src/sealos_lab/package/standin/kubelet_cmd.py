@@ -30,6 +30,7 @@ from .apiclient import ApiClient, ApiError, ConnectError
 from .embedded import PACKAGE_VERSION
 from .hostenv import header_line, log, node_hostname, write_private
 from .kube_proxy import kube_proxy_main, start_pods
+from .kubelet_preconditions import kubelet_startup_problem
 from .pki import PkiError, kubeconfig_document, load_kubeconfig, make_csr, new_keys
 from .versions import container_runtime_version, parse_kube_version
 
@@ -248,7 +249,8 @@ def kubelet_main(argv: list[str]) -> int:
         return 0
     if "-h" in argv or "--help" in argv:
         print(
-            "kubelet (sealos-lab stand-in): registers the node and reports it Ready; runs no pods."
+            "kubelet (sealos-lab stand-in): registers the node and reports it Ready; runs "
+            "host-network pods as host processes."
         )
         print(
             "Flags read: --kubeconfig --bootstrap-kubeconfig --config --hostname-override --node-ip"
@@ -267,8 +269,17 @@ def kubelet_main(argv: list[str]) -> int:
             f'file \\"{config_path}\\", error: open {config_path}: no such file or directory"',
         )
         return 1
+    kubelet_config: Any = None
     with contextlib.suppress(yaml.YAMLError, OSError):
-        yaml.safe_load(config_path.read_text())
+        kubelet_config = yaml.safe_load(config_path.read_text())
+    version = parse_kube_version(PACKAGE_VERSION)
+    if version is not None:
+        refusal = kubelet_startup_problem(
+            flags, kubelet_config if isinstance(kubelet_config, dict) else {}, version
+        )
+        if refusal:
+            log("kubelet", f'"command failed" err="{refusal}"')
+            return 1
     node = (flags.get("hostname-override") or node_hostname()).lower()
     kubeconfig = Path(flags.get("kubeconfig", "/etc/kubernetes/kubelet.conf"))
     bootstrap = Path(flags.get("bootstrap-kubeconfig", "/etc/kubernetes/bootstrap-kubelet.conf"))

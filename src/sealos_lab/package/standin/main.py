@@ -6,6 +6,7 @@ import sys
 from typing import Optional
 
 from .embedded import PROGRAM
+from .etcdctl_cmd import etcdctl_main
 from .kubeadm.dispatch import kubeadm_main
 from .kubectl_cmd import kubectl_main
 from .kubelet_cmd import kubelet_main
@@ -23,5 +24,7 @@ def standin_main(program: Optional[str] = None, argv: Optional[list[str]] = None
         return kubelet_main(args)
     if name == "kubectl":
         return kubectl_main(args)
+    if name == "etcdctl":
+        return etcdctl_main(args)
     sys.stderr.write(f"unknown stand-in program {name!r}\n")
     return 2

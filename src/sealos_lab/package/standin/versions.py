@@ -232,3 +232,14 @@ def version_info_struct(version: KubeVersion) -> str:
         ("Platform", "platform"),
     ]
     return "version.Info{" + ", ".join(f'{go}:"{info[key]}"' for go, key in order) + "}"
+
+
+def joins_etcd_as_learner(version: KubeVersion) -> bool:
+    """A control-plane join adds its etcd member as a learner, promoted once caught up.
+
+    kubeadm's EtcdLearnerMode feature gate: alpha (off) in 1.27, beta and on by default in 1.29,
+    GA in 1.32 (kubernetes.io blog 2023-09-25 "kubeadm: Use etcd Learner to Join a Control Plane
+    Node Safely"; beta/GA from the kubeadm changelogs as remembered, not pinned to a PR here).
+    Up to 1.28 the new member votes from the moment it is added.
+    """
+    return version.minor >= 29

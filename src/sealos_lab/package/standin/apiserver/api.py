@@ -1,7 +1,7 @@
 """The stand-in kube-apiserver's API: routes and what each answers.
 
 Served API (JSON, Kubernetes-shaped where a client would notice):
-  GET  /healthz /livez /readyz -> "ok";  GET /version
+  GET  /healthz /readyz -> "ok" (500 without an etcd quorum); GET /livez -> "ok"; GET /version
   GET  /api/v1/namespaces/kube-public/configmaps/cluster-info   (anonymous; JWS per valid token)
   GET  /api/v1/namespaces/kube-system/configmaps/NAME           (kubeadm-config, kubelet-config*)
   PUT  /api/v1/namespaces/NS/configmaps/NAME                    (admin)
@@ -12,7 +12,11 @@ Served API (JSON, Kubernetes-shaped where a client would notice):
   pods, the kubernetes Service and Endpoints (pods.py)
   POST/GET /apis/sealos-lab.io/v1/applied                        (kubectl apply records)
   POST /apis/sealos-lab.io/v1/sync, GET .../snapshot, POST/DELETE .../peers[/NAME]  (masters)
-Who may do what is decided in each handler from the request's Identity (auth.py).
+  GET .../members, DELETE .../members/ID, POST .../members/ID/promote  (etcd membership, for
+      kubeadm and the stand-in etcdctl; membership.py)
+Who may do what is decided in each handler from the request's Identity (auth.py). Writes need
+an etcd quorum (membership.py): without one they fail as a real apiserver's do (500,
+"etcdserver: request timed out"), /healthz says "[-]etcd failed", reads still answer.
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ from ..apiclient import parse_rfc3339, rfc3339
 from ..hostenv import log
 from ..pki import PkiError, csr_subject, jws_detached, sign_csr
 from .auth import ApiserverError, Identity, forbidden, token_expired
+from .membership import (
+    LEARNER_NOT_READY,
+    MEMBER_NOT_FOUND,
+    NOT_A_LEARNER,
+    TIMED_OUT,
+    etcdctl_id,
+    find_member,
+    has_quorum,
+    new_member,
+    refuse_add,
+)
 from .pods import PodApi
 from .replication import API_GROUP, Replicator
 from .settings import ApiserverSettings
@@ -49,7 +64,8 @@ class Apiserver(PodApi):
         nodes = r"^/api/v1/nodes"
         ours = rf"^/apis/{API_GROUP}/v1"
         by_path: dict[str, dict[str, Callable[..., Any]]] = {
-            r"^/(healthz|livez|readyz)$": {"GET": self.health},
+            r"^/(healthz|readyz)$": {"GET": self.health},
+            r"^/livez$": {"GET": self.live},
             r"^/version$": {"GET": self.version},
             r"^/api/v1/namespaces/([^/]+)/configmaps/([^/]+)$": {
                 "GET": self.get_cm,
@@ -74,6 +90,9 @@ class Apiserver(PodApi):
             ours + "/snapshot$": {"GET": self.snapshot},
             ours + "/peers$": {"POST": self.add_peer},
             ours + "/peers/([^/]+)$": {"DELETE": self.remove_peer},
+            ours + "/members$": {"GET": self.list_members},
+            ours + "/members/([^/]+)$": {"DELETE": self.remove_member},
+            ours + "/members/([^/]+)/promote$": {"POST": self.promote_member},
             **self.pod_routes(),
         }
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
@@ -82,11 +101,43 @@ class Apiserver(PodApi):
             for method, handler in methods.items()
         ]
         self.batched_writes = {self.node_status, self.sync_in}
+        # What etcd serves without a quorum: replication between members and its own snapshot.
+        self.without_quorum = {self.sync_in}
+
+    # etcd quorum ----------------------------------------------------------------------------
+
+    def members(self) -> list[dict[str, Any]]:
+        """The etcd members (peers objects; those from before this model read as voters)."""
+        found = []
+        for peer in self.store.items("peers", ""):
+            member = new_member(str(peer["name"]), str(peer["url"]), False)
+            member.update(peer)
+            found.append(member)
+        return sorted(found, key=lambda m: m["name"])
+
+    def quorum(self) -> bool:
+        """Whether a majority of the voting members is alive (probing the silent ones now)."""
+        members = self.members()
+        if has_quorum(members, self.replicator.alive()):
+            return True
+        return has_quorum(members, self.replicator.probe_now(members))
+
+    def require_quorum(self) -> None:
+        """A write without quorum fails as the real apiserver's does when etcd has none."""
+        if not self.quorum():
+            raise ApiserverError(500, "InternalError", TIMED_OUT)
 
     # handlers -------------------------------------------------------------------------------
 
     def health(self, who: Identity, body: Any, query: dict[str, list[str]], _name: str) -> Any:
+        if not self.quorum():
+            raise ApiserverError(
+                500, "InternalError", "[-]etcd failed: reason withheld\nhealthz check failed"
+            )
         return "ok"
+
+    def live(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
+        return "ok"  # the process (and so its etcd member) runs; peers probe this
 
     def version(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
         from_tag = self.settings.kubernetes_version
@@ -362,17 +413,79 @@ class Apiserver(PodApi):
         return self.store.changes_since(0)
 
     def add_peer(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
+        """`member add` (kubeadm's control-plane-join etcd step), or init's first member."""
         self._admin(who, "create", "peers")
         name, url = str(body["name"]), str(body["url"])
-        self.store.put(object_key("peers", "", name), {"name": name, "url": url})
-        log("apiserver", f"peer {name} ({url}) added by {who.name}")
-        return self.store.changes_since(0)
+        learner = bool(body.get("learner", False))
+        with self.store.lock:
+            members = [m for m in self.members() if m["name"] != name]
+            refused = refuse_add(members, self.replicator.started(), learner)
+            if refused:
+                raise ApiserverError(500, "InternalError", refused)
+            member = new_member(name, url, learner)
+            self.store.put(object_key("peers", "", name), member)
+        kind = "learner" if learner else "voting member"
+        log(
+            "apiserver", f"etcd member {name} ({member['peerURL']}) added as a {kind} by {who.name}"
+        )
+        return {**self.store.changes_since(0), "member": member}
 
     def remove_peer(self, who: Identity, body: Any, query: dict[str, list[str]], name: str) -> Any:
         self._admin(who, "delete", "peers")
-        self.store.delete(object_key("peers", "", name))
-        log("apiserver", f"peer {name} removed by {who.name}")
+        if not self.store.delete(object_key("peers", "", name)):
+            raise ApiserverError(404, "NotFound", MEMBER_NOT_FOUND)
+        log("apiserver", f"etcd member {name} removed by {who.name}")
         return {"status": "Success"}
+
+    def list_members(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
+        """`etcdctl member list` (alive: this member's view, as `endpoint health` would say)."""
+        self._etcd_client(who, "list")
+        alive, started = self.replicator.alive(), self.replicator.started()
+        return {
+            "members": [
+                {
+                    **m,
+                    "ID": etcdctl_id(m),
+                    "alive": m["name"] in alive,
+                    "started": m["name"] in started,
+                }
+                for m in self.members()
+            ],
+            "self": self.settings.node_name,
+        }
+
+    def remove_member(
+        self, who: Identity, body: Any, query: dict[str, list[str]], member_id: str
+    ) -> Any:
+        """`etcdctl member remove ID`."""
+        self._etcd_client(who, "delete")
+        member = find_member(self.members(), member_id)
+        if member is None:
+            raise ApiserverError(404, "NotFound", MEMBER_NOT_FOUND)
+        self.store.delete(object_key("peers", "", member["name"]))
+        log("apiserver", f"etcd member {member['name']} ({member['id']}) removed by {who.name}")
+        return {"removed": {**member, "ID": etcdctl_id(member)}}
+
+    def promote_member(
+        self, who: Identity, body: Any, query: dict[str, list[str]], member_id: str
+    ) -> Any:
+        """`member promote`: a learner that has caught up (its etcd is up and synced) votes."""
+        self._etcd_client(who, "promote")
+        with self.store.lock:
+            member = find_member(self.members(), member_id)
+            if member is None:
+                raise ApiserverError(404, "NotFound", MEMBER_NOT_FOUND)
+            if not member.get("learner"):
+                raise ApiserverError(500, "InternalError", NOT_A_LEARNER)
+            if member["name"] not in self.replicator.alive():
+                raise ApiserverError(500, "InternalError", LEARNER_NOT_READY)
+            self.store.put(object_key("peers", "", member["name"]), {**member, "learner": False})
+        log("apiserver", f"etcd member {member['name']} promoted to a voting member by {who.name}")
+        return {"promoted": {**member, "learner": False, "ID": etcdctl_id(member)}}
+
+    def _etcd_client(self, who: Identity, verb: str) -> None:
+        if who.kind not in ("admin", "etcd"):
+            raise forbidden(who, verb, "members")
 
     def _admin(self, who: Identity, verb: str, resource: str) -> None:
         if who.kind != "admin":

@@ -15,13 +15,14 @@ from ..apiclient import parse_rfc3339
 from .store import Store, object_key
 
 ADMIN_GROUPS = {"system:masters", "kubeadm:cluster-admins"}
+ETCD_CA_NAME = "etcd-ca"  # the CN kubeadm (and the stand-in) gives the etcd CA
 
 
 @dataclass
 class Identity:
     """Who sent a request."""
 
-    kind: str  # anonymous | admin | node | bootstrap
+    kind: str  # anonymous | admin | node | bootstrap | etcd | user
     name: str
     groups: list[str]
     token_id: str = ""
@@ -80,7 +81,11 @@ def identify(store: Store, peer_cert: Optional[dict[str, Any]], authorization: s
             token_id,
         )
     if peer_cert:
+        issuer = dict(item[0] for item in peer_cert.get("issuer", ()))
         subject = dict(item[0] for item in peer_cert.get("subject", ()))
+        if issuer.get("commonName") == ETCD_CA_NAME:
+            # An etcd client (etcdctl with /etc/kubernetes/pki/etcd/*): etcd's API, nothing else.
+            return Identity("etcd", str(subject.get("commonName", "")), [])
         common_name = str(subject.get("commonName", ""))
         orgs = [
             str(v)

@@ -2,22 +2,26 @@
 
 Every apiserver pushes its changes to its peers (the `peers` objects) once a second, and at once
 after an object write; a restarted apiserver first pulls a snapshot from a peer. Heartbeats
-(leases) travel only in the 1 s batches.
+(leases) travel only in the 1 s batches. Every round also tells which peers answer (their etcd
+members are alive, for the quorum: membership.py), and applies `--force-new-cluster` when the
+etcd static pod manifest gains it (as etcd restarted by the kubelet with that flag would).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from ..apiclient import ApiClient, ApiError, ConnectError
 from ..hostenv import log
 from .settings import ApiserverSettings
-from .store import Store
+from .store import Store, object_key
 
 SYNC_INTERVAL = 1.0
+ALIVE_WINDOW = 3.0  # a peer that answered within this many seconds counts as alive
 API_GROUP = "sealos-lab.io"
 
 
@@ -32,6 +36,64 @@ class Replicator:
         self._peer_down: set[str] = set()
         self._sync_lock = threading.Lock()
         self._resynced = False
+        self._seen: dict[str, float] = {}  # peer name -> monotonic time it last answered
+        self._forced_manifest: str = ""
+
+    # liveness of the peers' etcd members ------------------------------------------------------
+
+    def _note_alive(self, name: str) -> None:
+        self._seen[name] = time.monotonic()
+
+    def alive(self) -> set[str]:
+        """This member and the peers that answered within ALIVE_WINDOW."""
+        now = time.monotonic()
+        recent = {n for n, t in self._seen.items() if now - t <= ALIVE_WINDOW}
+        return {self.settings.node_name, *recent}
+
+    def started(self) -> set[str]:
+        """Members ever seen running (etcd's "started": it published itself once)."""
+        return {self.settings.node_name, *self._seen}
+
+    def probe_now(self, members: list[dict[str, Any]]) -> set[str]:
+        """Ask each silent member now (1 s each); the alive set afterwards."""
+        alive = self.alive()
+        for member in members:
+            if member["name"] in alive:
+                continue
+            client = self._fresh_client(str(member["url"]), 1.0)
+            try:
+                client.call("GET", "/livez")
+                self._note_alive(member["name"])
+            except ApiError:
+                self._note_alive(member["name"])  # it answered: the process is up
+            except (ConnectError, OSError):
+                pass
+            finally:
+                client.close()
+        return self.alive()
+
+    def _fresh_client(self, url: str, timeout: float) -> ApiClient:
+        return ApiClient(
+            url,
+            ca_pem=Path(self.settings.client_ca_file).read_text(),
+            cert_pem=Path(self.settings.peer_cert_file).read_text(),
+            key_pem=Path(self.settings.peer_key_file).read_text(),
+            timeout=timeout,
+        )
+
+    def apply_force_new_cluster(self) -> None:
+        """etcd started with --force-new-cluster keeps its data and drops every other member."""
+        try:
+            manifest = Path(self.settings.etcd_manifest).read_text()
+        except OSError:
+            return
+        if "--force-new-cluster" not in manifest or manifest == self._forced_manifest:
+            self._forced_manifest = manifest if "--force-new-cluster" in manifest else ""
+            return
+        self._forced_manifest = manifest
+        for peer in self.peers():
+            self.store.delete(object_key("peers", "", str(peer["name"])))
+        log("apiserver", "etcd --force-new-cluster: this member is now the only one")
 
     # replication ----------------------------------------------------------------------------
 
@@ -67,6 +129,13 @@ class Replicator:
             sent = self._peer_sent.get(url, 0)
             changes = self.store.changes_since(sent)
             if not changes["objects"] and not changes["leases"]:
+                try:
+                    client.call("GET", "/livez")  # nothing to send: is its member alive?
+                    self._note_alive(str(peer["name"]))
+                except ApiError:
+                    self._note_alive(str(peer["name"]))
+                except (ConnectError, OSError):
+                    client.close()
                 continue
             try:
                 client.call("POST", f"/apis/{API_GROUP}/v1/sync", changes)
@@ -77,6 +146,7 @@ class Replicator:
                     self._peer_down.add(url)
                 client.close()
                 continue
+            self._note_alive(str(peer["name"]))
             if url in self._peer_down:
                 log("apiserver", f"peer {peer['name']} reachable again")
                 self._peer_down.discard(url)
@@ -89,6 +159,7 @@ class Replicator:
         """Replicate once a second until stopping is set."""
         while not stopping.wait(SYNC_INTERVAL):
             try:
+                self.apply_force_new_cluster()
                 self.replicate_once()
             except Exception as exc:  # the loop must outlive any single bad round
                 log("apiserver", f"replication round failed: {exc!r}")

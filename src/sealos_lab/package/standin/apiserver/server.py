@@ -46,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
             for route_method, pattern, handler in self.apiserver.routes:
                 match = pattern.match(parts.path)
                 if match and route_method == method:
+                    if method != "GET" and handler not in self.apiserver.without_quorum:
+                        self.apiserver.require_quorum()  # an etcd write needs a quorum
                     result = handler(who, body, query, *match.groups())
                     if method != "GET" and handler not in self.apiserver.batched_writes:
                         # Object writes reach the peers before the client hears back, as an
@@ -133,6 +135,10 @@ def serve(settings: ApiserverSettings) -> int:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(settings.cert_file, settings.key_file)
     context.load_verify_locations(settings.client_ca_file)
+    etcd_ca = Path(settings.client_ca_file).parent / "etcd" / "ca.crt"
+    if etcd_ca.exists():
+        # The stand-in etcdctl's client certificates (etcd-ca): the members API only (auth.py).
+        context.load_verify_locations(str(etcd_ca))
     context.verify_mode = ssl.CERT_OPTIONAL
     handler = type("Handler", (_Handler,), {"apiserver": apiserver})
     _TLSServer.address_family = socket.AF_INET

@@ -24,6 +24,7 @@ class ApiserverSettings:
     peer_key_file: str
     state_dir: str
     kubernetes_version: str
+    etcd_manifest: str = ""
 
 
 def settings_from_manifest(manifest: Path, state_dir: Path) -> ApiserverSettings:
@@ -50,4 +51,5 @@ def settings_from_manifest(manifest: Path, state_dir: Path) -> ApiserverSettings
         peer_key_file=flags["kubelet-client-key"],
         state_dir=str(state_dir),
         kubernetes_version=version,
+        etcd_manifest=str(manifest.parent / "etcd.yaml"),
     )

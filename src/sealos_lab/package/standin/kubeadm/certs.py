@@ -109,6 +109,7 @@ def generate_leaf_certs(
         (pki_path(cluster, "apiserver.key"), algorithm),
         (pki_path(cluster, "apiserver-kubelet-client.key"), algorithm),
         (pki_path(cluster, "front-proxy-client.key"), algorithm),
+        (pki_path(cluster, "etcd/healthcheck-client.key"), algorithm),
     ]
     if not shared_exist:
         keys += [
@@ -173,6 +174,15 @@ def generate_leaf_certs(
     else:
         out(f'[certs] Valid certificates and keys now exist in "{cluster.cert_dir}"')
         out('[certs] Using the existing "sa" key')
+    # etcdctl's client certificate (the stand-in etcdctl reaches the members API with it).
+    out('[certs] Generating "etcd/healthcheck-client" certificate and key')
+    issue_cert(
+        pki_path(cluster, "etcd/ca.crt"),
+        pki_path(cluster, "etcd/ca.key"),
+        pki_path(cluster, "etcd/healthcheck-client.key"),
+        pki_path(cluster, "etcd/healthcheck-client.crt"),
+        "kube-etcd-healthcheck-client",
+    )
 
 
 def write_control_plane_kubeconfigs(

@@ -37,6 +37,7 @@ from .join import run_join
 from .join_config import build_join_plan
 from .phases import run_upload_certs_phase
 from .plans import PlanError
+from .preflight import detect_cri_socket
 from .reset import run_reset
 from .token import run_token_create, run_token_delete, run_token_list
 
@@ -71,7 +72,8 @@ def kubeadm_main(argv: list[str]) -> int:
             if parsed is None:
                 return 0
             config = load_config(parsed)
-            defaults = (node_hostname(), default_cri_socket(load_schemas()["flags"], version))
+            fallback = default_cri_socket(load_schemas()["flags"], version)
+            defaults = (node_hostname(), lambda: detect_cri_socket(version.minor, fallback))
             if command == "init":
                 return run_init(build_init_plan(parsed, config, version, *defaults))
             return run_join(build_join_plan(parsed, config, version, *defaults))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from ..cliflags import ParsedFlags
 from ..decoder import DecodedConfig
@@ -109,7 +109,7 @@ def build_init_plan(
     config: Optional[DecodedConfig],
     version: KubeVersion,
     default_name: str,
-    default_cri: str,
+    default_cri: Union[str, Callable[[], str]],
 ) -> InitPlan:
     """InitPlan from flags, or from the config file plus the flags allowed beside it."""
     values = parsed.values

@@ -7,7 +7,7 @@ discovery (token, endpoint, CA pins), node name, advertise address, certificate 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from ..cliflags import ParsedFlags
 from ..decoder import DecodedConfig, parse_go_duration
@@ -33,7 +33,7 @@ def build_join_plan(
     config: Optional[DecodedConfig],
     version: KubeVersion,
     default_name: str,
-    default_cri: str,
+    default_cri: Union[str, Callable[[], str]],
 ) -> JoinPlan:
     """JoinPlan from flags and the endpoint argument, or from a JoinConfiguration."""
     values = parsed.values

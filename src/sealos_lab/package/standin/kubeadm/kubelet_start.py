@@ -18,6 +18,7 @@ from ..hostenv import (
     service_restart,
     write_private,
 )
+from ..hostprobe import host_probe
 from ..pki import load_kubeconfig
 from .common import (
     K8S_DIR,
@@ -28,21 +29,38 @@ from .common import (
     kube_version,
     out,
     wait_until,
+    warn,
 )
 from .plans import ClusterConfigFields, JoinPlan
+from .preflight import is_docker_socket
+
+
+def docker_cgroup_driver_flag() -> list[str]:
+    """Up to 1.21 kubeadm matched the kubelet to docker's cgroup driver (`docker info -f
+    {{.CgroupDriver}}`, removed by PR #99647 in 1.22), warning when it could not ask."""
+    code, output = host_probe().run(["docker", "info", "-f", "{{.CgroupDriver}}"])
+    if code != 0 or not output.strip():
+        warn(
+            "cannot automatically assign a '--cgroup-driver' value when starting the Kubelet: "
+            f"cgroup driver is not defined in 'docker info': {output.strip()}"
+        )
+        return []
+    return [f"--cgroup-driver={output.strip()}"]
 
 
 def _kubelet_flags(node: str, cri_socket: str, extra: dict[str, str]) -> list[str]:
+    """kubeadm-flags.env: docker's own flags up to 1.23 (network plugin, cgroup driver up to
+    1.21), a remote runtime's endpoint otherwise."""
     version = kube_version()
     if version.minor <= 23:
         pause = "3.1" if version.minor <= 16 else "3.2" if version.minor <= 20 else "3.5"
-        flags = [
-            "--cgroup-driver=cgroupfs" if version.minor <= 21 else "--cgroup-driver=systemd",
-            "--network-plugin=cni",
-            f"--pod-infra-container-image=k8s.gcr.io/pause:{pause}",
-        ]
-        if "docker" not in cri_socket and "dockershim" not in cri_socket:
-            flags += ["--container-runtime=remote", f"--container-runtime-endpoint={cri_socket}"]
+        if is_docker_socket(cri_socket):
+            flags = ["--network-plugin=cni"]
+            if version.minor <= 21:
+                flags += docker_cgroup_driver_flag()
+        else:
+            flags = ["--container-runtime=remote", f"--container-runtime-endpoint={cri_socket}"]
+        flags.append(f"--pod-infra-container-image=k8s.gcr.io/pause:{pause}")
     else:
         pause = "3.7" if version.minor <= 25 else "3.9" if version.minor <= 29 else "3.10"
         flags = [
@@ -60,6 +78,8 @@ def kubelet_config_yaml(cluster: ClusterConfigFields, user: dict[str, Any]) -> s
 
     version = kube_version()
     network = ipaddress.ip_network(cluster.service_subnet.split(",")[0].strip(), strict=False)
+    # The cgroup driver: the KubeletConfiguration's when given; else "systemd" from 1.22 (kubeadm
+    # docs, "Configuring a cgroup driver"); before, left unset (the kubelet's default, cgroupfs).
     config: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -69,7 +89,6 @@ def kubelet_config_yaml(cluster: ClusterConfigFields, user: dict[str, Any]) -> s
             "x509": {"clientCAFile": f"{cluster.cert_dir}/ca.crt"},
         },
         "authorization": {"mode": "Webhook"},
-        "cgroupDriver": "cgroupfs" if version.minor <= 21 else "systemd",
         "clusterDNS": [str(network.network_address + 10)],
         "clusterDomain": cluster.dns_domain,
         "healthzBindAddress": "127.0.0.1",
@@ -77,6 +96,8 @@ def kubelet_config_yaml(cluster: ClusterConfigFields, user: dict[str, Any]) -> s
         "rotateCertificates": True,
         "staticPodPath": MANIFESTS,
     }
+    if version.minor >= 22:
+        config["cgroupDriver"] = "systemd"
     config.update({k: v for k, v in user.items() if k not in ("apiVersion", "kind")})
     return yaml.safe_dump(config, sort_keys=True)
 

@@ -6,7 +6,7 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from ..decoder import parse_go_duration
 from ..pki import TOKEN_RE
@@ -197,15 +197,18 @@ def settle_node_registration(
     plan: Union[InitPlan, JoinPlan],
     values: dict[str, Any],
     default_name: str,
-    default_cri: str,
+    default_cri: Union[str, Callable[[], str]],
     errors: list[str],
 ) -> None:
-    """Preflight errors to ignore (file and flag), node name and CRI socket defaults; name check."""
+    """Preflight errors to ignore (file and flag), node name and CRI socket defaults; name check.
+
+    default_cri may be a function: kubeadm detects the runtime's socket only when none is set."""
     plan.ignore_preflight = sorted(
         {*plan.ignore_preflight, *[i.lower() for i in values.get("ignore-preflight-errors") or []]}
     )
     plan.node_name = plan.node_name or default_name
-    plan.cri_socket = plan.cri_socket or default_cri
+    if not plan.cri_socket:
+        plan.cri_socket = default_cri if isinstance(default_cri, str) else default_cri()
     problem = validate_node_name(plan.node_name, "nodeRegistration.name")
     if problem:
         errors.append(problem)

@@ -48,31 +48,46 @@ def _remove_contents(path: str) -> None:
 
 
 def _leave_peers() -> None:
-    """Tell the other apiservers this member is gone (kubeadm reset removes the etcd member)."""
+    """kubeadm reset removes this master's etcd member through a peer; without an etcd quorum
+    that fails, and reset warns and goes on (as real kubeadm's removeetcdmember phase does)."""
     try:
         state = json.loads(host_path(f"{STATE_DIR}/state.json").read_text())
         member = json.loads(host_path(f"{STATE_DIR}/member.json").read_text())
         admin = load_kubeconfig(host_path(f"{K8S_DIR}/admin.conf"))
     except (OSError, ValueError, PkiError):
         return
-    for key, record in state.get("objects", {}).items():
-        if not key.startswith("peers//") or record.get("deleted"):
-            continue
-        peer = record["obj"]
-        if peer["name"] == member["name"]:
-            continue
+    peers = [
+        record["obj"]
+        for key, record in state.get("objects", {}).items()
+        if key.startswith("peers//") and not record.get("deleted")
+    ]
+    others = [p for p in peers if p["name"] != member["name"]]
+    if not others:
+        return  # the only remaining member: nothing to remove it from
+    problem = "no etcd member reachable"
+    for peer in others:
         client = ApiClient(
             peer["url"],
             ca_pem=admin.ca_pem,
             cert_pem=admin.cert_pem,
             key_pem=admin.key_pem,
-            timeout=3.0,
+            timeout=10.0,
         )
-        with contextlib.suppress(ApiError, ConnectError, OSError):
+        try:
             client.call("DELETE", f"/apis/sealos-lab.io/v1/peers/{member['name']}")
-            client.close()
             return
-        client.close()
+        except ApiError as exc:
+            problem = str(exc)
+            if exc.status != 500:
+                break  # the member is gone already (404) or we may not (403): no retry
+        except (ConnectError, OSError) as exc:
+            problem = str(exc)
+        finally:
+            client.close()
+    warn(
+        f"[reset] Failed to remove etcd member: {problem}, please manually remove this etcd "
+        "member using etcdctl"
+    )
 
 
 def run_reset(parsed: ParsedFlags) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,9 @@ from ..pki import new_bootstrap_token, spki_pin
 from ..versions import control_plane_flag, join_line_indent
 from .common import KubeadmFailure, cluster_client, kube_version, load_config, out
 from .plans import TokenSpec, validate_token
+
+_TOKEN_ID = re.compile(r"^([a-z0-9]{6})$")
+_TOKEN = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
 
 
 def token_secret(spec: TokenSpec) -> dict[str, Any]:
@@ -131,6 +135,12 @@ def run_token_delete(parsed: ParsedFlags) -> int:
         raise KubeadmFailure(
             "missing subcommand; 'token delete' is missing token of form \"[a-z0-9]{6}\""
         )
+    for item in parsed.args:
+        # kubeadm takes a token ID or a whole token, nothing else
+        if not (_TOKEN_ID.match(item) or _TOKEN.match(item)):
+            raise KubeadmFailure(
+                f'given token didn\'t match pattern "{_TOKEN_ID.pattern}" or "{_TOKEN.pattern}"'
+            )
     client, _config = cluster_client(parsed)
     try:
         for item in parsed.args:
