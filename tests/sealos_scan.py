@@ -42,6 +42,10 @@ ip -o addr show 2>/dev/null | awk '{{print "addr:" $2 " " $4 " " $NF}}'
 procs=$(ps -eo args= 2>/dev/null)
 printf '%s\n' "$procs" | grep -v '^[[(]' | sed 's/^/proc:/'
 sed 's/^/hosts:/' /etc/hosts
+# the images in a container runtime (a host's own containerd keeps running after clean)
+if command -v ctr >/dev/null 2>&1; then
+    ctr -n k8s.io images ls -q 2>/dev/null | sed 's/^/image:/'
+fi
 true
 """
 
@@ -53,6 +57,15 @@ def inventory(lab: Lab, host: str) -> set[str]:
     items = set(proc.stdout.splitlines())
     assert any(i.startswith("file:/etc/") for i in items), f"{host}: empty inventory"
     return items
+
+
+def _runtime_store(before: set[str], now: set[str]) -> set[str]:
+    """The files now in a containerd store that was there before (the host's own runtime): its
+    internals (content dirs, metadata.db) are the runtime's; what sealos put in it shows as
+    image: items."""
+    if "file:/var/lib/containerd" not in before:
+        return set()
+    return {i for i in now if i.startswith("file:/var/lib/containerd/")}
 
 
 @dataclass
@@ -76,7 +89,7 @@ class Scan:
         """What init (or clean) left: added since the first inventory, or changed in
         /etc/hosts. Empty when the host is as it was before init."""
         now = inventory(self.lab, self.host)
-        added = sorted(now - self.before)
+        added = sorted(now - self.before - _runtime_store(self.before, now))
         lost_hosts_lines = sorted(i for i in self.before - now if i.startswith("hosts:"))
         return added + [f"missing {i}" for i in lost_hosts_lines]
 

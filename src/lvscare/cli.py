@@ -6,7 +6,6 @@ Bad input ends in one sentence on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import os
@@ -21,6 +20,10 @@ from lvscare.model import SCHEMES, Endpoint, HealthPolicy, UserError, VirtualSer
 from lvscare.probe import ProbeSpec, parse_statuses
 
 log = logging.getLogger("lvscare")
+
+# lvscare's nftables tables (nft backend, link mode's masquerade, the IPVS fail-fast guard): a
+# change to any of them by someone else is repaired at once.
+WATCHED_TABLES = ("lvscare", "lvscare_vip", "lvscare_failfast")
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -90,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     care.add_argument("--vs", metavar="VIP:PORT", help="the virtual server, e.g. 10.103.97.2:6443")
     care.add_argument("--rs", metavar="IP:PORT", action="append", default=[], help="a real server")
-    care.add_argument("--health-path", default="/healthz", help="HTTP(S) path to GET")
+    care.add_argument(
+        "--health-path",
+        help="HTTP(S) path to GET (default /readyz, or /healthz where /readyz answers 404)",
+    )
     care.add_argument(
         "--health-schem", "--health-scheme", dest="health_scheme", default="https",
         help="https, http or tcp (default https)",
@@ -98,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     care.add_argument("--health-status", default="200-399", help="healthy HTTP statuses")
     care.add_argument("--health-timeout", default="1s", help="timeout of each probe")
     care.add_argument("--health-ca", metavar="FILE", help="verify HTTPS against this CA")
-    care.add_argument("--interval", default="1s", help="time between ticks")
+    care.add_argument(
+        "--interval", default="500ms",
+        help="time between probes and kernel reads (a dead server's closed connection and "
+        "changes to lvscare's nftables rules are acted on at once, between ticks)",
+    )  # fmt: skip
     care.add_argument("--fall", default="2", help="failed probes before removal")
     care.add_argument("--rise", default="1", help="successful probes before restoring")
     care.add_argument("--scheduler", default="rr", help="IPVS scheduler (nft: rr only)")
@@ -133,7 +143,7 @@ def parse_care(args: argparse.Namespace) -> CareConfig:
             f"--health-schem {args.health_scheme} is not known: use http, https or tcp."
         )
     path = args.health_path
-    if not path.startswith("/") or not re.fullmatch(r"[\x21-\x7e]+", path):
+    if path is not None and (not path.startswith("/") or not re.fullmatch(r"[\x21-\x7e]+", path)):
         raise UserError(f"--health-path {path!r} must start with / and contain no spaces.")
     if args.backend not in ("auto", "ipvs", "nft"):
         raise UserError(f"--backend {args.backend} is not known: use auto, ipvs or nft.")
@@ -243,16 +253,16 @@ def care(config: CareConfig) -> int:
     """Run the reconcile loop until SIGTERM/SIGINT (or once); returns the exit code."""
     from lvscare import route
     from lvscare.backends import BackendError, open_backend
+    from lvscare.netlink import KernelWatch
     from lvscare.probe import Prober
     from lvscare.reconcile import Reconciler, Stopper, run
 
     prober = Prober(config.probe)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
     backend = None
     reach: Optional[route.RouteReach | route.LinkReach] = None
+    watch: Optional[KernelWatch] = None
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(prober.reactor)
         stopper.install()
         backend = open_backend(config.backend)
         log.info(
@@ -269,15 +279,19 @@ def care(config: CareConfig) -> int:
         else:
             reach = route.LinkReach(config.vs.endpoint, ipvs_conntrack=backend.name == "ipvs")
         reconciler = Reconciler(config.vs, config.real_servers, backend, config.policy)
+        if not config.run_once:
+            watch = KernelWatch(config.vs.endpoint.host, WATCHED_TABLES, route.LINK_NAME)
+            for what in watch.missing:
+                log.warning("cannot subscribe to %s: repairs wait for the next tick", what)
         run(
             reconciler,
             prober,
             config.interval,
             reachability=reach,
             once=config.run_once,
-            loop=loop,
             stopper=stopper,
             on_ready=_ready,
+            watch=watch,
         )
         if config.run_once and reconciler.applied is None:
             return EXIT_FAILURE
@@ -285,11 +299,14 @@ def care(config: CareConfig) -> int:
         log.error("%s", exc)
         return EXIT_FAILURE
     finally:
+        prober.close()
+        if watch is not None:
+            watch.close()
         if reach is not None:
             reach.close()
         if backend is not None:
             backend.close()
-        loop.close()
+        prober.reactor.close()
     return 0
 
 

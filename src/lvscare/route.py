@@ -90,53 +90,57 @@ def host_route_present(vip: str) -> bool:
 
 
 class RouteReach:
-    """Keeps a host route for the VIP toward the first real server, source = the node's IP."""
+    """Keeps a host route for the VIP toward the first real server, source = the node's IP.
+
+    Standard-library netlink (lvscare.netlink), not pyroute2: this runs at every start."""
 
     def __init__(self, vip: Endpoint, first_rs: Endpoint, node_ip: Optional[str] = None):
         self.vip = vip.host
         self.first_rs = first_rs.host
         self.node_ip = node_ip
-        self._ipr: Any = None
+        self._rtnl: Any = None
         self._added = False
 
     @property
-    def ipr(self) -> Any:
+    def rtnl(self) -> Any:
         """A netlink route socket, opened on first use."""
-        if self._ipr is None:
-            self._ipr = _iproute()
-        return self._ipr
+        if self._rtnl is None:
+            from lvscare.netlink import RtNetlink
+
+            self._rtnl = RtNetlink()
+        return self._rtnl
 
     def route_spec(self) -> dict[str, Any]:
         """The route to add, from a route lookup toward the first real server."""
         try:
-            found = self.ipr.route("get", dst=self.first_rs)
+            found = self.rtnl.route_get(self.first_rs)
         except OSError as exc:
             raise UserError(
-                f"no route to the first real server {self.first_rs} ({exc}): "
+                f"no route to the first real server {self.first_rs} ({exc.strerror or exc}): "
                 "give this node an address in its network, or use --node-ip."
             ) from None
-        msg = found[0]
-        oif = msg.get("RTA_OIF")
-        src = self.node_ip or msg.get("RTA_PREFSRC")
+        src = self.node_ip or found["prefsrc"]
         spec: dict[str, Any] = {
             "dst": f"{self.vip}/{_plen(self.vip)}",
-            "family": _family(self.vip),
-            "oif": oif,
+            "oif": found["oif"],
             "proto": ROUTE_PROTO,
         }
         if src:
             spec["prefsrc"] = src
-        gateway = msg.get("RTA_GATEWAY")
-        if gateway and msg.get("type") != _RTN_LOCAL:
-            spec["gateway"] = gateway
+        if found["gateway"] and found["type"] != _RTN_LOCAL:
+            spec["gateway"] = found["gateway"]
+            spec["scope"] = 0
         else:
             spec["scope"] = _SCOPE_LINK
         return spec
 
     def describe_spec(self, spec: dict[str, Any]) -> str:
         """`VIP/32 dev IF src IP` for the log."""
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in self.ipr.get_links()}
-        text = f"{spec['dst']} dev {names.get(spec['oif'], spec['oif'])}"
+        try:
+            name = socket.if_indextoname(spec["oif"])
+        except (OSError, TypeError):
+            name = str(spec["oif"])
+        text = f"{spec['dst']} dev {name}"
         if "gateway" in spec:
             text += f" via {spec['gateway']}"
         if "prefsrc" in spec:
@@ -150,17 +154,26 @@ class RouteReach:
             return []
         spec = self.route_spec()
         try:
-            self.ipr.route("add", **spec)
+            self.rtnl.route_add(
+                self.vip,
+                oif=spec["oif"],
+                proto=ROUTE_PROTO,
+                scope=spec["scope"],
+                prefsrc=spec.get("prefsrc"),
+                gateway=spec.get("gateway"),
+            )
         except OSError as exc:
-            raise OSError(f"adding route {self.describe_spec(spec)}: {exc}") from None
+            raise OSError(
+                f"adding route {self.describe_spec(spec)}: {exc.strerror or exc}"
+            ) from None
         verb = "repaired route" if self._added else "added route"
         self._added = True
         return [f"{verb} {self.describe_spec(spec)} (VIP reachable from this node)"]
 
     def close(self) -> None:
         """Close the netlink socket."""
-        if self._ipr is not None:
-            self._ipr.close()
+        if self._rtnl is not None:
+            self._rtnl.close()
 
 
 class LinkReach:

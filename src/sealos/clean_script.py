@@ -310,7 +310,18 @@ else
 fi
 {_wipe_ours(rp.CNI_FILES)}
 {_system_files()}
-if [ "$containerd_ours" = 1 ]; then wipe {_paths(rp.CONTAINERD_FILES)}; fi
+if [ "$containerd_ours" = 1 ]; then
+    wipe {_paths(rp.CONTAINERD_FILES)}
+elif owned && [ -s {q(rp.MARK_IMAGES)} ] && have ctr; then
+    # the host's own runtime stays; the images our init.sh imported into it go
+    for image in $(cat {q(rp.MARK_IMAGES)}); do
+        if ctr -n k8s.io images ls -q 2>/dev/null | grep -qxF -- "$image"; then
+            note "image $image (imported into the host's containerd by init.sh)"
+            [ "$dry" = 1 ] || ctr -n k8s.io images rm "$image" >/dev/null 2>&1 ||
+                problem "cannot remove image $image from containerd"
+        fi
+    done
+fi
 if grep -qxF -- {q(rp.CONFIG_MARKER)} {q(rp.CONTAINERD_CONFIG)} 2>/dev/null; then
     wipe {q(rp.CONTAINERD_CONFIG)}
 fi

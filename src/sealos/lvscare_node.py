@@ -67,8 +67,10 @@ def _sources_hash(package_dir: Path, extra: str) -> str:
 
 
 def care_args(vip: str, masters: list[str], run_once: bool = False) -> list[str]:
-    """`lvscare care` arguments: the VIP's virtual server over every master's apiserver."""
-    args = ["care", "--vs", endpoint(vip), "--health-path", "/healthz", "--health-schem", "https"]
+    """`lvscare care` arguments: the VIP's virtual server over every master's apiserver, probed
+    on lvscare's default path (/readyz, so an apiserver shutting down leaves first; /healthz where
+    a server has no /readyz, as before 1.16)."""
+    args = ["care", "--vs", endpoint(vip), "--health-schem", "https"]
     for m in masters:
         args += ["--rs", endpoint(m)]
     if run_once:

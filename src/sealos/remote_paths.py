@@ -31,6 +31,9 @@ SEALOS_MARKERS = (MARK_STARTED, MARK_PACKAGE, MARK_INIT, MARK_JOIN)
 # sha256sum lines of the files the package's init.sh installed (written after it ran): clean
 # removes such a file, once kube/ is gone, only while it still has that SHA-256.
 MARK_INSTALLED = "/var/lib/sealos/installed.sha256"
+# The image references a package's init.sh imported into a container runtime the host had before
+# (one per line, those that were not there yet): clean removes just these images from it.
+MARK_IMAGES = "/var/lib/sealos/images.imported"
 # sha256sum line of root's kubectl config as sealos wrote it (a copy of admin.conf).
 MARK_KUBECONFIG = "/var/lib/sealos/kubeconfig.sha256"
 

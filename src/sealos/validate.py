@@ -461,13 +461,19 @@ def runtime_problems(ctx: Context) -> list[str]:
     problems: list[str] = []
     for n in _installing(ctx):
         f = n.prepared
-        if f is None or n.error is not None:
+        if f is None or n.error is not None or _before_init_sh(ctx, n):
             continue
         choice = ctx.runtime_choice(n)
         if choice.problem:
             problems.append(choice.problem)
         problems += preconditions.after_prepare(n.name, ctx.version, f)
     return problems + cgroup_driver_problems(ctx)
+
+
+def _before_init_sh(ctx: Context, n: ClusterHost) -> bool:
+    """A dry run, on a host whose init.sh has not run for this package: what it reads there is
+    what init.sh would still change (swap, sysctls, the runtime it may install)."""
+    return ctx.dry_run and (n.facts is None or n.facts.package_ready != ctx.package_sha256)
 
 
 def cgroup_driver_problems(ctx: Context) -> list[str]:
@@ -477,7 +483,8 @@ def cgroup_driver_problems(ctx: Context) -> list[str]:
     brings = ctx.package.brings_runtime if ctx.package is not None else None
     drivers: dict[str, Optional[str]] = {}
     for n in _installing(ctx):
-        if n.error is None and (n.prepared is not None or brings is False):
+        prepared = n.prepared is not None and not _before_init_sh(ctx, n)
+        if n.error is None and (prepared or brings is False):
             drivers[n.name] = ctx.runtime_driver(n)
     if ctx.state.cgroup_driver:
         source = "as recorded when the cluster was installed"

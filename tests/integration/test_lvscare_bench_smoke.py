@@ -29,7 +29,12 @@ def test_failover_benchmark_runs_and_prints_its_table():
     lines = proc.stdout.splitlines()
     assert any(line.startswith("killed ") and " 2 " in line for line in lines), proc.stdout
     assert any(line.startswith("black-holed ") for line in lines), proc.stdout
-    assert any(line.startswith("CPU: lvscare used ") for line in lines), proc.stdout
+    assert any(line.startswith("CPU (3 real servers, idle): lvscare used ") for line in lines)
+    assert any(line.startswith("CPU (50 real servers, idle): lvscare used ") for line in lines)
+    assert any(line.startswith("repair after nft flush ruleset: 2 trials") for line in lines)
+    assert any(line.startswith("flush storm (5 flushes") for line in lines), proc.stdout
+    assert any(line.startswith("kept-alive client on black-holed ") for line in lines)
     figures = json.loads(lines[-1])
     assert len(figures["killed"]) == len(figures["black_holed"]) == 2
+    assert len(figures["flush_repair"]) == 2 and figures["flush_storm_attempts"] > 0
     assert not [ns for ns in netns.list_netns() if ns.startswith("lvs-bench-")]

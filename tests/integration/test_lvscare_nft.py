@@ -38,7 +38,9 @@ INTERVAL, TIMEOUT, FALL, RISE = 0.25, 1.0, 2, 1
 # LONG seconds late, far past SLACK (lvscare's probes and nft write, this test's polling).
 LONG, SLACK = 3.0, 1.0
 
-# A backend: answers its own name on /, and /healthz with 503 while its "down" file exists.
+# A backend: answers its own name on /, and /healthz and /readyz with 503 while its "down" file
+# exists. While its "down.shutdown" file exists it is an apiserver in graceful shutdown (its
+# --shutdown-delay-duration): /readyz fails, /healthz still says ok, and it still serves.
 # HTTP/1.1 keep-alive, so one client connection can make several requests.
 BACKEND = r"""
 import http.server, os, sys
@@ -46,7 +48,8 @@ name, ip, port, down = sys.argv[1:5]
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        sick = self.path == "/healthz" and os.path.exists(down)
+        sick = self.path in ("/healthz", "/readyz") and os.path.exists(down)
+        sick = sick or self.path == "/readyz" and os.path.exists(down + ".shutdown")
         body = b"sick\n" if sick else (name + "\n").encode()
         self.send_response(503 if sick else 200)
         self.send_header("Content-Length", str(len(body)))
@@ -91,6 +94,34 @@ for _ in range(2):
 """
 
 
+# A client pinned to one backend by ONE keep-alive connection (like kubelet's watch): a request,
+# then after a line on stdin another one on the same connection, timed, as a JSON line.
+PINNED = r"""
+import http.client, json, sys, time
+conn = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
+conn.request("GET", "/")
+print(conn.getresponse().read().decode().strip(), flush=True)
+sys.stdin.readline()
+start = time.monotonic()
+try:
+    conn.request("GET", "/")
+    out = {"ok": True, "backend": conn.getresponse().read().decode().strip()}
+except Exception as exc:
+    out = {"ok": False, "error": type(exc).__name__}
+out["seconds"] = round(time.monotonic() - start, 3)
+print(json.dumps(out), flush=True)
+"""
+
+BLACKHOLE = (
+    "table inet lvsit_blackhole {\n"
+    "\tchain input {\n"
+    "\t\ttype filter hook input priority -300; policy accept;\n"
+    f"\t\ttcp dport {RS_PORT} drop\n"
+    "\t}\n"
+    "}\n"
+)
+
+
 class Site:
     """The isolated network, its backend processes and helpers to drive them."""
 
@@ -129,6 +160,7 @@ class Site:
         """All three backends running and answering 200 on /healthz."""
         for name in self.ips:
             (self.tmp / f"{name}.down").unlink(missing_ok=True)
+            (self.tmp / f"{name}.down.shutdown").unlink(missing_ok=True)
         for name, proc in list(self.servers.items()):
             if proc.poll() is not None:
                 del self.servers[name]
@@ -159,11 +191,14 @@ class Site:
     def ruleset(self) -> str:
         return self.nft("list", "ruleset")
 
-    def lvscare(self, *extra: str, log: Path, interval: float = INTERVAL) -> subprocess.Popen:
+    def lvscare(
+        self, *extra: str, log: Path, interval: float = INTERVAL, path: Optional[str] = "/healthz"
+    ) -> subprocess.Popen:
         argv = [sys.executable, "-m", "lvscare", "care", "--vs", f"{VIP}:{PORT}"]
         for ip in self.ips.values():
             argv += ["--rs", f"{ip}:{RS_PORT}"]
-        argv += ["--health-schem", "http", "--health-path", "/healthz",
+        argv += ["--health-path", path] if path else []
+        argv += ["--health-schem", "http",
                  "--interval", f"{interval:g}s", "--health-timeout", f"{TIMEOUT}s",
                  "--fall", str(FALL), "--rise", str(RISE), "--backend", "nft", *extra]  # fmt: skip
         with log.open("a") as out:  # the child keeps its own copy of the descriptor
@@ -259,9 +294,9 @@ def lvscare(fresh, request) -> Iterator[Callable[..., Care]]:
     """Starts lvscare processes of this test only; they are stopped (by PID) when it ends."""
     started: list[Care] = []
 
-    def start(*extra: str, interval: float = INTERVAL) -> Care:
-        path = fresh.tmp / f"{request.node.name}-{len(started)}.log"
-        started.append(Care(fresh.lvscare(*extra, log=path, interval=interval), path))
+    def start(*extra: str, interval: float = INTERVAL, path: Optional[str] = "/healthz") -> Care:
+        log = fresh.tmp / f"{request.node.name}-{len(started)}.log"
+        started.append(Care(fresh.lvscare(*extra, log=log, interval=interval, path=path), log))
         return started[-1]
 
     try:
@@ -358,17 +393,110 @@ def test_start_all_brings_all_three_back_within_rise_intervals(site, lvscare):
         ) in care.log()
 
 
-def test_table_deleted_by_hand_is_back_within_one_interval(site, lvscare):
-    care = lvscare(interval=LONG)
+# Event-driven claims: with an interval this long, waiting for the next tick cannot pass EVENT.
+VERY_LONG, EVENT = 10.0, 1.0
+
+
+def test_killed_backend_leaves_the_round_robin_before_the_next_tick(site, lvscare):
+    """The kernel closes a killed server's kept health connection; lvscare confirms with one
+    fresh connect and sets weight 0 at once, not at the next tick VERY_LONG seconds away."""
+    care = lvscare(interval=VERY_LONG)
     assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
-    # Right after lvscare's first tick: the next one is LONG seconds away.
+    target = rs(site, "rs2")
+    site.stop("rs2")  # SIGKILL
+    stopped = time.monotonic()
+    out_at = first_seen(lambda: target not in dnat_targets(site.ruleset()), stopped + EVENT)
+    assert out_at is not None, f"still in the round robin {EVENT} s after the kill: {care.log()}"
+    assert target in drained(site.ruleset()), "weight 0 (no new connections), removal after fall"
+    results = site.requests(6)
+    assert all(r["ok"] for r in results) and {r["backend"] for r in results} == {"rs1", "rs3"}
+    assert f"{target} weight 0 in {VIP}:{PORT}: probe failed (connection closed by the " in (
+        care.log()
+    )
+
+
+def test_apiserver_in_graceful_shutdown_leaves_before_it_stops_accepting(site, lvscare):
+    """No --health-path: lvscare probes /readyz. An apiserver in its shutdown delay fails
+    /readyz while /healthz says ok and it still serves: it must be out of the rules before the
+    delay ends and it stops accepting."""
+    care = lvscare(interval=1.0, path=None)
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+    delay = 4.0  # its --shutdown-delay-duration; fall 2 at 1 s intervals needs about 2 s
+    target = rs(site, "rs2")
+    (site.tmp / "rs2.down.shutdown").touch()
+    shutdown = time.monotonic()
+    gone_at = first_seen(lambda: site.ips["rs2"] not in site.ruleset(), shutdown + delay)
+    still_serving = [r["backend"] for r in site.requests(3)]
+    site.stop("rs2")  # the delay is over: it stops accepting
+    assert gone_at is not None, f"still in the rules when it stopped accepting: {care.log()}"
+    assert "rs2" not in still_serving and all(still_serving), still_serving
+    assert f"removed {target} from {VIP}:{PORT}: 2 consecutive failed probes (HTTP 503)" in (
+        care.log()
+    )
+
+
+def test_flush_and_deleted_route_are_repaired_without_waiting_for_the_tick(site, lvscare):
+    """`nft flush ruleset` (what `systemctl restart nftables` runs) and a deleted VIP route are
+    noticed through netlink notifications and repaired at once, not VERY_LONG seconds later."""
+    care = lvscare(interval=VERY_LONG)
+    assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+    site.nft("flush", "ruleset")
+    flushed = time.monotonic()
+    back_at = first_seen(lambda: len(dnat_targets(site.ruleset())) == 3, flushed + EVENT)
+    assert back_at is not None, f"not repaired {EVENT} s after the flush: {site.ruleset()}"
+    assert f"repaired virtual server {VIP}:{PORT}: it was missing from the kernel" in care.log()
     site.nft("delete", "table", "ip", "lvscare")
     deleted = time.monotonic()
-    assert "table ip lvscare" not in site.ruleset()
-    back_at = first_seen(lambda: len(dnat_targets(site.ruleset())) == 3, deleted + LONG + SLACK)
-    assert back_at is not None, f"not repaired within one interval: {site.ruleset()}"
-    assert f"repaired virtual server {VIP}:{PORT}: it was missing from the kernel" in care.log()
+    assert first_seen(lambda: len(dnat_targets(site.ruleset())) == 3, deleted + EVENT), (
+        site.ruleset()
+    )
+
+    def route() -> str:
+        return netns.run(site.node, ["ip", "route"], capture_output=True, text=True).stdout
+
+    netns.run(site.node, ["ip", "route", "del", f"{VIP}/32"], check=True)
+    removed = time.monotonic()
+    assert first_seen(lambda: VIP in route(), removed + EVENT), f"route not back: {route()}"
+    assert f"repaired route {VIP}/32 dev eth0" in care.log()
     assert all(r["ok"] for r in site.requests(3))
+
+
+def test_connection_pinned_to_a_removed_black_holed_server_ends_at_once(site, lvscare):
+    """A kept-alive client through the VIP stays on its backend (conntrack). When that backend
+    is black-holed and lvscare removes it, lvscare ends the connection (SOCK_DESTROY of the
+    local socket): the client's next request fails at once instead of hanging until its
+    timeout, and a new connection goes to a live backend."""
+    care = lvscare()
+    holder = None
+    victim = ""
+    try:
+        assert wait_for(lambda: len(dnat_targets(site.ruleset())) == 3), care.log()
+        holder = netns.popen(
+            site.node, [sys.executable, "-c", PINNED, VIP, str(PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdin is not None and holder.stdout is not None
+        victim = holder.stdout.readline().strip()
+        assert victim in site.ips, victim
+        proc = netns.run(f"{PREFIX}-{victim}", ["nft", "-f", "-"], input=BLACKHOLE,
+                         capture_output=True, text=True)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: site.ips[victim] not in site.ruleset(), 10), care.log()
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        second = json.loads(holder.stdout.readline())
+        assert not second["ok"] and second["error"] != "TimeoutError", second
+        assert second["seconds"] < 1.0, f"the pinned client waited {second['seconds']} s"
+        assert f"ended 1 connection through {VIP}:{PORT} still going to removed " in care.log()
+        results = site.requests(3)
+        assert all(r["ok"] for r in results) and victim not in {r["backend"] for r in results}
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+        if victim:
+            netns.run(f"{PREFIX}-{victim}", ["nft", "delete", "table", "inet", "lvsit_blackhole"],
+                      capture_output=True)  # fmt: skip
 
 
 def test_foreign_element_and_rule_are_removed(site, care):

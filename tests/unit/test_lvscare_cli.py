@@ -77,9 +77,10 @@ def test_no_ipvs_with_backend_ipvs_is_one_sentence(monkeypatch, capsys):
 
 def test_defaults():
     config = cli.parse_care(cli.build_parser().parse_args(GOOD))
-    assert config.probe.scheme == "https" and config.probe.path == "/healthz"
+    # No path: /readyz, or /healthz where a server has no /readyz (probe.py decides per server).
+    assert config.probe.scheme == "https" and config.probe.path is None
     assert config.probe.statuses == ((200, 399),)
-    assert (config.interval, config.probe.timeout) == (1.0, 1.0)
+    assert (config.interval, config.probe.timeout) == (0.5, 1.0)
     assert (config.policy.fall, config.policy.rise) == (2, 1)
     assert (config.backend, config.mode, config.vs.scheduler) == ("auto", "route", "rr")
 

@@ -6,13 +6,14 @@ The memory backend plays the kernel; tests change it directly to play "someone e
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
 
 import pytest
 
 from lvscare.backends.memory import MemoryBackend, MemoryService
 from lvscare.model import Endpoint, HealthPolicy, ProbeResult, VirtualServer
+from lvscare.reactor import Reactor
 from lvscare.reconcile import Reconciler, Stopper, run
 
 VS = VirtualServer(Endpoint("10.103.97.2", 6443))
@@ -207,7 +208,7 @@ class FakeProber:
         self.box = stopper_box
         self.ticks = 0
 
-    async def probe_all(self, endpoints):
+    def probe_all(self, endpoints):
         self.ticks += 1
         current = self.script.pop(0)
         if not self.script:
@@ -216,16 +217,16 @@ class FakeProber:
 
 
 def test_run_loop_keeps_going_after_a_backend_error(kernel, caplog):
-    loop = asyncio.new_event_loop()
+    reactor = Reactor()
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(reactor)
         prober = FakeProber([all_up(), all_up(), all_up()], [stopper])
         kernel.fail_next_apply = True
         rec = make(kernel)
         with caplog.at_level(logging.INFO, logger="lvscare"):
-            run(rec, prober, interval=0.01, loop=loop, stopper=stopper)
+            run(rec, prober, interval=0.01, stopper=stopper)
     finally:
-        loop.close()
+        reactor.close()
     assert prober.ticks == 3
     assert weights(kernel) == {A: 1, B: 1, C: 1}
     messages = [r.getMessage() for r in caplog.records]
@@ -234,13 +235,13 @@ def test_run_loop_keeps_going_after_a_backend_error(kernel, caplog):
 
 
 def test_run_once_does_one_tick(kernel):
-    loop = asyncio.new_event_loop()
+    reactor = Reactor()
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(reactor)
         prober = FakeProber([all_up(), all_up()], [stopper])
-        run(make(kernel), prober, interval=10, once=True, loop=loop, stopper=stopper)
+        run(make(kernel), prober, interval=10, once=True, stopper=stopper)
     finally:
-        loop.close()
+        reactor.close()
     assert prober.ticks == 1
     assert weights(kernel) == {A: 1, B: 1, C: 1}
 
@@ -255,15 +256,15 @@ class Reach:
 
 
 def test_run_loop_keeps_the_vip_reachable_every_tick(kernel, caplog):
-    loop = asyncio.new_event_loop()
+    reactor = Reactor()
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(reactor)
         reach = Reach()
         prober = FakeProber([all_up()] * 3, [stopper])
         with caplog.at_level(logging.INFO, logger="lvscare"):
-            run(make(kernel), prober, 0.01, reachability=reach, loop=loop, stopper=stopper)
+            run(make(kernel), prober, 0.01, reachability=reach, stopper=stopper)
     finally:
-        loop.close()
+        reactor.close()
     assert reach.calls == 3
     assert sum("added route" in r.getMessage() for r in caplog.records) == 1
 
@@ -271,22 +272,21 @@ def test_run_loop_keeps_the_vip_reachable_every_tick(kernel, caplog):
 def test_ready_is_told_once_after_the_first_tick_that_put_the_rules_in_place(kernel):
     """`on_ready` (READY=1 to systemd) waits for rules that are really in place: not after a tick
     whose changes the kernel refused, and only once."""
-    loop = asyncio.new_event_loop()
+    reactor = Reactor()
     told: list[int] = []
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(reactor)
         prober = FakeProber([all_up()] * 4, [stopper])
         kernel.fail_next_apply = True
         run(
             make(kernel),
             prober,
             0.01,
-            loop=loop,
             stopper=stopper,
             on_ready=lambda: told.append(prober.ticks),
         )
     finally:
-        loop.close()
+        reactor.close()
     assert told == [2]  # tick 1 failed, tick 2 made the rules, ticks 3 and 4 say nothing
 
 
@@ -298,20 +298,80 @@ def test_ready_waits_until_the_vip_is_reachable(kernel):
                 raise OSError("no route to 192.168.0.2")
             return []
 
-    loop = asyncio.new_event_loop()
+    reactor = Reactor()
     told: list[int] = []
     try:
-        stopper = Stopper(loop)
+        stopper = Stopper(reactor)
         prober = FakeProber([all_up()] * 3, [stopper])
         run(
             make(kernel),
             prober,
             0.01,
             reachability=FailingOnce(),
-            loop=loop,
             stopper=stopper,
             on_ready=lambda: told.append(prober.ticks),
         )
     finally:
-        loop.close()
+        reactor.close()
     assert told == [2]
+
+
+def test_a_confirmed_failure_between_ticks_is_acted_on_at_once(kernel):
+    """An event from the prober (a kept connection died and a fresh probe failed) wakes the loop
+    for a reconcile long before the next tick."""
+    reactor = Reactor()
+    try:
+        stopper = Stopper(reactor)
+
+        class EventProber(FakeProber):
+            def __init__(self, script, box):
+                super().__init__(script, box)
+                self.events: dict = {}
+                self.on_event = None
+
+            def take_events(self):
+                events, self.events = self.events, {}
+                return events
+
+        prober = EventProber([all_up(), all_up()], [stopper])
+        rec = make(kernel)
+
+        def die():
+            prober.events = {B: ProbeResult(False, "connection closed, then refused")}
+            prober.on_event()
+
+        def check_and_stop():
+            seen.append(weights(kernel))
+            stopper.stop("test")
+            stopper.wake()
+
+        seen: list = []
+        reactor.call_later(0.05, die)
+        reactor.call_later(0.3, check_and_stop)
+        started = time.monotonic()
+        run(rec, prober, interval=30, stopper=stopper)
+        took = time.monotonic() - started
+    finally:
+        reactor.close()
+    assert prober.ticks == 1, "no second tick: the event alone changed the rules"
+    assert seen == [{A: 1, B: 0, C: 1}]
+    assert took < 5
+
+
+def test_removing_a_real_server_ends_the_connections_still_pinned_to_it(kernel, monkeypatch):
+    """At removal (not at weight 0) the backend's pinned clients are destroyed, once."""
+    import lvscare.flows
+
+    destroyed: list = []
+    client = Endpoint("192.168.0.9", 40001)
+    monkeypatch.setattr(kernel, "pinned_clients", lambda vs, rs: [client] if rs == B else [])
+    monkeypatch.setattr(lvscare.flows, "destroy", lambda clients, vip: destroyed.append(
+        (list(clients), vip)) or 1)  # fmt: skip
+    rec = make(kernel)
+    rec.step(all_up())
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert destroyed == [], "weight 0 keeps existing connections"
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert destroyed == [([client], VS.endpoint)]
+    rec.step({**all_up(), B: ProbeResult(False, "timed out")})
+    assert len(destroyed) == 1

@@ -177,7 +177,7 @@ def test_lvscare_unit_orders_before_kubelet_and_lists_all_masters():
     unit = systemd_unit(VIP, ["10.0.0.2", "10.0.0.3"])
     assert "Before=kubelet.service" in unit and "WantedBy=multi-user.target" in unit
     assert (
-        "ExecStart=/usr/local/bin/lvscare care --vs 10.103.97.2:6443 --health-path /healthz "
+        "ExecStart=/usr/local/bin/lvscare care --vs 10.103.97.2:6443 "
         "--health-schem https --rs 10.0.0.2:6443 --rs 10.0.0.3:6443\n"
     ) in unit
     assert care_args(VIP, ["fd00::2"], run_once=True)[-3:] == [

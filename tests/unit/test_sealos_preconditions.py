@@ -290,3 +290,26 @@ def test_cri_socket_flag_must_be_a_socket_path_and_agree_with_the_kubeadm_config
         f"--cri-socket unix:///run/containerd/containerd.sock differs from the criSocket "
         f"unix:///var/run/crio/crio.sock of {config}; give one of them."
     ]
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_after_init_sh_checks_wait_for_init_sh_in_a_dry_run(tmp_path, dry_run):
+    """A dry run does not run init.sh, so what it would still set (ip_forward here) is no
+    problem there; on a host init.sh already prepared, and in a real run, it is."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_sealos_phases import SHA, make_ctx
+
+    from sealos.validate import runtime_problems
+
+    ctx = make_ctx(tmp_path, "v1.28.15", dry_run=dry_run)
+    for n in ctx.nodes:
+        n.prepared = host(ip_forward="0")
+    problems = runtime_problems(ctx)
+    assert len(problems) == (0 if dry_run else 5), problems
+    ctx.nodes[0].facts.package_ready = SHA  # init.sh ran there for this package
+    assert [p.split(":")[0] for p in runtime_problems(ctx)] == (
+        ["10.0.0.2"] if dry_run else ["10.0.0.2"] + [f"10.0.0.{i}" for i in range(3, 7)]
+    )

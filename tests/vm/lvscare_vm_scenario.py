@@ -43,12 +43,12 @@ def ipvsadm() -> str:
     return sh("ipvsadm", "-Ln")
 
 
-def dests() -> list[str]:
+def dests(vip: str = VIP) -> list[str]:
     """Real servers of our virtual service as `IP:PORT Forward Weight` strings."""
     lines, ours = [], False
     for line in ipvsadm().splitlines():
         if line.startswith(("TCP", "UDP", "FWM")):
-            ours = line.split()[1] == f"{VIP}:{PORT}"
+            ours = line.split()[1] == f"{vip}:{PORT}"
         elif ours and line.strip().startswith("->") and "RemoteAddress" not in line:
             parts = line.split()
             lines.append(f"{parts[1]} {parts[2]} {parts[3]}")
@@ -90,11 +90,11 @@ def since(start: float, cond, limit: float) -> float:
         time.sleep(0.25)
 
 
-def request(timeout: float = 3.0) -> dict:
+def request(timeout: float = 3.0, vip: str = VIP) -> dict:
     """One HTTP GET through the VIP: which backend answered, or the error and its time."""
     start = time.monotonic()
     try:
-        with socket.create_connection((VIP, PORT), timeout=timeout) as conn:
+        with socket.create_connection((vip, PORT), timeout=timeout) as conn:
             conn.sendall(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
             data = b""
             while True:
@@ -199,6 +199,97 @@ def timing() -> None:
     step("timing", **out)
 
 
+def pinned() -> None:
+    """A client holding one connection through the VIP (like kubelet's watch) whose real server
+    is black-holed: once lvscare removes that server, the client's socket must end at once
+    (SOCK_DESTROY) instead of waiting for TCP to give up."""
+    conn = socket.create_connection((VIP, PORT), timeout=5)
+    port = conn.getsockname()[1]
+    out: dict = {"client_port": port}
+    victim = ""
+    with open("/proc/net/ip_vs_conn") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) > 6 and int(parts[2], 16) == port:
+                dest = ".".join(str(int(parts[5][i : i + 2], 16)) for i in range(0, 8, 2))
+                victim = next((n for n, ip in RS.items() if ip == dest), "")
+    out["victim"] = victim
+    if victim:
+        rules = (
+            "table inet blackhole {\n\tchain input {\n\t\ttype filter hook input "
+            f"priority -300; policy accept;\n\t\ttcp dport {RS_PORT} drop\n\t}}\n}}\n"
+        )
+        subprocess.run(["ip", "netns", "exec", victim, "nft", "-f", "-"], input=rules, text=True,
+                       check=True)  # fmt: skip
+        out["removed"] = wait(lambda: not any(d.startswith(RS[victim] + ":") for d in dests()), 60)
+        start = time.monotonic()
+        try:
+            conn.settimeout(10)
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = conn.recv(4096)
+            out["outcome"] = "answered" if data else "closed"
+        except OSError as exc:
+            out["outcome"] = type(exc).__name__
+        out["seconds"] = round(time.monotonic() - start, 2)
+        sh("ip", "netns", "exec", victim, "nft", "delete", "table", "inet", "blackhole")
+        out["back"] = wait(lambda: all_weight(3), 60)
+    conn.close()
+    step("pinned", **out)
+
+
+LOCAL_VIP = "10.103.97.13"
+LOCAL_PORTS = (8081, 8082, 8083)
+
+
+def local_stop_all() -> None:
+    """The issue's seed: three HTTP servers on this host's loopback behind the VIP (its route
+    goes via lo). All stopped: the virtual server stays, without real servers, and a connect
+    must be refused at once (the kernel's answer to IPVS's drop is lost on lo: a client used to
+    wait for its timeout). Then `ipvsadm -C` (IPVS has no notifications: repaired at a tick)."""
+    local: list[subprocess.Popen] = []
+    for port in LOCAL_PORTS:
+        root = f"/tmp/www-lo{port}"
+        os.makedirs(root, exist_ok=True)
+        with open(os.path.join(root, "index.html"), "w") as f:
+            f.write(f"lo{port}\n")
+        local.append(subprocess.Popen(
+            [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", root,
+             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))  # fmt: skip
+    argv = [sys.executable, PYZ, "care", "--vs", f"{LOCAL_VIP}:{PORT}"]
+    argv += [f"--rs=127.0.0.1:{port}" for port in LOCAL_PORTS]
+    argv += ["--health-schem", "http", "--health-path", "/", "--interval", f"{INTERVAL}s",
+             "--health-timeout", f"{TIMEOUT}s", "--backend", "ipvs"]  # fmt: skip
+    care = subprocess.Popen(argv, stdout=open("/tmp/lvscare-local.log", "a"),  # noqa: SIM115
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    out: dict = {"start": wait(lambda: len(dests(LOCAL_VIP)) == 3, 60)}
+    # The route comes right after the rules (the same tick): wait for it too.
+    wait(lambda: LOCAL_VIP in sh("ip", "route"), 30)
+    out["route"] = sh("ip", "route", "get", LOCAL_VIP, check=False)
+    out["before"] = [request(vip=LOCAL_VIP) for _ in range(3)]
+    for proc in local:
+        proc.kill()
+        proc.wait()
+    out["emptied"] = wait(lambda: not dests(LOCAL_VIP), 30)
+    out["ipvsadm_empty"] = ipvsadm()
+    out["requests"] = [request(vip=LOCAL_VIP) for _ in range(2)]
+    out["guard"] = sh("nft", "list", "table", "ip", "lvscare_failfast", check=False)
+    sh("ipvsadm", "-C")
+    cleared = time.monotonic()
+    out["repaired_after_clear"] = since(
+        cleared, lambda: any(ln.startswith("TCP") and LOCAL_VIP in ln
+                             for ln in ipvsadm().splitlines()), 4 * INTERVAL + 10)  # fmt: skip
+    care.send_signal(signal.SIGTERM)
+    care.wait(timeout=30)
+    clean = subprocess.run([sys.executable, PYZ, "care", "--vs", f"{LOCAL_VIP}:{PORT}", "--clean"],
+                           capture_output=True, text=True)  # fmt: skip
+    out["clean_output"] = clean.stdout + clean.stderr
+    out["guard_after_clean"] = sh("nft", "list", "tables", check=False)
+    with open("/tmp/lvscare-local.log") as f:
+        out["log"] = f.read()
+    step("local-stop-all", **out)
+
+
 def main() -> None:
     """Walk the scenario; every outcome is printed, pytest decides."""
     setup_network()
@@ -236,6 +327,8 @@ def main() -> None:
     took = wait(lambda: all_weight(3), 30)
     step("foreign-rs", seconds=took, dests=dests())
 
+    pinned()
+
     care.send_signal(signal.SIGTERM)
     rc = care.wait(timeout=30)
     step("sigterm", rc=rc, dests=dests(), requests=[request() for _ in range(3)])
@@ -262,6 +355,7 @@ def main() -> None:
          after_clean=sh("ip", "link", "show", "lvscare0", check=False) + ipvsadm())  # fmt: skip
 
     timing()
+    local_stop_all()
 
     for name in list(servers):
         stop_server(name)

@@ -111,6 +111,28 @@ def test_stop_all_keeps_the_virtual_server_and_connections_fail_fast(steps):
         assert "Connection refused" in request["error"], "refused at once, not a timeout"
 
 
+def test_all_local_real_servers_down_a_connect_is_refused_at_once(steps):
+    """The issue's seed: real servers on the node's loopback (the VIP route goes via lo), all
+    stopped. The virtual server stays without real servers, and a client is refused at once
+    instead of waiting for its timeout (lvscare's fail-fast reject table)."""
+    step = steps["local-stop-all"]
+    print(
+        "route:", step["route"], "after ipvsadm -C repaired in", step["repaired_after_clear"], "s"
+    )
+    assert step["start"] >= 0 and "dev lo" in step["route"], step
+    assert all(r["ok"] for r in step["before"]), step["before"]
+    assert step["emptied"] >= 0, step["ipvsadm_empty"]
+    assert re.search(r"TCP\s+10\.103\.97\.13:6443 rr", step["ipvsadm_empty"])
+    assert real_servers(step["ipvsadm_empty"]) == {}
+    for request in step["requests"]:
+        assert not request["ok"]
+        assert "Connection refused" in request["error"], request
+        assert request["seconds"] < 1.0, request
+    assert "reject with tcp reset" in step["guard"]
+    assert step["repaired_after_clear"] >= 0, "ipvsadm -C was not repaired"
+    assert "lvscare_failfast" not in step["guard_after_clean"], step["clean_output"]
+
+
 def test_start_all_brings_every_real_server_back(steps):
     start = steps["start-all"]
     assert start["seconds"] >= 0
@@ -147,6 +169,16 @@ def test_foreign_real_server_is_removed(steps):
     step = steps["foreign-rs"]
     assert set(real_servers(step["ipvsadm"])) == set(RS.values())
     assert f"removed foreign real server 10.250.110.99:8080 from {VIP}" in steps["log"]["text"]
+
+
+def test_connection_pinned_to_a_removed_black_holed_real_server_ends_at_once(steps):
+    step = steps["pinned"]
+    print("pinned client:", {k: v for k, v in step.items() if k != "ipvsadm"})
+    assert step["victim"], "the client's connection was not in ip_vs_conn"
+    assert step["removed"] >= 0, "the black-holed real server was never removed"
+    assert step["outcome"] == "ConnectionAbortedError", step
+    assert step["seconds"] < 1.0, step
+    assert step["back"] >= 0, step
 
 
 def test_sigterm_keeps_the_rules_and_traffic(steps):

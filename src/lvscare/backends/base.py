@@ -39,5 +39,9 @@ class Backend(ABC):
     def describe(self, vs: VirtualServer) -> str:
         """The kernel's rules for `vs` as a human reads them (for demos and debugging)."""
 
+    def pinned_clients(self, vs: VirtualServer, rs: Endpoint) -> list[Endpoint]:
+        """The clients whose established connections through `vs` still go to `rs`."""
+        return []
+
     def close(self) -> None:  # noqa: B027 (most backends hold nothing to release)
         """Release sockets and handles."""

@@ -1,14 +1,22 @@
-"""IPVS backend over generic netlink (pyroute2): a TCP virtual server, masquerade real servers.
+"""IPVS backend over generic netlink (lvscare.ipvsnl, standard library): a TCP virtual server,
+masquerade real servers.
 
 Only lvscare's own virtual server (VIP, port, TCP) is read and changed; other services on the host
-(kube-proxy's) are left alone. Pitfalls handled here: pyroute2's IPVSDest defaults to direct
-routing (we pass fwd_method=0, masquerade), "update" means delete in pyroute2 (we use "set"), and
-the real forwarding method of a dumped destination is only in IPVS_DEST_ATTR_FWD_METHOD.
+(kube-proxy's) are left alone. The real forwarding method of a dumped destination is in
+IPVS_DEST_ATTR_FWD_METHOD; lvscare always writes masquerade (fwd_method=0).
+
+Fail fast when no real server is usable: IPVS then drops a new connection's SYN (it sends an ICMP
+port unreachable, which a client on this node never sees when the VIP route goes via lo: it waits
+for its timeout). While no real server has weight > 0, lvscare keeps a reject rule in its own
+nftables table `lvscare_failfast`, in a filter output chain that runs before IPVS (priority
+-300): a connection to the VIP is refused at once, and a client tries elsewhere. The table goes
+as soon as a real server is usable again (after the real server is in place).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import socket
@@ -20,7 +28,12 @@ from typing import Any, Optional
 from lvscare.backends.base import Backend, BackendError
 from lvscare.model import Change, ChangeKind, Endpoint, Observed, UserError, VirtualServer
 
+log = logging.getLogger("lvscare")
+
 MASQUERADE = 0  # IP_VS_CONN_F_MASQ
+FAILFAST_TABLE = "lvscare_failfast"
+_NO_GUARD = "no usable real server, and no reject rule: connections to the VIP would hang"
+_STALE_GUARD = f"table {FAILFAST_TABLE} rejects connections while a real server is usable"
 _FWD_MASK = 0x7
 _FWD_NAMES = {0: "masquerade", 1: "local", 2: "tunnel", 3: "direct routing", 4: "bypass"}
 
@@ -33,24 +46,25 @@ def _load_module() -> None:
 
 
 def _open() -> Any:
-    # /proc/net/ip_vs exists once the module is loaded; checking it first keeps pyroute2 from
-    # half-building a socket (and warning on stderr) on kernels without IPVS.
+    # /proc/net/ip_vs exists once the module is loaded; checking it first avoids a netlink
+    # family lookup on kernels without IPVS.
     if not os.path.exists("/proc/net/ip_vs"):
         return None
-    from pyroute2 import IPVS
-    from pyroute2.netlink.exceptions import NetlinkError
+    from lvscare.ipvsnl import IPVS
 
     try:
         ipvs = IPVS()
-        ipvs.service("dump")
-        return ipvs
-    except NetlinkError as exc:
-        if exc.code == errno.EPERM:
+    except OSError as exc:
+        if exc.errno == errno.EPERM:
             raise UserError(
                 "changing IPVS rules needs root (CAP_NET_ADMIN): run lvscare as root."
             ) from None
         return None
+    try:
+        ipvs.service("dump")
+        return ipvs
     except OSError as exc:
+        ipvs.close()
         if exc.errno == errno.EPERM:
             raise UserError(
                 "changing IPVS rules needs root (CAP_NET_ADMIN): run lvscare as root."
@@ -89,8 +103,10 @@ class IpvsBackend(Backend):
 
     name = "ipvs"
 
-    def __init__(self, ipvs: Any = None) -> None:
-        """Open the kernel's IPVS over netlink, or use `ipvs` (a socket-like object, for tests)."""
+    def __init__(self, ipvs: Any = None, nft: Any = None) -> None:
+        """Open the kernel's IPVS over netlink, or use `ipvs` (a socket-like object, for tests;
+        then the fail-fast table is kept only through `nft`, an Nft-like object, if given)."""
+        injected = ipvs is not None
         if ipvs is None:
             ipvs = _open()
         if ipvs is None:
@@ -102,6 +118,10 @@ class IpvsBackend(Backend):
                 "failed): load the ip_vs module or use --backend nft."
             )
         self.ipvs = ipvs
+        self._nft: Any = nft
+        self._nft_missing = injected and nft is None
+        # Whether lvscare's reject table exists, as last seen or written; None: not looked yet.
+        self._guarded: Optional[bool] = None
         self._handlers: dict[ChangeKind, Callable[[_Request], None]] = {
             ChangeKind.ADD_VIRTUAL_SERVER: self._add_service,
             ChangeKind.SET_SCHEDULER: self._set_scheduler,
@@ -111,10 +131,9 @@ class IpvsBackend(Backend):
             ChangeKind.SET_WEIGHT: self._set_weight,
         }
 
-    # pyroute2 request objects, built lazily so that importing this module stays cheap.
     @staticmethod
     def _service(vs: VirtualServer, scheduler: Optional[str] = None) -> Any:
-        from pyroute2 import IPVSService
+        from lvscare.ipvsnl import IPVSService
 
         fields: dict[str, Any] = {
             "af": socket.AF_INET6 if vs.endpoint.family == 6 else socket.AF_INET,
@@ -130,19 +149,16 @@ class IpvsBackend(Backend):
 
     @staticmethod
     def _dest(ep: Endpoint, weight: int = 1) -> Any:
-        from pyroute2 import IPVSDest
+        from lvscare.ipvsnl import IPVSDest
 
         return IPVSDest(addr=ep.host, port=ep.port, weight=weight, fwd_method=MASQUERADE)
 
     def _call(self, what: str, func: Any, *args: Any, **kwargs: Any) -> Any:
-        from pyroute2.netlink.exceptions import NetlinkError
-
         try:
             return func(*args, **kwargs)
-        except NetlinkError as exc:
-            raise BackendError(f"IPVS refused to {what}: {os.strerror(exc.code)}") from None
         except OSError as exc:
-            raise BackendError(f"IPVS refused to {what}: {exc}") from None
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise BackendError(f"IPVS refused to {what}: {reason}") from None
 
     def _find(self, vs: VirtualServer) -> Optional[Any]:
         family = socket.AF_INET6 if vs.endpoint.family == 6 else socket.AF_INET
@@ -158,8 +174,65 @@ class IpvsBackend(Backend):
                 return svc
         return None
 
+    # The fail-fast guard: lvscare's nftables table that refuses connections to the VIP.
+    def _nft_client(self) -> Any:
+        if self._nft is None and not self._nft_missing:
+            from lvscare.nftables import Nft
+
+            try:
+                self._nft = Nft()
+            except UserError:
+                self._nft_missing = True
+                log.warning(
+                    "nftables is not available: with every real server down, connections to "
+                    "the VIP wait for their timeout instead of being refused (install nftables)"
+                )
+        return self._nft
+
+    @staticmethod
+    def _family(vs: VirtualServer) -> str:
+        return "ip6" if vs.endpoint.family == 6 else "ip"
+
+    def _guard_present(self, vs: VirtualServer) -> Optional[bool]:
+        nft = self._nft_client()
+        if nft is None:
+            return None
+        from lvscare.nftables import NftError
+
+        try:
+            self._guarded = nft.list_raw(f"table {self._family(vs)} {FAILFAST_TABLE}") is not None
+        except NftError as exc:
+            raise BackendError(f"cannot list nftables table {FAILFAST_TABLE}: {exc}") from None
+        return self._guarded
+
+    def _set_guard(self, vs: VirtualServer, on: bool) -> None:
+        nft = self._nft_client()
+        if nft is None or self._guarded is on:
+            return
+        from lvscare.nftables import NftError
+
+        fam = self._family(vs)
+        script = f"table {fam} {FAILFAST_TABLE} {{}}\ndelete table {fam} {FAILFAST_TABLE}\n"
+        if on:
+            match = f"{fam} daddr {vs.endpoint.host} tcp dport {vs.endpoint.port}"
+            script += (
+                f"table {fam} {FAILFAST_TABLE} {{\n"
+                '\tcomment "lvscare: no usable real server for the IPVS virtual server"\n'
+                "\tchain output {\n"
+                "\t\ttype filter hook output priority -300; policy accept;\n"
+                f'\t\t{match} reject with tcp reset comment "lvscare {vs}: fail fast"\n'
+                "\t}\n"
+                "}\n"
+            )
+        try:
+            nft.run(script)
+        except NftError as exc:
+            raise BackendError(f"nftables refused lvscare's fail-fast table: {exc}") from None
+        self._guarded = on
+
     def read(self, vs: VirtualServer) -> Observed:
-        """Our virtual server's scheduler, real servers, weights and forwarding methods."""
+        """Our virtual server's scheduler, real servers, weights and forwarding methods (and
+        whether the fail-fast reject rule is there exactly when no real server is usable)."""
         svc = self._find(vs)
         if svc is None:
             return Observed(exists=False)
@@ -181,6 +254,12 @@ class IpvsBackend(Backend):
                 problem = f"{ep} forwarded by {name} instead of masquerade"
                 problems.append(problem)
                 culprits[problem] = ep
+        usable = any(weight > 0 for weight in weights.values())
+        # Listing the table costs a little: only when it matters, or once after start.
+        if not usable or self._guarded is not False:
+            guarded = self._guard_present(vs)
+            if guarded is not None and guarded == usable:
+                problems.append(_STALE_GUARD if usable else _NO_GUARD)
         return Observed(
             exists=True,
             weights=weights,
@@ -196,10 +275,16 @@ class IpvsBackend(Backend):
         observed: Observed,
         changes: Sequence[Change],
     ) -> None:
-        """One netlink request per change, in plan order."""
+        """One netlink request per change, in plan order; the fail-fast rule goes in before the
+        last usable real server leaves, and out after the first one is back."""
         service = self._service(vs)
+        usable = any(weight > 0 for weight in desired.values())
+        if not usable:
+            self._set_guard(vs, True)
         for change in changes:
             self._handlers[change.kind](_Request(vs, service, change, desired, observed))
+        if usable:
+            self._set_guard(vs, False)
 
     def _add_service(self, req: _Request) -> None:
         self._write_service(req, f"create virtual server {req.vs}", "add")
@@ -212,8 +297,11 @@ class IpvsBackend(Backend):
         self._call(what, self.ipvs.service, command, service=service)
 
     def _repair(self, req: _Request) -> None:
-        # The only problem IPVS reports is a real server's forwarding method; one that is no
-        # longer desired is removed by its own change instead.
+        # The fail-fast rule is set by apply() itself. The other problem IPVS reports is a real
+        # server's forwarding method; one that is no longer desired is removed by its own change.
+        if req.change.detail in (_NO_GUARD, _STALE_GUARD):
+            self._guarded = None  # whatever was seen: write it again
+            return
         bad = req.observed.culprits.get(req.change.detail)
         if bad is None or bad not in req.desired:
             return
@@ -246,13 +334,23 @@ class IpvsBackend(Backend):
         )
 
     def clean(self, vs: VirtualServer) -> bool:
-        """Delete our virtual server (its real servers go with it)."""
+        """Delete our virtual server (its real servers go with it) and the fail-fast table."""
+        guarded = self._guard_present(vs)
+        if guarded:
+            self._guarded = None
+            self._set_guard(vs, False)
         if self._find(vs) is None:
-            return False
+            return bool(guarded)
         self._call(
             f"delete virtual server {vs}", self.ipvs.service, "del", service=self._service(vs)
         )
         return True
+
+    def pinned_clients(self, vs: VirtualServer, rs: Endpoint) -> list[Endpoint]:
+        """Clients of IPVS's connections VIP -> `rs` (they outlive the real server's removal)."""
+        from lvscare.flows import ipvs_clients
+
+        return ipvs_clients(vs.endpoint, rs)
 
     def describe(self, vs: VirtualServer) -> str:
         """ipvsadm -Ln style lines for our virtual server."""
@@ -265,5 +363,7 @@ class IpvsBackend(Backend):
         return "\n".join(lines)
 
     def close(self) -> None:
-        """Close the netlink socket."""
+        """Close the netlink socket (and the nftables context)."""
         self.ipvs.close()
+        if self._nft is not None:
+            self._nft.close()

@@ -288,6 +288,12 @@ class NftBackend(Backend):
             raise BackendError(f"cannot delete nftables table {TABLE}: {exc}") from None
         return True
 
+    def pinned_clients(self, vs: VirtualServer, rs: Endpoint) -> list[Endpoint]:
+        """Clients of conntrack's flows VIP -> `rs` (DNAT keeps them there)."""
+        from lvscare.flows import conntrack_clients
+
+        return conntrack_clients(vs.endpoint, rs)
+
     def describe(self, vs: VirtualServer) -> str:
         """`nft list table ip lvscare`."""
         return self.nft.list_text(f"table {_family(vs)} {TABLE}").rstrip()

@@ -142,7 +142,16 @@ fi
 # 6. Images: the real package loads kube/images into the container runtime; so does this one where
 # containerd runs (its one tiny image carries every name kubeadm asks the runtime for).
 if [ -z "$ROOT" ] && command -v ctr >/dev/null 2>&1 && systemctl is-active --quiet containerd; then
+    # The runtime is the host's: remember which images were new, so `sealos clean` removes just
+    # those (/var/lib/sealos/images.imported, in sealos's own folder).
+    had=$(ctr -n k8s.io images ls -q 2>/dev/null)
     if out=$(ctr -n k8s.io images import "$KUBE/images/images.tar" 2>&1); then
+        mkdir -p /var/lib/sealos
+        ctr -n k8s.io images ls -q 2>/dev/null | while read -r ref; do
+            [ -n "$ref" ] || continue
+            printf '%s\n' "$had" | grep -qxF -- "$ref" || printf '%s\n' "$ref"
+        done >>/var/lib/sealos/images.imported
+        sort -u -o /var/lib/sealos/images.imported /var/lib/sealos/images.imported
         say "images: kube/images/images.tar imported into containerd (namespace k8s.io)"
     else
         echo "init.sh: ctr could not import kube/images/images.tar: $out" >&2
