@@ -1,7 +1,8 @@
 """The stand-in kubelet's pods: host-network pods' commands run as host processes.
 
-There is no container runtime behind the stand-in kubelet, so a pod's container is its command
-run on the host (host network, host filesystem), each said so in the kubelet's log. What the real
+The stand-in kubelet runs no containers (containerd, where a lab host has it, can't run them on
+nspawn hosts), so a pod's container is its command run on the host (host network, host
+filesystem), each said so in the kubelet's log. What the real
 kubelet does and a user would notice is kept:
 - a host-network pod gets a copy of the node's /etc/hosts taken when its container starts
   (kubelet_pods.go `ensureHostsFile`), laid over /etc in a mount namespace of its own: a later
@@ -134,7 +135,7 @@ class PodProcess:
         log(
             "kubelet",
             f'pod "{self.pod}" container "{self.container}": started as host process '
-            f"{self.proc.pid} (sealos-lab stand-in: no container runtime) with {where}; "
+            f"{self.proc.pid} (sealos-lab stand-in: a host process, not a container) with {where}; "
             f"log {log_path}",
         )
 
