@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from sealos_lab.state import HostSpec
 from sealos_lab.testing import lab_session
 
 pytestmark = [pytest.mark.root, pytest.mark.lab, pytest.mark.vm]
@@ -26,7 +27,9 @@ def test_clean_removes_kube_proxys_ipvs_service_and_link(tmp_path):
     from sealos_lab.package import build
 
     package = build(VERSION, tmp_path / f"kube{VERSION[1:]}.tar.gz")
-    with lab_session("kp8vm", hosts=2, vm=True, timeout=900) as lab:
+    # kubelets before 1.25 need cgroup v1: the VMs boot with systemd.unified_cgroup_hierarchy=0
+    v1 = {f"h{i}": HostSpec(cgroup_v1=True) for i in (1, 2)}
+    with lab_session("kp8vm", hosts=2, vm=True, timeout=900, specs=v1) as lab:
         m1, n1 = lab.hosts
         env = {
             "PATH": os.environ["PATH"],
