@@ -16,8 +16,10 @@ SHA-256); a file that fails its rule is kept and named in a warning.
 
 Order matters: lvscare's keeper stops first (so it cannot put rules back), `kubeadm reset -f`
 runs while the apiserver name still resolves, then lvscare removes its own rules, routes and
-interfaces (a sweep catches what is left when its binary is gone), then units, the hosts line,
-files and the binaries the package installed.
+interfaces (a sweep catches what is left when its binary is gone), then what kubeadm reset says
+it leaves of kube-proxy and the CNI (kube-proxy's IPVS virtual servers and kube-ipvs0, KUBE-* and
+cali-* chains, calico's links), then units, the hosts line, files and the binaries the package
+installed (/opt/cni/bin's files only where byte-identical to the package's kube/cni/bin).
 """
 
 from __future__ import annotations
