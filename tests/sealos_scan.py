@@ -29,6 +29,10 @@ systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null |
     awk '!($2 == "not-found" && $3 == "inactive") {{print "unit:" $1 " " $2 " " $3}}'
 ss -Hltn 2>/dev/null | awk '{{print "listen:" $4}}'
 nft list tables 2>/dev/null | sed 's/^/nft:/'
+# chains by name (kube-proxy's KUBE-* and calico's cali-* chains live in shared tables)
+nft list ruleset 2>/dev/null |
+    awk '/^table /{{t = $2 " " $3}} /^\tchain /{{print "nftchain:" t " " $2}}'
+ipvsadm -Ln 2>/dev/null | awk '$1 == "TCP" || $1 == "UDP" {{print "ipvs:" $1 " " $2}}'
 ip -4 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
 ip -6 -o route show proto 247 2>/dev/null | sed 's/^/route:/'
 ip -o link show 2>/dev/null | awk -F': ' '{{print "link:" $2}}'

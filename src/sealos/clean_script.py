@@ -16,8 +16,10 @@ SHA-256); a file that fails its rule is kept and named in a warning.
 
 Order matters: lvscare's keeper stops first (so it cannot put rules back), `kubeadm reset -f`
 runs while the apiserver name still resolves, then lvscare removes its own rules, routes and
-interfaces (a sweep catches what is left when its binary is gone), then units, the hosts line,
-files and the binaries the package installed.
+interfaces (a sweep catches what is left when its binary is gone), then what kubeadm reset says
+it leaves of kube-proxy and the CNI (kube-proxy's IPVS virtual servers and kube-ipvs0, KUBE-* and
+cali-* chains, calico's links), then units, the hosts line, files and the binaries the package
+installed (/opt/cni/bin's files only where byte-identical to the package's kube/cni/bin).
 """
 
 from __future__ import annotations
@@ -245,6 +247,8 @@ if owned && ip link show lvscare0 >/dev/null 2>&1; then
 fi
 {_wipe_ours(rp.LVSCARE_BUNDLE)}
 
+{_network_leftovers()}
+
 # 4. The kubelet unit and its drop-ins (the package's init.sh installed them).
 if owned && {{ exists {q(rp.KUBELET_UNIT)} || exists {q(rp.KUBELET_DROPINS)}; }}; then
     if [ "$dry" = 0 ] && have systemctl; then
@@ -345,6 +349,100 @@ fi
 if [ "$dry" = 0 ] && [ "$reload" = 1 ] && have systemctl; then systemctl daemon-reload; fi
 exit $failed
 """
+
+
+def _network_leftovers() -> str:
+    """Shell lines removing what kubeadm reset leaves of kube-proxy and the CNI (it says so):
+    the IPVS virtual servers on kube-proxy's addresses (those bound to kube-ipvs0) and the link,
+    kube-proxy's nftables tables, every KUBE-*/cali-* chain (nftables, so iptables-nft's too)
+    with the rules jumping to it, a table left empty by that, and calico's links. Only on a host
+    that is ours."""
+    link = q(rp.KUBE_PROXY_LINK)
+    prefixes = "|".join(rp.NETWORK_CHAIN_PREFIXES)
+    links = "|".join(rp.CNI_LINKS)
+    return f"""field() {{ printf '%s' "$1" | cut -d'|' -f"$2"; }}
+# 3b. What kubeadm reset leaves of kube-proxy and the CNI (known by their own names).
+if owned && ip link show {link} >/dev/null 2>&1; then
+    vss=""
+    for a in $(ip -o addr show dev {link} 2>/dev/null | awk '{{print $4}}' | cut -d/ -f1); do
+        case "$a" in *:*) a="[$a]" ;; esac
+        if have ipvsadm; then
+            vss="$vss $(ipvsadm -Ln 2>/dev/null | awk -v a="$a:" \
+                '($1 == "TCP" || $1 == "UDP") && index($2, a) == 1 {{print $1 "=" $2}}')"
+        fi
+    done
+    for v in $vss; do
+        case "${{v%%=*}}" in TCP) flag=-t ;; *) flag=-u ;; esac
+        note "IPVS virtual server ${{v#*=}} (kube-proxy's)"
+        [ "$dry" = 1 ] || ipvsadm -D $flag "${{v#*=}}" ||
+            problem "cannot delete IPVS virtual server ${{v#*=}}"
+    done
+    note "interface {rp.KUBE_PROXY_LINK} (kube-proxy's)"
+    [ "$dry" = 1 ] || ip link del {link} || problem "cannot delete interface {rp.KUBE_PROXY_LINK}"
+fi
+if owned && have nft; then
+    for fam in ip ip6; do
+        if nft list table $fam {q(rp.KUBE_PROXY_NFT_TABLE)} >/dev/null 2>&1; then
+            note "nftables table $fam {rp.KUBE_PROXY_NFT_TABLE}"
+            [ "$dry" = 1 ] || nft delete table $fam {q(rp.KUBE_PROXY_NFT_TABLE)} ||
+                problem "cannot delete nftables table $fam {rp.KUBE_PROXY_NFT_TABLE}"
+        fi
+    done
+    # rules elsewhere that jump to such a chain (by handle), then the chains themselves
+    jumps=$(nft -a list ruleset 2>/dev/null | awk '
+        /^table / {{ fam = $2; tbl = $3 }}
+        /^\tchain / {{ chain = $2 }}
+        /(jump|goto) ({prefixes})/ && chain !~ /^({prefixes})/ {{
+            print fam "|" tbl "|" chain "|" $NF
+        }}')
+    chains=$(nft list ruleset 2>/dev/null | awk '
+        /^table / {{ fam = $2; tbl = $3 }}
+        /^\tchain ({prefixes})/ {{ print fam "|" tbl "|" $2 }}')
+    if [ "$dry" = 0 ]; then
+        for r in $jumps; do
+            fam=$(field "$r" 1) tbl=$(field "$r" 2) chain=$(field "$r" 3) handle=$(field "$r" 4)
+            nft delete rule "$fam" "$tbl" "$chain" handle "$handle" ||
+                problem "cannot delete the rule of $fam $tbl $chain jumping to a chain of theirs"
+        done
+        for c in $chains; do
+            fam=$(field "$c" 1) tbl=$(field "$c" 2) chain=$(field "$c" 3)
+            nft flush chain "$fam" "$tbl" "$chain" 2>/dev/null
+        done
+    fi
+    tables=""
+    for c in $chains; do
+        fam=$(field "$c" 1) tbl=$(field "$c" 2) chain=$(field "$c" 3)
+        note "nftables chain $fam $tbl $chain"
+        [ "$dry" = 1 ] || nft delete chain "$fam" "$tbl" "$chain" ||
+            problem "cannot delete nftables chain $fam $tbl $chain"
+        case " $tables " in *" $fam|$tbl "*) ;; *) tables="$tables $fam|$tbl" ;; esac
+    done
+    # A table that held such chains and now holds no rule and no other content is gone too.
+    for t in $tables; do
+        fam=$(field "$t" 1) tbl=$(field "$t" 2)
+        [ "$dry" = 0 ] || continue
+        if ! nft list table "$fam" "$tbl" 2>/dev/null | grep -qv -e '^table ' \\
+            -e '^[[:space:]]*chain ' -e '^[[:space:]]*type ' -e '^[[:space:]]*}}' \\
+            -e '^[[:space:]]*$'; then
+            note "nftables table $fam $tbl (empty once those chains were gone)"
+            nft delete table "$fam" "$tbl" || problem "cannot delete nftables table $fam $tbl"
+        fi
+    done
+fi
+if owned; then
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{{print $2}}' | cut -d@ -f1); do
+        case "$l" in
+        {links})
+            note "interface $l (the CNI's)"
+            if [ "$dry" = 0 ] && ! ip link del "$l" 2>/dev/null; then
+                # tunl0 is the ipip module's own device: it can only be emptied
+                ip addr flush dev "$l" 2>/dev/null
+                ip link set "$l" down 2>/dev/null || problem "cannot delete interface $l"
+            fi
+            ;;
+        esac
+    done
+fi"""
 
 
 def _kube_binaries() -> str:

@@ -103,6 +103,13 @@ SYSTEM_FILES = (
 )
 KUBECTL_CACHE = f"{HOME}/.kube/cache"
 
+# What `kubeadm reset` says it leaves (kube-proxy's rules and links, the CNI's): clean removes them
+# on a host that is ours, each known by kube-proxy's or calico's own names.
+KUBE_PROXY_LINK = "kube-ipvs0"  # kube-proxy's IPVS mode binds every service address to it
+KUBE_PROXY_NFT_TABLE = "kube-proxy"  # kube-proxy's nftables mode (1.29+), in ip and ip6
+NETWORK_CHAIN_PREFIXES = ("KUBE-", "cali-")  # kube-proxy's and calico's chains (iptables, nft)
+CNI_LINKS = ("cali*", "tunl0", "vxlan.calico")  # calico's veths, IPIP and VXLAN devices
+
 # --- what clean removes, and why each is ours ------------------------------------------------
 # Every rule but BY_MARKER holds only on a host sealos started on (one of SEALOS_MARKERS there),
 # or when the user says so (`clean --not-a-member`): elsewhere the paths are someone else's.

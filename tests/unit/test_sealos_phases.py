@@ -149,11 +149,28 @@ def test_dry_run_collects_the_plan_and_touches_no_host(tmp_path):
     ctx = make_ctx(tmp_path, version="v1.14.1", dry_run=True)
     asyncio.run(run_phases(ctx, PHASES))  # hosts are not connected: any remote call would fail
     m2 = ctx.plan["10.0.0.3"]
-    assert "kubeadm join apiserver.cluster.local:6443 as a control plane" in m2[-2]
-    assert "--experimental-control-plane" in m2[-2]
+    assert "kubeadm join apiserver.cluster.local:6443 as a control plane" in m2[-3]
+    assert "--experimental-control-plane" in m2[-3]
+    # after the switch to itself: kube-proxy, and (1.14 <= 1.19) controller-manager, scheduler
+    assert m2[-2] == "/etc/hosts: map apiserver.cluster.local to 10.0.0.3 (itself)"
+    assert "(kube-proxy, controller-manager, scheduler)" in m2[-1]
     assert ctx.plan["10.0.0.2"][-1] == (
         "kubeadm init --config /root/kubeadm-config.yaml --experimental-upload-certs"
     )
+
+
+def test_restart_of_host_network_pods_after_the_hosts_switch():
+    from sealos.phases.commands import restart_host_network_pods_command
+
+    new = restart_host_network_pods_command("m-2", 28)
+    assert new == (
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system delete pod "
+        "-l k8s-app=kube-proxy --field-selector spec.nodeName=m-2 --ignore-not-found"
+    )
+    old = restart_host_network_pods_command("m-2", 19)
+    assert old.startswith(new + " && ")
+    assert "label=io.kubernetes.container.name=kube-controller-manager" in old
+    assert "label=io.kubernetes.container.name=kube-scheduler" in old
 
 
 def test_lvscare_unit_orders_before_kubelet_and_lists_all_masters():

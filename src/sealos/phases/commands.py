@@ -186,3 +186,44 @@ async def map_apiserver(ctx: Context, node: ClusterHost, ip: str, which: str) ->
         lambda: node.ssh.run(set_entry_command(ip, name)),
         step=f"/etc/hosts: {name} -> {ip}",
     )
+
+
+# Host-network pods copy the node's /etc/hosts when their container starts (the kubelet's
+# ensureHostsFile); on masters 2..n those that started during the join keep the first master as
+# the apiserver name's address. kube-proxy (every version) reads it from the kube-proxy
+# ConfigMap's kubeconfig; controller-manager and scheduler up to 1.19 from their kubeconfigs.
+KUBE_PROXY_SELECTOR = "k8s-app=kube-proxy"
+OLD_CONTROL_PLANE_PODS = ("kube-controller-manager", "kube-scheduler")
+
+
+def restart_host_network_pods_command(node_name: str, minor: int) -> str:
+    """Shell run on a master after its apiserver name points at itself: delete its kube-proxy
+    pod (the DaemonSet starts a new one, with a fresh copy), and up to 1.19 stop the
+    controller-manager and scheduler containers (the kubelet starts new ones, each with a fresh
+    copy; `docker restart` would keep the old file)."""
+    command = (
+        f"kubectl --kubeconfig {q(rp.ADMIN_CONF)} -n kube-system delete pod "
+        f"-l {q(KUBE_PROXY_SELECTOR)} --field-selector {q('spec.nodeName=' + node_name)} "
+        "--ignore-not-found"
+    )
+    if minor > 19:
+        return command
+    stops = " ".join(
+        f"docker ps -q --filter label=io.kubernetes.container.name={name} | "
+        "xargs -r docker stop >/dev/null;"
+        for name in OLD_CONTROL_PLANE_PODS
+    )
+    return f"{command} && {{ if command -v docker >/dev/null 2>&1; then {stops} fi; }}"
+
+
+async def restart_host_network_pods(ctx: Context, node: ClusterHost) -> None:
+    """After `map_apiserver(node -> itself)` on a joined master: restart what started before."""
+    assert node.facts is not None
+    name, minor = node.facts.hostname, ctx.version.minor
+    which = "kube-proxy" + (", controller-manager, scheduler" if minor <= 19 else "")
+    await ctx.wet(
+        node,
+        f"restart the host-network pods that copied /etc/hosts before it changed ({which})",
+        lambda: node.ssh.run(restart_host_network_pods_command(name, minor), timeout=120),
+        step=f"restart {which} (fresh /etc/hosts)",
+    )

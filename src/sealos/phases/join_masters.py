@@ -1,5 +1,7 @@
 """Join the other masters one after another: the apiserver name first points to the first master
-(to reach a working control plane), then, once joined, to the master itself.
+(to reach a working control plane), then, once joined, to the master itself; the host-network
+pods that started in between (kube-proxy; up to 1.19 controller-manager and scheduler) hold a
+copy of the old /etc/hosts and are restarted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sealos.phases.commands import (
     once,
     remove_half_joined_member,
     reset_half_join,
+    restart_host_network_pods,
     root_kubeconfig,
 )
 
@@ -63,6 +66,9 @@ class JoinMasters(Phase):
             )
             note = "joined as a master"
         await map_apiserver(ctx, node, node.ip, f"{node.ip} (itself)")
+        # Switched after the join (the apiserver here needs its etcd member first), so what
+        # started meanwhile is restarted with the new /etc/hosts.
+        await restart_host_network_pods(ctx, node)
         return note
 
     async def _join(self, ctx: Context, node: ClusterHost) -> None:

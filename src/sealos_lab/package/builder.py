@@ -52,9 +52,12 @@ STANDIN_MODULES = [
     "apiserver/store",
     "apiserver/auth",
     "apiserver/replication",
+    "apiserver/pods",
     "apiserver/api",
     "apiserver/server",
     "kubelet_preconditions",
+    "pods",
+    "kube_proxy",
     "kubelet_cmd",
     "kubeadm/plans",
     "kubeadm/flags",
@@ -66,6 +69,7 @@ STANDIN_MODULES = [
     "kubeadm/control_plane",
     "kubeadm/kubelet_start",
     "kubeadm/token",
+    "kubeadm/addons",
     "kubeadm/init",
     "kubeadm/discovery",
     "kubeadm/join_control_plane",
@@ -182,6 +186,7 @@ def _embedded_module(program: str, version: str) -> str:
         f"PACKAGE_VERSION = {version!r}\n"
         "BUILT_AS_SCRIPT = True\n"
         f"IMAGES: list[str] = {kubeadm_images(version)!r}\n"
+        f"PACKAGE_IMAGES: list[str] = {package_images(version)!r}\n"
         f"_SCHEMAS_JSON = {literal}\n"
         "_SCHEMAS_CACHE: dict[str, Any] = {}\n\n\n"
         "def load_schemas() -> dict[str, Any]:\n"
@@ -257,6 +262,25 @@ def _unit_files() -> dict[str, str]:
     return {"kube/conf/kubelet.service": kubelet_service, "kube/conf/10-kubeadm.conf": dropin}
 
 
+# lvscare's image for `--lvscare-mode static-pod` (sealos's default lvscareImage), which sealos
+# packages carry beside Kubernetes' images.
+LVSCARE_IMAGE = "docker.io/library/python:3.11-slim"
+
+
+def package_images(version: str) -> list[str]:
+    """The images the package's kube/images holds: kubeadm's list (from 1.24; the control plane's
+    before) and lvscare's (what the stand-in kubelet takes as loaded on a node without a
+    runtime)."""
+    version = normalize_version(version)
+    minor = int(version.split(".")[1])
+    registry = "k8s.gcr.io" if minor < 25 else "registry.k8s.io"
+    images = kubeadm_images(version) or [
+        f"{registry}/{c}:{version}"
+        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+    ]
+    return [*images, LVSCARE_IMAGE]
+
+
 def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
@@ -272,13 +296,8 @@ def _tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
 def _images_archive(version: str) -> bytes:
     """kube/images/images.tar: a docker-archive (what `ctr -n k8s.io images import` loads) of one
     tiny image tagged with every name kubeadm asks the runtime for (its list from 1.24; the
-    control plane's before). It runs nothing: the stand-ins need no containers."""
-    minor = int(version.split(".")[1])
-    registry = "k8s.gcr.io" if minor < 25 else "registry.k8s.io"
-    images = kubeadm_images(version) or [
-        f"{registry}/{c}:{version}"
-        for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
-    ]
+    control plane's before) and lvscare's. It runs nothing: the stand-ins need no containers."""
+    images = package_images(version)
     readme = (
         f"sealos-lab offline package {version}: this image stands for kubeadm's images.\n"
         "It holds this file only; the lab's stand-ins run no containers.\n"

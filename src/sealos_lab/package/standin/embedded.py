@@ -18,6 +18,9 @@ BUILT_AS_SCRIPT = False
 # `kubeadm config images list` of this version (default repository); empty before 1.24, where the
 # lab's packages carry no container runtime. The builder fixes it from sealos.package_versions.
 IMAGES: list[str] = json.loads(os.environ.get("SEALOS_STANDIN_IMAGES", "[]"))
+# The images the package carries (kube/images): what the stand-in kubelet takes as loaded on a
+# node without a container runtime. The builder fixes it from the package's image list.
+PACKAGE_IMAGES: list[str] = json.loads(os.environ.get("SEALOS_STANDIN_PACKAGE_IMAGES", "[]"))
 
 _SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import quote
 
 import yaml
 
@@ -50,6 +51,7 @@ CLUSTER_SCOPED = {
     "ingressclass",
 }
 NODE_WORDS = {"node", "nodes", "no"}
+POD_WORDS = {"pod", "pods", "po"}
 _FLAGS = {
     "kubeconfig": Flag("kubeconfig"),
     "namespace": Flag("namespace", short="n"),
@@ -65,6 +67,7 @@ _FLAGS = {
     "wait": Flag("wait", "bool"),
     "ignore-not-found": Flag("ignore-not-found", "bool"),
     "selector": Flag("selector", short="l"),
+    "field-selector": Flag("field-selector"),
     "help": Flag("help", "bool", short="h"),
 }
 
@@ -357,10 +360,82 @@ def _apply(parsed: ParsedFlags) -> int:
     return 0
 
 
+def _pods_path(parsed: ParsedFlags) -> str:
+    namespace = parsed.values.get("namespace") or "default"
+    if parsed.values.get("all-namespaces"):
+        namespace = "*"
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+def _list_pods(client: ApiClient, parsed: ParsedFlags) -> list[dict[str, Any]]:
+    query = [
+        f"{key}={quote(str(parsed.values[flag]))}"
+        for key, flag in (("labelSelector", "selector"), ("fieldSelector", "field-selector"))
+        if parsed.values.get(flag)
+    ]
+    path = _pods_path(parsed) + ("?" + "&".join(query) if query else "")
+    return list(_call(client, "GET", path).get("items") or [])
+
+
+def _get_pods(parsed: ParsedFlags, names: list[str]) -> int:
+    client = _client(parsed)
+    try:
+        if names:
+            items = [_call(client, "GET", f"{_pods_path(parsed)}/{n}") for n in names]
+        else:
+            items = _list_pods(client, parsed)
+    finally:
+        client.close()
+    output = parsed.values.get("output") or ""
+    if output in ("json", "yaml"):
+        doc = {"apiVersion": "v1", "kind": "List", "items": items}
+        text = json.dumps(doc, indent=4) + "\n" if output == "json" else yaml.safe_dump(doc)
+        sys.stdout.write(text)
+        return 0
+    if output == "name":
+        sys.stdout.write("".join(f"pod/{p['metadata']['name']}\n" for p in items))
+        return 0
+    if not items:
+        sys.stderr.write("No resources found\n")
+        return 0
+    now = time.time()
+    rows = [["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]]
+    for pod in items:
+        age = human_duration(now - parse_rfc3339(pod["metadata"]["creationTimestamp"]))
+        node = str(pod.get("spec", {}).get("nodeName", "<none>"))
+        rows.append([pod["metadata"]["name"], "1/1", "Running", "0", age, node])
+    sys.stdout.write(tabulate(rows))
+    return 0
+
+
+def _delete_pods(parsed: ParsedFlags, names: list[str]) -> int:
+    client = _client(parsed)
+    try:
+        if not names:
+            if not parsed.values.get("selector") and not parsed.values.get("field-selector"):
+                raise KubectlFailure("error: resource(s) were provided, but no name was specified")
+            names = [p["metadata"]["name"] for p in _list_pods(client, parsed)]
+            if not names:
+                sys.stdout.write("No resources found\n")
+        for name in names:
+            try:
+                _call(client, "DELETE", f"{_pods_path(parsed)}/{name}")
+            except KubectlFailure as e:
+                if parsed.values.get("ignore-not-found") and "(NotFound)" in str(e):
+                    continue
+                raise
+            sys.stdout.write(f'pod "{name}" deleted\n')
+    finally:
+        client.close()
+    return 0
+
+
 def _delete(parsed: ParsedFlags, words: list[str]) -> int:
+    if words and words[0].lower() in POD_WORDS:
+        return _delete_pods(parsed, words[1:])
     if not words or words[0].lower() not in NODE_WORDS:
         raise KubectlFailure(
-            "error: the sealos-lab stand-in deletes nodes only: kubectl delete node NAME"
+            "error: the sealos-lab stand-in deletes nodes and pods only: kubectl delete node NAME"
         )
     if len(words) < 2:
         raise KubectlFailure("error: resource(s) were provided, but no name was specified")
@@ -459,6 +534,8 @@ def kubectl_main(argv: list[str]) -> int:
                 raise KubectlFailure("You must specify the type of resource to get.")
             if rest[0].lower() in NODE_WORDS:
                 return _get_nodes(parsed, rest[1:])
+            if rest[0].lower() in POD_WORDS:
+                return _get_pods(parsed, rest[1:])
             return _get_applied(parsed, rest[0], rest[1:])
         if command == "apply":
             return _apply(parsed)

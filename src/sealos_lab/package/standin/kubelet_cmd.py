@@ -5,11 +5,13 @@ As the real kubelet: without /var/lib/kubelet/config.yaml it exits 1 (systemd re
 the TLS bootstrap (CSR signed by the cluster, /var/lib/kubelet/pki/kubelet-client-current.pem);
 then it registers its Node and reports every second to the server of /etc/kubernetes/kubelet.conf,
 resolving that name through the system resolver each time (so on a node it goes through the VIP).
-It serves /healthz on 127.0.0.1:10248 and :10250. No pods are run.
+It serves /healthz on 127.0.0.1:10248 and :10250. Host-network pods (static pods, kube-proxy's)
+run as host processes: see pods.py and kube_proxy.py.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import platform
@@ -27,6 +29,7 @@ import yaml
 from .apiclient import ApiClient, ApiError, ConnectError
 from .embedded import PACKAGE_VERSION
 from .hostenv import header_line, log, node_hostname, write_private
+from .kube_proxy import kube_proxy_main, start_pods
 from .kubelet_preconditions import kubelet_startup_problem
 from .pki import PkiError, kubeconfig_document, load_kubeconfig, make_csr, new_keys
 from .versions import container_runtime_version, parse_kube_version
@@ -239,12 +242,15 @@ class NodeAgent:
 
 def kubelet_main(argv: list[str]) -> int:
     """kubelet [--version] [flags]."""
+    if argv[:1] == ["sealos-lab-kube-proxy"]:
+        return kube_proxy_main(argv[1:])
     if "--version" in argv or "--version=true" in argv:
         print(f"Kubernetes {PACKAGE_VERSION} (sealos-lab stand-in)")
         return 0
     if "-h" in argv or "--help" in argv:
         print(
-            "kubelet (sealos-lab stand-in): registers the node and reports it Ready; runs no pods."
+            "kubelet (sealos-lab stand-in): registers the node and reports it Ready; runs "
+            "host-network pods as host processes."
         )
         print(
             "Flags read: --kubeconfig --bootstrap-kubeconfig --config --hostname-override --node-ip"
@@ -288,6 +294,7 @@ def kubelet_main(argv: list[str]) -> int:
     # Served for the life of the process by daemon threads (which keep the servers referenced).
     _serve_healthz("127.0.0.1", 10248)
     _serve_healthz("0.0.0.0", 10250)
+    atexit.register(start_pods(node, config_path, kubeconfig, agent.stop))
     while not kubeconfig.exists() and not agent.stop.is_set():
         if not bootstrap.exists():
             log(

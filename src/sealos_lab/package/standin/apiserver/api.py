@@ -9,6 +9,7 @@ Served API (JSON, Kubernetes-shaped where a client would notice):
   POST /api/v1/namespaces/kube-system/secrets, GET ...?type=bootstrap, DELETE .../NAME (tokens)
   POST /apis/certificates.k8s.io/v1/certificatesigningrequests  (kubelet TLS bootstrap, approved)
   GET/POST /api/v1/nodes, GET/PATCH/DELETE /api/v1/nodes/NAME, PUT /api/v1/nodes/NAME/status
+  pods, the kubernetes Service and Endpoints (pods.py)
   POST/GET /apis/sealos-lab.io/v1/applied                        (kubectl apply records)
   POST /apis/sealos-lab.io/v1/sync, GET .../snapshot, POST/DELETE .../peers[/NAME]  (masters)
   GET .../members, DELETE .../members/ID, POST .../members/ID/promote  (etcd membership, for
@@ -42,6 +43,7 @@ from .membership import (
     new_member,
     refuse_add,
 )
+from .pods import PodApi
 from .replication import API_GROUP, Replicator
 from .settings import ApiserverSettings
 from .store import Store, object_key
@@ -49,7 +51,7 @@ from .store import Store, object_key
 READY_WINDOW = 10.0
 
 
-class Apiserver:
+class Apiserver(PodApi):
     """Request handling for one stand-in apiserver; its Replicator keeps the peers in step."""
 
     def __init__(self, settings: ApiserverSettings) -> None:
@@ -91,6 +93,7 @@ class Apiserver:
             ours + "/members$": {"GET": self.list_members},
             ours + "/members/([^/]+)$": {"DELETE": self.remove_member},
             ours + "/members/([^/]+)/promote$": {"POST": self.promote_member},
+            **self.pod_routes(),
         }
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             (method, re.compile(path), handler)

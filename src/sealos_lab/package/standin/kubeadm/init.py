@@ -9,6 +9,7 @@ import yaml
 
 from ..pki import kubeconfig_document, new_bootstrap_token, new_certificate_key, spki_pin
 from ..versions import kubelet_config_map_name, shows_root_kubeconfig_hint, upload_certs_flag
+from .addons import apply_kube_proxy
 from .certs import (
     generate_leaf_certs,
     server_endpoint,
@@ -170,7 +171,7 @@ def run_init(plan: InitPlan) -> int:
         "client certificate and key"
     )
     out("[addons] Applied essential addon: CoreDNS")
-    out("[addons] Applied essential addon: kube-proxy")
+    apply_kube_proxy(client, cluster, plan.kubeproxy_config, endpoint)
     client.close()
     pin = spki_pin(ca_pem)
     token = tokens[0].token if not plan.skip_token_print else "<value withheld>"

@@ -16,7 +16,11 @@ from ..versions import checks_duplicate_node_name, kubelet_config_map_name
 from .common import K8S_DIR, MANIFESTS, KubeadmFailure, kube_version, out, warn
 from .control_plane import detect_advertise_address, mark_control_plane
 from .discovery import bootstrap_kubeconfig, discover_cluster_info
-from .join_control_plane import join_control_plane_prepare, join_control_plane_start
+from .join_control_plane import (
+    join_control_plane_prepare,
+    join_control_plane_start,
+    wait_for_node_pods,
+)
 from .kubelet_start import start_kubelet, wait_for_tls_bootstrap
 from .plans import ClusterConfigFields, JoinPlan
 from .preflight import join_preflight, require_manageable_host
@@ -92,6 +96,7 @@ def run_join(plan: JoinPlan) -> int:
     wait_for_tls_bootstrap(plan)
     if plan.control_plane:
         assert local is not None
+        wait_for_node_pods(local, plan.node_name)
         out(
             '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the '
             '"kube-system" Namespace'

@@ -4,6 +4,7 @@ join the apiservers' replication as a new etcd member would and start the local 
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from ..apiclient import ApiClient, ApiError, ConnectError
@@ -110,3 +111,23 @@ def join_control_plane_start(
             f"{failed} manifest file: timeout waiting for etcd cluster to be available"
         )
     return local
+
+
+def wait_for_node_pods(local: ApiClient, node: str) -> None:
+    """Real kubeadm's control-plane join waits after kubelet-start for the local etcd member, a
+    static pod the kubelet starts ("This can take up to 40s"); meanwhile the kubelet starts the
+    node's DaemonSet pods (kube-proxy), with /etc/hosts as it is during the join. The stand-in,
+    whose own wait is short, waits (up to 40 s) until the kubelet has started them, so that
+    ordering holds in the lab as it does on real hosts."""
+
+    def started() -> bool:
+        try:
+            local.call("GET", "/api/v1/namespaces/kube-system/configmaps/kube-proxy")
+        except ApiError as exc:
+            return exc.status == 404  # no kube-proxy addon: nothing to wait for
+        query = f"?fieldSelector=spec.nodeName={node}"
+        pods = local.call("GET", "/api/v1/namespaces/kube-system/pods" + query)
+        return bool(pods.get("items"))
+
+    with contextlib.suppress(ApiError, ConnectError):
+        wait_until(started, 40.0, 0.5)
