@@ -10,12 +10,11 @@ errno. Constants from <linux/ip_vs.h> and <linux/genetlink.h>.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 from typing import Any, Optional
 
-from lvscare.netlink import attr, attrs, messages
+from lvscare.netlink import attr, attrs, exchange
 
 NETLINK_GENERIC = 16
 GENL_ID_CTRL = 0x10
@@ -24,7 +23,6 @@ CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 1, 2
 IPVS_GENL_VERSION = 1
 NLA_F_NESTED = 0x8000
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 _COMMANDS = {
     "service": {"add": 1, "set": 2, "del": 3, "dump": 4},
@@ -44,7 +42,6 @@ _DEST = {
 _SVC_NAMES = {number: f"IPVS_SVC_ATTR_{name.upper()}" for name, (number, _) in _SVC.items()}
 _DEST_NAMES = {number: f"IPVS_DEST_ATTR_{name.upper()}" for name, (number, _) in _DEST.items()}
 _SVC_KEY = ("af", "protocol", "addr", "port")
-_HEADER = struct.Struct("=IHHII")
 
 
 class _Record:
@@ -140,24 +137,7 @@ class IPVS:
 
     def _request(self, kind: int, flags: int, body: bytes) -> list[bytes]:
         self.seq += 1
-        seq = self.seq
-        self.sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, seq, 0) + body)
-        answers: list[bytes] = []
-        while True:
-            data = self.sock.recv(1 << 16)
-            for mtype, mseq, mbody in messages(data):
-                if mseq != seq:
-                    continue
-                if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", mbody)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return answers
-                if mtype == NLMSG_DONE:
-                    return answers
-                answers.append(mbody)
-            if not flags & (NLM_F_ACK | NLM_F_DUMP) and answers:
-                return answers
+        return [answer for _kind, answer in exchange(self.sock, self.seq, kind, flags, body)]
 
     def _command(self, command: int, payload: bytes, dump: bool) -> list[bytes]:
         body = struct.pack("=BBH", command, IPVS_GENL_VERSION, 0) + payload

@@ -27,6 +27,7 @@ NETLINK_ADD_MEMBERSHIP = 1
 NFNLGRP_NFTABLES = 7
 
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+NLM_F_DUMP = 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK = 16, 17
 RTM_NEWADDR, RTM_DELADDR = 20, 21
@@ -84,6 +85,31 @@ def messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         offset += _align(length)
 
 
+def exchange(
+    sock: socket.socket, seq: int, kind: int, flags: int, body: bytes
+) -> list[tuple[int, bytes]]:
+    """Send one request and read its answers, (type, body) each: up to the kernel's ack or the
+    end of a dump; a request that asked for neither ends with its first answer. An error answer
+    is an OSError with the kernel's errno."""
+    sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, seq, 0) + body)
+    answers: list[tuple[int, bytes]] = []
+    while True:
+        data = sock.recv(1 << 16)
+        for mtype, mseq, mbody in messages(data):
+            if mseq != seq:
+                continue
+            if mtype == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", mbody)[0]
+                if code:
+                    raise OSError(code, os.strerror(code))
+                return answers
+            if mtype == NLMSG_DONE:
+                return answers
+            answers.append((mtype, mbody))
+        if not flags & (NLM_F_ACK | NLM_F_DUMP) and answers:
+            return answers
+
+
 def _socket(protocol: int, groups: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
     try:
@@ -103,24 +129,7 @@ class RtNetlink:
 
     def _request(self, kind: int, flags: int, body: bytes) -> list[tuple[int, bytes]]:
         self.seq += 1
-        seq = self.seq
-        self.sock.send(_HEADER.pack(_HEADER.size + len(body), kind, flags, seq, 0) + body)
-        answers: list[tuple[int, bytes]] = []
-        while True:
-            data = self.sock.recv(65536)
-            for mtype, mseq, mbody in messages(data):
-                if mseq != seq:
-                    continue
-                if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", mbody)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return answers
-                if mtype == NLMSG_DONE:
-                    return answers
-                answers.append((mtype, mbody))
-                if not flags & NLM_F_ACK:
-                    return answers
+        return exchange(self.sock, self.seq, kind, flags, body)
 
     def route_get(self, dst: str) -> dict:
         """`ip route get DST`: {"oif", "prefsrc", "gateway", "type"} (missing keys: None)."""
