@@ -3,12 +3,11 @@ installed, swap, sysctls and tools, which kubeadm's preflight and the kubelet ch
 
 from __future__ import annotations
 
-import asyncio
-
 from sealos import facts
 from sealos.context import ClusterHost, Context
-from sealos.errors import HostError
+from sealos.facts import HostFacts
 from sealos.phases.base import Phase
+from sealos.phases.gather_facts import read_facts
 
 
 class ReadRuntime(Phase):
@@ -21,22 +20,13 @@ class ReadRuntime(Phase):
         return [n for n in ctx.nodes if n.usable and (not ctx.new or n.name in ctx.new)]
 
     async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
-        script = facts.runtime_script()
-        limit = asyncio.Semaphore(ctx.spec.concurrency)
+        def keep(node: ClusterHost, found: HostFacts) -> str:
+            node.prepared = found
+            choice = ctx.runtime_choice(node)
+            driver = ctx.runtime_driver(node)
+            what = choice.runtime.name if choice.runtime else "no runtime"
+            return what + (f", {driver} cgroups" if driver else "")
 
-        async def one(node: ClusterHost) -> None:
-            async with limit:
-                ctx.ui.step(node.name, "reading the container runtime")
-                try:
-                    result = await node.ssh.run(script, timeout=60)
-                except HostError as e:
-                    node.error = e
-                    ctx.ui.host_done(node.name, False, str(e))
-                    return
-                node.prepared = facts.parse(result.stdout)
-                choice = ctx.runtime_choice(node)
-                what = choice.runtime.name if choice.runtime else "no runtime"
-                driver = ctx.runtime_driver(node)
-                ctx.ui.host_done(node.name, True, what + (f", {driver} cgroups" if driver else ""))
-
-        await asyncio.gather(*(one(n) for n in nodes))
+        await read_facts(
+            ctx, nodes, facts.runtime_script(), "reading the container runtime", 60, keep
+        )
