@@ -202,15 +202,21 @@ def init_command(ctx: click.Context, **kw: Any) -> None:
     _run(body)
 
 
-def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
-    credentials = spec_mod.credentials_from(
-        kw["user"],
+def _credentials(values: dict[str, Any], kw: dict[str, Any]) -> Any:
+    """The SSH credentials of the settings (user and key: flags over the file or the state) and
+    the secrets given now (password, passphrase: flags, environment or a prompt)."""
+    return spec_mod.credentials_from(
+        values["user"],
         kw["passwd"],
-        kw["pk"],
+        values.get("pk"),
         kw["pk_passwd"],
         _prompt(),
         kw["host_key_policy"],
     )
+
+
+def _init(values: dict[str, Any], kw: dict[str, Any]) -> int:
+    credentials = _credentials(values, kw)
     spec = spec_mod.build(values, credentials)
     # Imported late: building the spec must fail fast and cheaply on bad input.
     import sealos.actions.init as init_action
@@ -279,14 +285,7 @@ def _recorded(
         store.lock(_locked_as(lock, kw))
     state = members.load(store)
     values = members.settings_with(state, _typed(ctx, kw))
-    credentials = spec_mod.credentials_from(
-        values["user"],
-        kw["passwd"],
-        values.get("pk"),
-        kw["pk_passwd"],
-        _prompt(),
-        kw["host_key_policy"],
-    )
+    credentials = _credentials(values, kw)
     return store, state, values, credentials
 
 
@@ -393,14 +392,7 @@ def _clean(ctx: click.Context, kw: dict[str, Any]) -> int:
     if asks and not _confirm(clean_action.describe_plan(cleaning) + " Continue?"):
         click.echo("aborted; nothing was changed.", err=True)
         return EXIT_FAILED
-    credentials = spec_mod.credentials_from(
-        values["user"],
-        kw["passwd"],
-        values.get("pk"),
-        kw["pk_passwd"],
-        _prompt(),
-        kw["host_key_policy"],
-    )
+    credentials = _credentials(values, kw)
     result = clean_action.run(
         state,
         cleaning,
