@@ -159,3 +159,31 @@ def reboot(lab: Lab, host: str, timeout: float = 300) -> float:
             return time.monotonic() - started
         time.sleep(2)
     raise AssertionError(f"{host} did not come back from its reboot within {timeout:g} s")
+
+
+def run_sealos(
+    lab: Lab, home: Path, *args: str, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """`python -m sealos ARGS` from the lab's operator side, as a user runs it: its state in
+    `home` (SEALOS_HOME), the lab's password in SEALOS_PASSWORD; text output captured."""
+    env = {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
+    return lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=timeout)
+
+
+def host_sh(lab: Lab, host: str, script: str, timeout: float = 120) -> str:
+    """Run a shell script on a lab host; its output. AssertionError (with the output) when it
+    fails."""
+    proc = lab.exec(host, ["sh", "-c", script], timeout=timeout)
+    assert proc.returncode == 0, f"{host}: {script}: {proc.stdout}{proc.stderr}"
+    return proc.stdout
+
+
+def wait_until(check: Any, timeout: float, interval: float = 0.5) -> Any:
+    """Call `check` until it returns something true or `timeout` seconds passed; its last
+    result."""
+    deadline = time.monotonic() + timeout
+    last = check()
+    while not last and time.monotonic() < deadline:
+        time.sleep(interval)
+        last = check()
+    return last

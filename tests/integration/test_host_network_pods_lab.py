@@ -17,13 +17,12 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import lab_session, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -35,15 +34,6 @@ ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 # lvscare's static pod restarts with a new manifest within the kubelet's 1 s sync, then reconciles
 # within its tick; a generous bound on a busy 2-core machine.
 RULES_DEADLINE = 60.0
-
-
-def wait_until(check, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = check()
-    while not last and time.monotonic() < deadline:
-        time.sleep(interval)
-        last = check()
-    return last
 
 
 class Cluster:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import host_sh, lab_session, run_sealos
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -43,17 +43,10 @@ class Built:
     scans: dict[str, Scan]
 
     def sealos(self, *args: str, timeout: float = 900):
-        env = {
-            "PATH": os.environ["PATH"],
-            "SEALOS_HOME": str(self.home),
-            "SEALOS_PASSWORD": self.lab.password,
-        }
-        return self.lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=timeout)
+        return run_sealos(self.lab, self.home, *args, timeout=timeout)
 
     def sh(self, host: str, script: str) -> str:
-        proc = self.lab.exec(host, ["sh", "-c", script], timeout=120)
-        assert proc.returncode == 0, f"{host}: {script}: {proc.stderr}"
-        return proc.stdout
+        return host_sh(self.lab, host, script, timeout=120)
 
 
 def ok(proc) -> str:

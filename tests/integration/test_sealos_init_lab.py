@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session, wait_for_output
+from sealos_lab.testing import lab_session, wait_for_output, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -88,17 +88,6 @@ def fingerprint(lab: Lab, host: str) -> str:
         "ls -l --time-style=+%s /var/lib/sealos; "
         "systemctl show -p ActiveEnterTimestamp lvscare.service; true",
     )
-
-
-def wait_until(check, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import host_sh, lab_session, run_sealos, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -49,17 +49,10 @@ class Story:
             pytest.fail(f"needs the earlier step(s) {', '.join(missing)} of this story to pass")
 
     def sealos(self, *args: str, timeout: float = 600):
-        env = {
-            "PATH": os.environ["PATH"],
-            "SEALOS_HOME": str(self.home),
-            "SEALOS_PASSWORD": self.lab.password,
-        }
-        return self.lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=timeout)
+        return run_sealos(self.lab, self.home, *args, timeout=timeout)
 
     def sh(self, host: str, script: str) -> str:
-        proc = self.lab.exec(host, ["sh", "-c", script], timeout=60)
-        assert proc.returncode == 0, f"{host}: {script}: {proc.stderr}"
-        return proc.stdout
+        return host_sh(self.lab, host, script, timeout=60)
 
     def nodes(self, master: str) -> dict[str, str]:
         """`kubectl get nodes` on a master: name -> STATUS."""
@@ -70,15 +63,6 @@ class Story:
         """The real servers of the VIP in the node's nftables rules."""
         ruleset = self.sh(node, "nft list table ip lvscare")
         return set(re.findall(r"(\d+\.\d+\.\d+\.\d+) \. 6443", ruleset))
-
-
-def wait_until(check, timeout: float, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = check()
-    while not last and time.monotonic() < deadline:
-        time.sleep(interval)
-        last = check()
-    return last
 
 
 def all_ready(table: dict[str, str]) -> dict[str, str]:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import host_sh, lab_session, run_sealos
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -44,17 +44,10 @@ class Story:
             pytest.fail(f"needs the earlier step {step} of this story to pass")
 
     def sealos(self, *args: str, timeout: float = 900):
-        env = {
-            "PATH": os.environ["PATH"],
-            "SEALOS_HOME": str(self.home),
-            "SEALOS_PASSWORD": self.lab.password,
-        }
-        return self.lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=timeout)
+        return run_sealos(self.lab, self.home, *args, timeout=timeout)
 
     def sh(self, host: str, script: str) -> str:
-        proc = self.lab.exec(host, ["sh", "-c", script], timeout=120)
-        assert proc.returncode == 0, f"{host}: {script}: {proc.stdout}{proc.stderr}"
-        return proc.stdout
+        return host_sh(self.lab, host, script, timeout=120)
 
     def init_args(self) -> list[str]:
         m1, n1, n2 = self.lab.hosts

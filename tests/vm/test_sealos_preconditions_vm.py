@@ -20,7 +20,7 @@ import pytest
 
 from sealos_lab.lab import Lab
 from sealos_lab.state import HostSpec
-from sealos_lab.testing import lab_session, reboot
+from sealos_lab.testing import host_sh, lab_session, reboot, run_sealos
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -45,14 +45,11 @@ def vmlab() -> Iterator[Lab]:
 
 
 def sealos(lab: Lab, home: Path, *args: str):
-    env = {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
-    return lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=1800)
+    return run_sealos(lab, home, *args, timeout=1800)
 
 
 def sh(lab: Lab, host: str, script: str) -> str:
-    proc = lab.exec(host, ["sh", "-c", script], timeout=120)
-    assert proc.returncode == 0, f"{host}: {script}: {proc.stdout}{proc.stderr}"
-    return proc.stdout
+    return host_sh(lab, host, script)
 
 
 def ready(lab: Lab, hostname: str, timeout: float = 240) -> str:
