@@ -27,7 +27,10 @@ systemctl list-unit-files --no-legend --no-pager 2>/dev/null | awk '{{print "uni
 # until it garbage-collects it: such a unit is gone, everything else counts.
 systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null |
     awk '!($2 == "not-found" && $3 == "inactive") {{print "unit:" $1 " " $2 " " $3}}'
-ss -Hltn 2>/dev/null | awk '{{print "listen:" $4}}'
+# containerd's CRI stream server listens on a random loopback port, a new one at each start
+# (a host that was stopped and started again): named by its owner, not its port
+ss -Hltnp 2>/dev/null | awk '{{a = $4; if ($0 ~ /"containerd"/ && a ~ /^127[.]0[.]0[.]1:/)
+    a = "127.0.0.1:(containerd stream port)"; print "listen:" a}}'
 nft list tables 2>/dev/null | sed 's/^/nft:/'
 # chains by name (kube-proxy's KUBE-* and calico's cali-* chains live in shared tables)
 nft list ruleset 2>/dev/null |

@@ -11,6 +11,7 @@ host as its scan from before init found it (containerd, runc, CNI, images, confi
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import sys
@@ -120,24 +121,41 @@ def test_clean_all_removes_the_runtime_and_images(built):
 
 def test_a_package_without_an_image_fails_kubeadm_preflight_naming_it(built, tmp_path):
     """kubeadm's preflight asks containerd for every image (pulling what is missing, which an
-    offline site cannot): a hand-edited package without one fails there; the right package then
-    finishes the same init."""
+    offline site cannot): a package built without one (its manifest agreeing) fails there; one
+    that lost the image after it was built is refused by sealos's manifest check before any
+    change; the right package then finishes the same init."""
     # Same file name as the good package: the user fixes the package in place and runs again.
     broken = tmp_path / built.package.name
     from sealos.packaging.images import archive_name
 
     archive = f"kube/images/{archive_name(MISSING)}"
-    dropped = []
-    with tarfile.open(built.package) as src, tarfile.open(broken, "w:gz") as dst:
-        for member in src.getmembers():
-            if member.name == archive:
-                dropped.append(member.name)
-                continue
-            data = src.extractfile(member) if member.isfile() else None
-            dst.addfile(member, io.BytesIO(data.read()) if data else None)
-    assert dropped, f"no archive of {MISSING} in the package"
+
+    def without_the_image(edit_manifest: bool) -> None:
+        dropped = []
+        with tarfile.open(built.package) as src, tarfile.open(broken, "w:gz") as dst:
+            for member in src.getmembers():
+                if member.name == archive:
+                    dropped.append(member.name)
+                    continue
+                data = src.extractfile(member).read() if member.isfile() else None
+                if member.name == "kube/manifest.json" and edit_manifest and data:
+                    manifest = json.loads(data)
+                    manifest["files"] = [f for f in manifest["files"] if f["path"] != archive]
+                    manifest["images"] = [i for i in manifest["images"] if i != MISSING]
+                    data = json.dumps(manifest).encode()
+                    member.size = len(data)
+                dst.addfile(member, io.BytesIO(data) if data is not None else None)
+        assert dropped, f"no archive of {MISSING} in the package"
+
     m0 = built.lab.hosts[0]
     args = ("init", "--master", m0.ip, "--version", VERSION)
+    without_the_image(edit_manifest=False)
+    scan = Scan.take(built.lab, m0.name)
+    proc = built.sealos(*args, "--pkg", str(broken))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert archive in proc.stdout and "nothing was changed" in proc.stdout, proc.stdout[-3000:]
+    assert scan.changes() == []
+    without_the_image(edit_manifest=True)
     proc = built.sealos(*args, "--pkg", str(broken))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"[ERROR ImagePull]: failed to pull image {MISSING}" in proc.stdout, proc.stdout[-3000:]

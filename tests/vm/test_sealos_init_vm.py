@@ -1,8 +1,11 @@
 """`sealos init` on VM hosts with Debian's kernel and real IPVS (issue 4, acceptance 2): 2 masters
 + 1 node; `ipvsadm -Ln` on the node shows VIP:6443 rr with every master as Masq 1. Then the node
 reboots (issue 12): the VIP rule is back, lvscare.service was active before kubelet.service
-started (systemd's own timestamps), and the node is Ready again. v1.20's kubelet needs cgroup v1,
-so these VMs boot with systemd.unified_cgroup_hierarchy=0 (issue 10's host preconditions)."""
+started (systemd's own timestamps), and the node is Ready again. Last, kube-proxy's IPVS leftovers
+(issue 10 item 10): the stand-in kube-proxy (IPVS mode, as sealos configures it) put `kube-ipvs0`
+and the kubernetes Service's virtual server on every host, `kubeadm reset` leaves them, and after
+`sealos clean` `ipvsadm -Ln` lists no virtual server and `ip link` no kube-ipvs0. v1.20's kubelet
+needs cgroup v1, so these VMs boot with systemd.unified_cgroup_hierarchy=0 (issue 10)."""
 
 from __future__ import annotations
 
@@ -10,17 +13,20 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sealos_lab.lab import Lab
 from sealos_lab.state import HostSpec
-from sealos_lab.testing import lab_session, reboot
+from sealos_lab.testing import lab_session, reboot, run_sealos
 
 pytestmark = [pytest.mark.root, pytest.mark.lab, pytest.mark.vm]
 
 VERSION = "v1.20.15"
 VIP = "10.103.97.2"
+SERVICE = "TCP  10.96.0.1:443 rr"  # the kubernetes Service, as kube-proxy puts it in IPVS
+HOME: dict[str, Path] = {}  # the cluster's SEALOS_HOME, for the last test's clean
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,7 @@ def cluster(vmlab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Lab:
 
     lab = vmlab
     tmp_path = tmp_path_factory.mktemp("init")
+    HOME["path"] = tmp_path / "home"
     pkg = build(VERSION, tmp_path / f"kube{VERSION[1:]}.tar.gz")
     m1, m2, n1 = lab.hosts
     env = {
@@ -137,3 +144,27 @@ def test_node_reboot_brings_the_vip_rule_back_before_kubelet_and_the_node_ready(
     assert " Ready " in f"{line} ", line
     print(f"node reboot: SSH back after {back:.1f} s, Ready after "
           f"{time.monotonic() - started:.1f} s")  # fmt: skip
+
+
+def test_clean_removes_kube_proxys_ipvs_service_and_link(cluster: Lab):
+    lab = cluster
+
+    def kernel(host: str) -> str:
+        ipvs = lab.exec(host, ["ipvsadm", "-Ln"], timeout=60).stdout
+        links = lab.exec(host, ["ip", "-o", "link", "show"], timeout=60).stdout
+        return ipvs + links
+
+    m1 = lab.hosts[0]
+    for h in lab.hosts:
+        deadline = time.monotonic() + 180
+        seen = kernel(h.name)
+        while not (SERVICE in seen and f"{m1.ip}:6443" in seen and "kube-ipvs0" in seen):
+            assert time.monotonic() < deadline, f"{h.name}: no kube-proxy rules: {seen}"
+            time.sleep(3)
+            seen = kernel(h.name)
+    proc = run_sealos(lab, HOME["path"], "clean", "-y", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    for h in lab.hosts:
+        seen = kernel(h.name)
+        assert "kube-ipvs0" not in seen, seen
+        assert "TCP  " not in seen and "UDP  " not in seen, seen
