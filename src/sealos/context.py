@@ -8,6 +8,7 @@ the run did on a host is kept apart, in `ClusterHost.done` (and `outcome`, for t
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
@@ -145,13 +146,17 @@ class Context:
 
     # --- the container runtime ------------------------------------------------------------------
 
+    @functools.cached_property
+    def _given_config(self) -> tuple[Optional[str], Optional[str]]:
+        """criSocket and cgroupDriver of the --kubeadm-config (read once a run)."""
+        path = self.spec.kubeadm_config
+        if path is None:
+            return None, None
+        return kubeadm.config_cri_socket(path), kubeadm.config_cgroup_driver(path)
+
     def wanted_cri_socket(self) -> Optional[str]:
         """The CRI socket the user named: --cri-socket, else the --kubeadm-config's criSocket."""
-        if self.spec.cri_socket:
-            return self.spec.cri_socket
-        if self.spec.kubeadm_config is not None:
-            return kubeadm.config_cri_socket(self.spec.kubeadm_config)
-        return None
+        return self.spec.cri_socket or self._given_config[0]
 
     def runtime_choice(self, node: ClusterHost) -> preconditions.Choice:
         """The runtime kubeadm will use on `node`, from its latest facts."""
@@ -168,15 +173,22 @@ class Context:
         return preconditions.cgroup_driver(f, self.runtime_choice(node).runtime) if f else None
 
     def cgroup_driver(self) -> Optional[str]:
-        """The kubelets' cgroup driver: as recorded for the cluster, else as the --kubeadm-config
-        sets it, else the first master's runtime's (which every host must share)."""
+        """The kubelets' cgroup driver (see `cgroup_driver_source`)."""
+        return self.cgroup_driver_source()[0]
+
+    def cgroup_driver_source(self) -> tuple[Optional[str], str]:
+        """The kubelets' cgroup driver and where it comes from: as recorded for the cluster,
+        else as the --kubeadm-config sets it, else the first master's runtime's (which every
+        host must share)."""
         if self.state.cgroup_driver:
-            return self.state.cgroup_driver
-        if self.spec.kubeadm_config is not None:
-            given = kubeadm.config_cgroup_driver(self.spec.kubeadm_config)
-            if given:
-                return given
-        return self.runtime_driver(self.first_master) if self.masters else None
+            return self.state.cgroup_driver, "as recorded when the cluster was installed"
+        given = self._given_config[1]
+        if given:
+            return given, f"as {self.spec.kubeadm_config} sets"
+        if not self.masters:
+            return None, ""
+        m0 = self.first_master
+        return self.runtime_driver(m0), f"as the runtime on {m0.name}"
 
     def settings(self) -> ClusterSettings:
         """The data kubeadm configs are rendered from."""

@@ -486,15 +486,8 @@ def cgroup_driver_problems(ctx: Context) -> list[str]:
         prepared = n.prepared is not None and not _before_init_sh(ctx, n)
         if n.error is None and (prepared or brings is False):
             drivers[n.name] = ctx.runtime_driver(n)
-    if ctx.state.cgroup_driver:
-        source = "as recorded when the cluster was installed"
-    elif ctx.spec.kubeadm_config is not None and ctx.cgroup_driver() != ctx.runtime_driver(
-        ctx.first_master
-    ):
-        source = f"as {ctx.spec.kubeadm_config} sets"
-    else:
-        source = f"as the runtime on {ctx.first_master.name}"
-    return preconditions.driver_problems(drivers, ctx.cgroup_driver(), source)
+    driver, source = ctx.cgroup_driver_source()
+    return preconditions.driver_problems(drivers, driver, source)
 
 
 def clock_warnings(ctx: Context) -> list[str]:

@@ -34,17 +34,11 @@ class InitFirstMaster(Phase):
             return "hosts entry fixed; init was done before"
         if f.kubeadm_leftovers:
             ctx.would(node, reset_plan(f, "init"))
-        if spec.kubeadm_config is not None:
-            _config, added = kubeadm.with_kubelet_document(
-                spec.kubeadm_config.read_bytes(), ctx.cgroup_driver()
-            )
-            source = f"{spec.kubeadm_config} as given{added}"
-        else:
-            source = f"rendered, {ctx.version.kubeadm_api}"
+        config, source = self._config(ctx, node)
         await ctx.wet(
             node,
             f"write {rp.KUBEADM_CONFIG} ({source})",
-            lambda: self._write_config(ctx, node),
+            lambda: self._write_config(node, config),
             step="writing the kubeadm config",
         )
         await ctx.wet(
@@ -55,13 +49,16 @@ class InitFirstMaster(Phase):
         )
         return "kubeadm init done"
 
-    async def _write_config(self, ctx: Context, node: ClusterHost) -> None:
-        if ctx.spec.kubeadm_config is not None:
-            config, _added = kubeadm.with_kubelet_document(
-                ctx.spec.kubeadm_config.read_bytes(), ctx.cgroup_driver()
-            )
-        else:
-            config = kubeadm.dump(kubeadm.init_documents(ctx.settings(), node.ip)).encode()
+    def _config(self, ctx: Context, node: ClusterHost) -> tuple[bytes, str]:
+        """The kubeadm config for `kubeadm init`, and how it was made (for the plan line)."""
+        given = ctx.spec.kubeadm_config
+        if given is not None:
+            config, added = kubeadm.with_kubelet_document(given.read_bytes(), ctx.cgroup_driver())
+            return config, f"{given} as given{added}"
+        rendered = kubeadm.dump(kubeadm.init_documents(ctx.settings(), node.ip)).encode()
+        return rendered, f"rendered, {ctx.version.kubeadm_api}"
+
+    async def _write_config(self, node: ClusterHost, config: bytes) -> None:
         await node.ssh.put_bytes(config, rp.KUBEADM_CONFIG, mode=0o600)
         node.done.add(rp.KUBEADM_CONFIG)
 
