@@ -210,6 +210,10 @@ def host_problems(
     problems: list[str] = []
     problems += _duplicate_hostnames(hosts)
     vip = spec.vip
+    # the socket the user named, as the run renders it (Context.wanted_cri_socket)
+    wanted_socket = spec.cri_socket or (
+        kubeadm.config_cri_socket(spec.kubeadm_config) if spec.kubeadm_config else None
+    )
     for h in hosts:
         f = h.facts
         name = str(h.address)
@@ -250,7 +254,7 @@ def host_problems(
                 h.role,
                 f,
                 package.brings_runtime if package is not None else None,
-                spec.cri_socket,
+                wanted_socket,
             )
         for ip, ours in resolves_to(f.hosts_lines, spec.apiserver):
             if not ours:

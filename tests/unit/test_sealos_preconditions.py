@@ -313,3 +313,31 @@ def test_after_init_sh_checks_wait_for_init_sh_in_a_dry_run(tmp_path, dry_run):
     assert [p.split(":")[0] for p in runtime_problems(ctx)] == (
         ["10.0.0.2"] if dry_run else ["10.0.0.2"] + [f"10.0.0.{i}" for i in range(3, 7)]
     )
+
+
+def test_the_kubeadm_configs_cri_socket_is_checked_before_any_change_too(tmp_path):
+    """A criSocket named in --kubeadm-config is the one that must answer, before any change as
+    after init.sh (a package without a runtime: the host's must be there already)."""
+    from sealos import spec as spec_mod
+    from sealos.addresses import parse_hosts
+    from sealos.package import PackageInfo
+    from sealos.validate import HostView, host_problems
+
+    config = tmp_path / "k.yaml"
+    config.write_text(
+        "apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\nnodeRegistration:\n"
+        "  criSocket: unix:///var/run/crio/crio.sock\n"
+    )
+    pkg = tmp_path / "kube1.28.15.tar.gz"
+    pkg.write_bytes(b"x")
+    spec = spec_mod.ClusterSpec(
+        masters=parse_hosts(["10.0.0.2"]), version=V("v1.28.15"), pkg=pkg, kubeadm_config=config
+    )
+    f = host(uid=0, addresses=["10.0.0.2"], disk_free=1 << 40, python3=(3, 11, 2))
+    f.tools |= {"tar", "gzip", "sha256sum", "systemctl"}
+    view = HostView(spec.masters[0], "master", "10.0.0.2", f)
+    package = PackageInfo("p", 1000, "0" * 64, None, brings_runtime=False)
+    assert host_problems(spec, [view], package) == [
+        "10.0.0.2: nothing answers on the CRI socket /var/run/crio/crio.sock; start the "
+        "container runtime there, or name the one it runs with --cri-socket."
+    ]
