@@ -447,6 +447,12 @@ def package_group() -> None:
 @click.option(
     "--timeout", default=30.0, show_default=True, type=float, help="Seconds a server may be silent."
 )
+@click.option(
+    "--lvscare-image",
+    default=None,
+    help="Also carry this image for `--lvscare-mode static-pod` (e.g. "
+    f"{spec_mod.DEFAULT_LVSCARE_IMAGE}): the privileged pod never pulls it by tag.",
+)
 def package_build_command(**kw: Any) -> None:
     """Download, verify and pack Kubernetes, containerd, runc, crictl, CNI and images."""
     _run(lambda: _package_build(kw))
@@ -465,6 +471,7 @@ def _package_build(kw: dict[str, Any]) -> int:
         cache=Path(kw["cache"]) if kw["cache"] else None,
         insecure_registry=kw["insecure_registry"],
         timeout=kw["timeout"],
+        extra_images=[images.normalize(kw["lvscare_image"])] if kw["lvscare_image"] else [],
     )
     build.build(opts)
     return 0
