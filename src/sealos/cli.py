@@ -26,6 +26,7 @@ _FILE_KEY = {
     "user": "user",
     "port": "port",
     "pk": "pk",
+    "bastion": "bastion",
     "version": "version",
     "pkg": "pkg",
     "pkg_url": "pkgUrl",
@@ -71,6 +72,13 @@ def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="SSH host keys: accept-new takes an unknown key (refuses a changed one), strict "
             "only keys in ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts or sealos's pins, tofu "
             "sealos's pins only.",
+        ),
+        click.option(
+            "--bastion",
+            default=None,
+            help="Reach every host through this SSH jump host, [USER@]HOST[:PORT] (recorded for "
+            "join and clean). Its login: USER@ or --user, the same key or password, or "
+            f"${spec_mod.BASTION_PASSWORD_ENV}.",
         ),
         click.option(
             "--connect-timeout",

@@ -101,6 +101,8 @@ class Context:
         self.bundle_task: Optional[asyncio.Task[Bundle]] = None  # built while hosts connect
         self.client_keys: Optional[list[Any]] = None
         self.known_hosts: Optional[Any] = None  # ssh.KnownHosts: the known_hosts files, read once
+        # ssh.SSHConnection to the --bastion every host is reached through (one for the run)
+        self.bastion: Optional[Any] = None
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}
         # Failures of phases that let the action go on (clean): hosts and messages.
