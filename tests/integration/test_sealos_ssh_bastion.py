@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import asyncssh
 import pytest
 from test_sealos_ssh import Sshd, free_port, root_host, sshd  # noqa: F401
 
@@ -107,3 +108,19 @@ def test_an_unreachable_bastion_names_itself(sshd: Sshd):
 
     err = asyncio.run(body())
     assert str(err).startswith(f"bastion 127.0.0.1:{port}: connection refused on port {port}")
+
+
+def test_a_bastion_showing_another_key_than_its_pin_is_refused(sshd: Sshd):
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+
+    async def body():
+        bastion = root_host(sshd, label="bastion", pinned_key=other)
+        target = behind(bastion, sshd)
+        with pytest.raises(HostError) as e:
+            await target.connect()
+        await bastion.close()
+        return e.value, target.connected
+
+    err, reached = asyncio.run(body())
+    assert err.kind == "hostkey" and not reached
+    assert str(err).startswith(f"bastion 127.0.0.1:{sshd.port}: its SSH host key changed (pinned")
