@@ -15,21 +15,27 @@ from pathlib import Path
 import pytest
 
 from sealos_lab import netns
+from sealos_lab.names import owns_namespace
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def run(script: str, *args: str) -> subprocess.CompletedProcess:
+def run(script: str, lab: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a benchmark on a lab called `lab`; it must leave none of that lab's namespaces (other
+    labs on this shared machine come and go meanwhile)."""
     if os.geteuid() != 0:
         pytest.skip("the benchmark builds a lab")
-    before = set(netns.list_netns())
     proc = subprocess.run(
-        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=900
+        [sys.executable, str(BENCH / script), "--name", lab, *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert set(netns.list_netns()) <= before, "the benchmark left namespaces behind"
+    left = [ns for ns in netns.list_netns() if owns_namespace(lab, ns)]
+    assert not left, f"the benchmark left namespaces behind: {left}"
     return proc
 
 
@@ -52,10 +58,10 @@ def phase_rows(stdout: str) -> list[tuple[str, float, float, list[tuple[float, f
 
 def test_init_benchmark_prints_wall_time_and_our_overhead():
     started = time.monotonic()
-    proc = run("init", "--sizes", "1+1", "--rounds", "1", "--verbose", "--name", "bn-init")
+    proc = run("init", "bn-init", "--sizes", "1+1", "--rounds", "1", "--verbose")
     elapsed = time.monotonic() - started
     rows = [line.split() for line in proc.stdout.splitlines()]
-    row = next((r for r in rows if r and r[0] == "1+1"), None)
+    row = next((r for r in rows if r[:1] == ["1+1"] and re.fullmatch(r"[\d.]+", r[1])), None)
     assert row is not None and len(row) == 7, proc.stdout
     wall, standins, ours, cli_wall = (float(x) for x in row[1:5])
     assert row[5:] == ["2/2", "2/2"], proc.stdout  # both clusters Ready, as kubectl lists them
@@ -93,7 +99,7 @@ def test_init_benchmark_prints_wall_time_and_our_overhead():
 
 def test_lab_up_benchmark_prints_time_to_ssh():
     started = time.monotonic()
-    proc = run("lab_up", "--sizes", "2", "--rounds", "1", "--name", "bn-up")
+    proc = run("lab_up", "bn-up", "--sizes", "2", "--rounds", "1")
     elapsed = time.monotonic() - started
     rows = [line.split() for line in proc.stdout.splitlines()]
     row = next((r for r in rows if r and r[0] == "2"), None)
