@@ -110,6 +110,9 @@ class Context:
         self.errors: list[str] = []
         # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
         self.phase_times: list[tuple[str, float, float, bool]] = []
+        # (phase title, host, monotonic start, seconds) of each host's turn in a phase: for
+        # benchmarks (which host finished a phase last, which turn waited for another)
+        self.host_times: list[tuple[str, str, float, float]] = []
         self._join: Optional[JoinInfo] = None
         # IDs of the bootstrap tokens this run made (deleted at its end: runner.delete_join_tokens)
         self.tokens_made: list[str] = []

@@ -53,6 +53,7 @@ class Result:
     nodes_output: str = ""  # `kubectl get nodes` at the end
     seconds: float = 0.0  # wall time of the run
     phase_times: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    host_times: list[tuple[str, str, float, float]] = field(default_factory=list)  # per turn
     timings: dict[str, list[CommandTiming]] = field(default_factory=dict)  # per host
 
 
@@ -304,6 +305,7 @@ async def _close(ctx: Context, result: Result, ui: UI, log: CommandLog, started:
         await ctx.bastion.close()  # after the hosts whose sessions run over it
     result.seconds = time.monotonic() - started
     result.phase_times = list(ctx.phase_times)
+    result.host_times = list(ctx.host_times)
     result.timings = {n.name: list(n.ssh.timings) for n in ctx.nodes}
     ui.close()
     log.write("sealos", "end", "ok" if result.ok else "failed")
