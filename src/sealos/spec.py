@@ -28,6 +28,7 @@ DEFAULT_CONCURRENCY = 20
 LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
 PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
+SUDO_PASSWORD_ENV = "SEALOS_SUDO_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
 # How new SSH host keys are met (OpenSSH's StrictHostKeyChecking): accept-new (default) takes a
 # key no known_hosts file or pin of sealos knows and refuses one that differs; strict takes only
@@ -70,10 +71,17 @@ class Credentials:
     key_path: Optional[Path] = None
     key_passphrase: Optional[str] = field(default=None, repr=False)
     host_key_policy: str = HOST_KEY_POLICIES[0]
+    # sudo's password for a user that is not root (SEALOS_SUDO_PASSWORD, else the SSH password)
+    sudo_password: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def sudo(self) -> bool:
+        """True when commands run as root through sudo (the login user is not root)."""
+        return self.user != "root"
 
     def secrets(self) -> list[str]:
         """The secret strings a log must never show."""
-        return [s for s in (self.password, self.key_passphrase) if s]
+        return [s for s in (self.password, self.key_passphrase, self.sudo_password) if s]
 
 
 @dataclass
@@ -328,6 +336,7 @@ def credentials_from(
         key_path=key_path,
         key_passphrase=passphrase,
         host_key_policy=host_key_policy,
+        sudo_password=os.environ.get(SUDO_PASSWORD_ENV) or password,
     )
 
 
