@@ -400,6 +400,10 @@ class SSHConnection:
     async def close(self) -> None:
         """Close SFTP and SSH (idempotent)."""
         if self._sftp is not None:
+            if self._staging is not None:  # the staging folder, when nothing is left in it
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    await self._sftp.rmdir(self._staging)
+                self._staging = None
             self._sftp.exit()
             self._sftp = None
         if self._conn is not None:
