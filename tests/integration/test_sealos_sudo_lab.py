@@ -35,10 +35,12 @@ VIP = "10.103.97.2"
 
 
 def sealos(lab: Lab, home: Path, *args: str, sudo_password: str | None = None):
+    """`sealos ARGS` on the operator side with the user's password (SSH and sudo) in
+    SEALOS_PASSWORD; init names --user, join and clean take it from the state."""
     env = {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": PASSWORD}
     if sudo_password is not None:
         env["SEALOS_SUDO_PASSWORD"] = sudo_password
-    return lab.run([sys.executable, "-m", "sealos", *args, "--user", USER], env=env, timeout=900)
+    return lab.run([sys.executable, "-m", "sealos", *args], env=env, timeout=900)
 
 
 def ok(proc) -> str:
@@ -118,7 +120,7 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
         scans = {x.name: Scan.take(lab, x.name) for x in h[:4]}
         init = ["init", "--master", h[0].ip, "--master", h[1].ip, "--node", h[2].ip,
                 "--node", h[3].ip, "--version", VERSION, "--pkg", str(package),
-                "--vip", VIP]  # fmt: skip
+                "--vip", VIP, "--user", USER]  # fmt: skip
 
         # A wrong sudo password: one sentence naming the host and the fix, nothing changed.
         proc = sealos(lab, home, *init, sudo_password="not-the-password")
@@ -131,6 +133,8 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
 
         with CmdlineWatch(lab) as watch:
             ok(sealos(lab, home, *init))
+            state = (home / "config.yaml").read_text()
+            assert PASSWORD not in state and f"user: {USER}" in state, state
             assert wait_until(lambda: all_ready(nodes(lab, h[0].name)), 60), nodes(lab, h[0].name)
             assert set(nodes(lab, h[0].name)) == {x.hostname for x in h[:4]}
             for node in h[2:4]:
@@ -162,4 +166,3 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
             assert left == [], (x.name, left)
         logs = "".join(p.read_text() for p in (home / "logs").glob("*.log"))
         assert PASSWORD not in logs and "sudo" in logs
-        assert PASSWORD not in (home / "config.yaml").read_text()

@@ -23,7 +23,7 @@ from sealos.errors import HostError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.spec import Credentials, credentials_from
-from sealos.ssh import SUDO_NOPASSWD, SUDO_PASSWORD, SSHConnection
+from sealos.ssh import SSHConnection
 
 PASSWORD = "S3cret-sudo-pw"
 ADDRESS = HostAddress("10.0.0.2", 22)
@@ -78,7 +78,7 @@ def run(coro: Any) -> Any:
 def test_password_sudo_feeds_the_password_on_stdin_never_in_argv() -> None:
     conn = connection("admin", sudo_host())
     run(conn.check_sudo())
-    assert conn.sudo_mode == SUDO_PASSWORD
+    assert conn.sudo_mode == "password"
     result = run(conn.run("cat > /etc/x.conf", input="payload\n"))
     command, stdin = conn._conn.sent[-1]  # type: ignore[union-attr]
     assert PASSWORD not in command
@@ -101,7 +101,7 @@ def test_password_sudo_without_input_sends_only_the_password() -> None:
 def test_passwordless_sudo_is_detected_and_gets_no_password() -> None:
     conn = connection("admin", sudo_host(nopasswd=True))
     run(conn.check_sudo())
-    assert conn.sudo_mode == SUDO_NOPASSWD
+    assert conn.sudo_mode == "nopasswd"
     run(conn.run("id -u", input="data"))
     command, stdin = conn._conn.sent[-1]  # type: ignore[union-attr]
     assert shlex.split(command)[:4] == ["sudo", "-n", "-H", "--"]
