@@ -44,6 +44,45 @@ class HostAddress:
         return self.key
 
 
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Bastion:
+    """The jump host every host is reached through: its address and, when given as USER@, the
+    user to log in to it as (else the targets' user)."""
+
+    address: HostAddress
+    user: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.address}" if self.user else str(self.address)
+
+
+def parse_bastion(text: str, flag: str = "--bastion") -> Bastion:
+    """`[USER@]HOST[:PORT]` (HOST an IP, [IPv6] or a name; PORT 22 by default) as one host."""
+    text = str(text).strip()
+    if not text:
+        raise SpecError(f"{flag} is empty; give the jump host as [USER@]HOST[:PORT].")
+    user: str | None = None
+    host_text = text
+    if "@" in text:
+        user, host_text = text.split("@", 1)
+        if "@" in host_text:
+            raise SpecError(f"{flag} {text!r} holds more than one '@'; write USER@HOST[:PORT].")
+        if not _USER.match(user):
+            raise SpecError(
+                f"{flag} {text!r}: {user!r} is not a user name (letters, digits, _ . -); "
+                "write USER@HOST[:PORT]."
+            )
+    if "," in host_text:
+        raise SpecError(f"{flag} {text!r} names several hosts; give one jump host.")
+    hosts = parse_host(host_text, DEFAULT_SSH_PORT, flag)
+    if len(hosts) != 1:
+        raise SpecError(f"{flag} {text!r} is a range; give one jump host.")
+    return Bastion(hosts[0], user)
+
+
 def parse_hosts(
     values: Iterable[str], default_port: int = DEFAULT_SSH_PORT, flag: str = "--node"
 ) -> list[HostAddress]:

@@ -26,6 +26,7 @@ _FILE_KEY = {
     "user": "user",
     "port": "port",
     "pk": "pk",
+    "bastion": "bastion",
     "version": "version",
     "pkg": "pkg",
     "pkg_url": "pkgUrl",
@@ -77,6 +78,13 @@ def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="SSH host keys: accept-new takes an unknown key (refuses a changed one), strict "
             "only keys in ~/.ssh/known_hosts, /etc/ssh/ssh_known_hosts or sealos's pins, tofu "
             "sealos's pins only.",
+        ),
+        click.option(
+            "--bastion",
+            default=None,
+            help="Reach every host through this SSH jump host, [USER@]HOST[:PORT] (recorded for "
+            "join and clean). Its login: USER@ or --user, the same key or password, or "
+            f"${spec_mod.BASTION_PASSWORD_ENV}.",
         ),
         click.option(
             "--connect-timeout",
@@ -453,6 +461,12 @@ def package_group() -> None:
 @click.option(
     "--timeout", default=30.0, show_default=True, type=float, help="Seconds a server may be silent."
 )
+@click.option(
+    "--lvscare-image",
+    default=None,
+    help="Also carry this image for `--lvscare-mode static-pod` (e.g. "
+    f"{spec_mod.DEFAULT_LVSCARE_IMAGE}): the privileged pod never pulls it by tag.",
+)
 def package_build_command(**kw: Any) -> None:
     """Download, verify and pack Kubernetes, containerd, runc, crictl, CNI and images."""
     _run(lambda: _package_build(kw))
@@ -471,6 +485,7 @@ def _package_build(kw: dict[str, Any]) -> int:
         cache=Path(kw["cache"]) if kw["cache"] else None,
         insecure_registry=kw["insecure_registry"],
         timeout=kw["timeout"],
+        extra_images=[images.normalize(kw["lvscare_image"])] if kw["lvscare_image"] else [],
     )
     build.build(opts)
     return 0

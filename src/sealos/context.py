@@ -101,6 +101,8 @@ class Context:
         self.bundle_task: Optional[asyncio.Task[Bundle]] = None  # built while hosts connect
         self.client_keys: Optional[list[Any]] = None
         self.known_hosts: Optional[Any] = None  # ssh.KnownHosts: the known_hosts files, read once
+        # ssh.SSHConnection to the --bastion every host is reached through (one for the run)
+        self.bastion: Optional[Any] = None
         self.operator_time = 0.0
         self.plan: dict[str, list[str]] = {}
         # Failures of phases that let the action go on (clean): hosts and messages.
@@ -108,6 +110,9 @@ class Context:
         self.errors: list[str] = []
         # (title, monotonic start, seconds, parallel) of each phase that ran: for benchmarks
         self.phase_times: list[tuple[str, float, float, bool]] = []
+        # (phase title, host, monotonic start, seconds) of each host's turn in a phase: for
+        # benchmarks (which host finished a phase last, which turn waited for another)
+        self.host_times: list[tuple[str, str, float, float]] = []
         self._join: Optional[JoinInfo] = None
         # IDs of the bootstrap tokens this run made (deleted at its end: runner.delete_join_tokens)
         self.tokens_made: list[str] = []

@@ -130,10 +130,22 @@ def service_command(restart: bool) -> str:
     )
 
 
+def pinned_by_digest(image: str) -> bool:
+    """The image is named by its content (`NAME@sha256:...`), not by a tag that can move."""
+    return "@sha256:" in image
+
+
+def image_pull_policy(image: str) -> str:
+    """A privileged pod's image by tag is never pulled: it must be the package's copy (imported
+    by init.sh); one pinned by digest may be pulled, since a registry can't change it."""
+    return "IfNotPresent" if pinned_by_digest(image) else "Never"
+
+
 def static_pod_manifest(vip: str, masters: list[str], image: str) -> str:
     """The static pod `/etc/kubernetes/manifests/kube-sealyun-lvscare.yaml` (the original's way).
 
-    The image only provides python3; the bundle itself comes from the host.
+    The image only provides python3; the bundle itself comes from the host. The pod is
+    privileged, so its image is never pulled by a mutable tag (image_pull_policy).
     """
     pod = {
         "apiVersion": "v1",
@@ -150,7 +162,7 @@ def static_pod_manifest(vip: str, masters: list[str], image: str) -> str:
                 {
                     "name": STATIC_POD_NAME,
                     "image": image,
-                    "imagePullPolicy": "IfNotPresent",
+                    "imagePullPolicy": image_pull_policy(image),
                     "command": ["python3", LVSCARE_BIN, *care_args(vip, masters)],
                     "securityContext": {"privileged": True},
                     "volumeMounts": [

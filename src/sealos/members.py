@@ -17,7 +17,7 @@ from sealos.state import ClusterState, Member, StateStore
 
 JOINING = "joining"
 # Settings the user may give again on `join`/`clean` (where they differ from init's).
-OVERRIDABLE = ("user", "port", "pk", "pkg", "pkgUrl", "pkgSha256", "concurrency")
+OVERRIDABLE = ("user", "port", "pk", "bastion", "pkg", "pkgUrl", "pkgSha256", "concurrency")
 
 
 def load(store: StateStore) -> ClusterState:
@@ -91,9 +91,9 @@ def sync_settings(state: ClusterState) -> None:
 
 
 def _pin_keys(ctx: Context) -> None:
-    for n in ctx.nodes:
-        if n.ssh.host_key:
-            ctx.state.host_keys[n.address.key] = n.ssh.host_key
+    for ssh in [n.ssh for n in ctx.nodes] + ([ctx.bastion] if ctx.bastion else []):
+        if ssh.host_key:
+            ctx.state.host_keys[ssh.address.key] = ssh.host_key
 
 
 def record_install(ctx: Context, status: str) -> str:

@@ -23,7 +23,7 @@ KUBEADM_MEMBER = "kube/bin/kubeadm"
 MANIFEST_MEMBER = "kube/manifest.json"
 RUNTIME_MEMBER = "kube/bin/containerd"  # a package that installs its own container runtime
 # Bumped when PackageInfo learns something new: older cache entries are read again.
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 
 # ELF e_machine values of the architectures Kubernetes ships, as Go/Kubernetes names them.
 _ELF_MACHINES = {
@@ -59,6 +59,7 @@ class PackageInfo:
     arch: Optional[str]  # None when kubeadm inside is not an ELF binary (e.g. a script)
     manifest_files: Optional[int] = None  # files checked against kube/manifest.json; None: none
     brings_runtime: Optional[bool] = None  # it installs a container runtime; None: not read
+    images: Optional[list[str]] = None  # the images its kube/manifest.json lists; None: no manifest
 
 
 def host_arch(uname_m: str) -> str:
@@ -191,11 +192,23 @@ def inspect(path: Path, cache_dir: Optional[Path] = None) -> PackageInfo:
         arch=found.arch,
         manifest_files=_check_manifest(path, found),
         brings_runtime=RUNTIME_MEMBER in found.members,
+        images=_manifest_images(found.manifest),
     )
     if cache_dir is not None:
         cache[key] = asdict(info)
         _save_cache(cache_dir, cache)
     return info
+
+
+def _manifest_images(raw: Optional[bytes]) -> Optional[list[str]]:
+    """The images kube/manifest.json lists (None: no manifest; _check_manifest judged it)."""
+    if raw is None:
+        return None
+    try:
+        listed = json.loads(raw).get("images")
+    except (ValueError, AttributeError):
+        return None
+    return [str(i) for i in listed] if isinstance(listed, list) else None
 
 
 def _check_manifest(path: Path, found: Scan) -> Optional[int]:

@@ -53,6 +53,7 @@ class Result:
     nodes_output: str = ""  # `kubectl get nodes` at the end
     seconds: float = 0.0  # wall time of the run
     phase_times: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    host_times: list[tuple[str, str, float, float]] = field(default_factory=list)  # per turn
     timings: dict[str, list[CommandTiming]] = field(default_factory=dict)  # per host
 
 
@@ -160,6 +161,7 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
         if warning := key_file_warning(spec.credentials.key_path):
             ui.warn(warning)
         ctx.known_hosts = load_known_hosts(spec.credentials.host_key_policy)
+        ctx.bastion = bastion_connection(ctx)
         ctx.nodes = [cluster_host(ctx, t) for t in action.targets(ctx)]
         for phase in phases:
             phase.begin(ctx)
@@ -201,9 +203,28 @@ async def run_async(action: Action, ui: UI, *, dry_run: bool = False) -> Result:
     return result
 
 
+def bastion_connection(ctx: Context) -> Optional[SSHConnection]:
+    """The run's one connection to --bastion (not yet open), or None without one: its host key
+    is checked and pinned as any host's; its login is the targets' unless USER@ or
+    SEALOS_BASTION_PASSWORD say otherwise."""
+    bastion = ctx.spec.bastion
+    if bastion is None:
+        return None
+    return SSHConnection(
+        bastion.address,
+        ctx.spec.credentials.for_bastion(bastion),
+        client_keys=ctx.client_keys,
+        pinned_key=ctx.state.host_keys.get(bastion.address.key),
+        known_hosts=ctx.known_hosts,
+        connect_timeout=ctx.spec.connect_timeout,
+        log=ctx.log,
+        label="bastion",
+    )
+
+
 def cluster_host(ctx: Context, target: Target) -> ClusterHost:
     """A host of the run with its SSH connection (its host key checked against the pin recorded
-    and the known_hosts files)."""
+    and the known_hosts files), through the bastion when there is one."""
     spec = ctx.spec
     ssh = SSHConnection(
         target.address,
@@ -213,6 +234,7 @@ def cluster_host(ctx: Context, target: Target) -> ClusterHost:
         known_hosts=ctx.known_hosts,
         connect_timeout=spec.connect_timeout,
         log=ctx.log,
+        tunnel=ctx.bastion,
     )
     if target.ip:
         ssh.ip = target.ip
@@ -279,8 +301,11 @@ async def show_nodes(ctx: Context) -> str:
 async def _close(ctx: Context, result: Result, ui: UI, log: CommandLog, started: float) -> None:
     """End of every action: close the hosts, record the timings, close the UI and the log."""
     await asyncio.gather(*(n.ssh.close() for n in ctx.nodes), return_exceptions=True)
+    if ctx.bastion is not None:
+        await ctx.bastion.close()  # after the hosts whose sessions run over it
     result.seconds = time.monotonic() - started
     result.phase_times = list(ctx.phase_times)
+    result.host_times = list(ctx.host_times)
     result.timings = {n.name: list(n.ssh.timings) for n in ctx.nodes}
     ui.close()
     log.write("sealos", "end", "ok" if result.ok else "failed")

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import yaml
 
-from sealos.addresses import DEFAULT_SSH_PORT, HostAddress, parse_hosts
+from sealos.addresses import DEFAULT_SSH_PORT, Bastion, HostAddress, parse_bastion, parse_hosts
 from sealos.errors import SpecError
 from sealos.kubeversion import KubeVersion
 from sealos.redaction import redact_url
@@ -29,6 +29,8 @@ LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
 PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
 SUDO_PASSWORD_ENV = "SEALOS_SUDO_PASSWORD"  # noqa: S105 (a variable name)
+# The jump host's own password when it differs from the targets' (else theirs is used).
+BASTION_PASSWORD_ENV = "SEALOS_BASTION_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
 # How new SSH host keys are met (OpenSSH's StrictHostKeyChecking): accept-new (default) takes a
 # key no known_hosts file or pin of sealos knows and refuses one that differs; strict takes only
@@ -42,6 +44,7 @@ FILE_KEYS = (
     "user",
     "port",
     "pk",
+    "bastion",
     "version",
     "pkg",
     "pkgUrl",
@@ -71,6 +74,7 @@ class Credentials:
     key_path: Optional[Path] = None
     key_passphrase: Optional[str] = field(default=None, repr=False)
     host_key_policy: str = HOST_KEY_POLICIES[0]
+    bastion_password: Optional[str] = field(default=None, repr=False)  # SEALOS_BASTION_PASSWORD
     # sudo's password for a user that is not root (SEALOS_SUDO_PASSWORD, else the SSH password)
     sudo_password: Optional[str] = field(default=None, repr=False)
 
@@ -81,7 +85,19 @@ class Credentials:
 
     def secrets(self) -> list[str]:
         """The secret strings a log must never show."""
-        return [s for s in (self.password, self.key_passphrase, self.sudo_password) if s]
+        found = (self.password, self.key_passphrase, self.bastion_password, self.sudo_password)
+        return [s for s in found if s]
+
+    def for_bastion(self, bastion: Bastion) -> Credentials:
+        """How to log in to the jump host: its USER@ if given, else the targets' user; the
+        password SEALOS_BASTION_PASSWORD if set, else the targets'; the same key (--pk)."""
+        return Credentials(
+            user=bastion.user or self.user,
+            password=self.bastion_password or self.password,
+            key_path=self.key_path,
+            key_passphrase=self.key_passphrase,
+            host_key_policy=self.host_key_policy,
+        )
 
 
 @dataclass
@@ -109,6 +125,7 @@ class ClusterSpec:
     concurrency: int = DEFAULT_CONCURRENCY
     ssh_port: int = DEFAULT_SSH_PORT
     connect_timeout: float = 10.0
+    bastion: Optional[Bastion] = None  # every host is reached through this jump host
 
     @property
     def all_hosts(self) -> list[HostAddress]:
@@ -163,6 +180,7 @@ def defaults() -> dict[str, Any]:
         "user": "root",
         "port": DEFAULT_SSH_PORT,
         "pk": None,
+        "bastion": None,
         "version": None,
         "pkg": None,
         "pkgUrl": None,
@@ -227,6 +245,7 @@ def to_values(spec: ClusterSpec) -> dict[str, Any]:
         "user": spec.credentials.user,
         "port": spec.ssh_port,
         "pk": str(key) if key else None,
+        "bastion": str(spec.bastion) if spec.bastion else None,
         "version": str(spec.version) if spec.version else None,
         "pkg": str(spec.pkg) if spec.pkg else None,
         # Credentials in the URL (user:pw@, a signed query) are never saved.
@@ -277,6 +296,7 @@ def build(values: dict[str, Any], credentials: Credentials) -> ClusterSpec:
         raise SpecError(f"--lvscare-mode {mode!r} is not one of {', '.join(LVSCARE_MODES)}.")
     concurrency = _int(values.get("concurrency"), "--concurrency", 1, 1000)
     sha = values.get("pkgSha256")
+    bastion = parse_bastion(str(values["bastion"])) if values.get("bastion") else None
     return ClusterSpec(
         masters=masters,
         nodes=nodes,
@@ -298,6 +318,7 @@ def build(values: dict[str, Any], credentials: Credentials) -> ClusterSpec:
         lvscare_image=str(values.get("lvscareImage") or DEFAULT_LVSCARE_IMAGE),
         concurrency=concurrency,
         ssh_port=port,
+        bastion=bastion,
     )
 
 
@@ -336,6 +357,7 @@ def credentials_from(
         key_path=key_path,
         key_passphrase=passphrase,
         host_key_policy=host_key_policy,
+        bastion_password=os.environ.get(BASTION_PASSWORD_ENV) or None,
         sudo_password=os.environ.get(SUDO_PASSWORD_ENV) or password,
     )
 

@@ -7,6 +7,10 @@ host must show one of its keys. An unknown host's key is taken and pinned under 
 policy accept-new (OpenSSH's StrictHostKeyChecking=accept-new), refused under strict; tofu
 reads no known_hosts file (sealos's pins only).
 
+Jump host (--bastion): the bastion is one more `SSHConnection` (its key checked and pinned like
+any host's), opened once and shared; every other host's SSH session runs over a direct-tcpip
+channel of it (asyncssh's `tunnel=`), so the hosts need to accept SSH only from the bastion.
+
 Sudo (a login user that is not root): every command runs as root through `sudo -H -- bash -c`.
 Password sudo gets `-k -S -p ''`: the cached timestamp is ignored (so sudo always reads the
 password, never leaving it for the command), no prompt text lands in stderr, and the password is
@@ -36,7 +40,13 @@ from sealos.errors import CommandError, HostError, SpecError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.remote_paths import PART, q
-from sealos.spec import PASSWORD_ENV, PK_PASSWORD_ENV, SUDO_PASSWORD_ENV, Credentials
+from sealos.spec import (
+    BASTION_PASSWORD_ENV,
+    PASSWORD_ENV,
+    PK_PASSWORD_ENV,
+    SUDO_PASSWORD_ENV,
+    Credentials,
+)
 
 DEFAULT_LOGIN_TIMEOUT = 30.0
 DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
@@ -166,8 +176,50 @@ class _HostKeyClient(asyncssh.SSHClient):
         return True
 
 
+class _Tunnel:
+    """asyncssh's `tunnel=` for one host behind the bastion: the bastion opens the TCP connection
+    to the host (within the host's connect_timeout); failures name the host and the bastion."""
+
+    def __init__(self, target: SSHConnection, bastion: SSHConnection) -> None:
+        self.target = target
+        self.bastion = bastion
+
+    async def create_connection(self, session_factory: Any, host: str, port: int) -> Any:
+        t, via = self.target, self.bastion.name
+        conn = self.bastion._need()
+        try:
+            return await asyncio.wait_for(
+                conn.create_connection(session_factory, host, port), t.connect_timeout
+            )
+        except (asyncio.TimeoutError, TimeoutError):
+            raise HostError(
+                t.name,
+                f"the {via} got no answer from port {port} within {t.connect_timeout:g} s; "
+                "check the address, that the host is up and that the bastion may reach it.",
+                kind="unreachable",
+            ) from None
+        except asyncssh.ChannelOpenError as e:
+            raise HostError(
+                t.name,
+                f"the {via} cannot reach port {port} ({e.reason or 'refused'}); check the "
+                "address, that sshd runs there and that the bastion may reach it (or that the "
+                "bastion's sshd allows TCP forwarding).",
+                kind="unreachable",
+            ) from None
+        except (asyncssh.Error, OSError) as e:
+            raise HostError(
+                t.name,
+                f"the connection to the {via} broke ({_reason(e)}); run the same command again.",
+                kind="ssh",
+            ) from None
+
+
 class SSHConnection:
-    """A connection to one host. Create, `await connect()`, use, `await close()`."""
+    """A connection to one host. Create, `await connect()`, use, `await close()`.
+
+    `tunnel`: the bastion's connection to reach this host through (connected on first use,
+    shared); `label` names what this connection is in messages ("bastion" for the jump host).
+    """
 
     def __init__(
         self,
@@ -181,8 +233,12 @@ class SSHConnection:
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         log: Optional[CommandLog] = None,
+        tunnel: Optional[SSHConnection] = None,
+        label: str = "",
     ) -> None:
         self.address = address
+        self.tunnel = tunnel
+        self.label = label
         self.credentials = credentials
         self.client_keys = client_keys
         self.pinned_key = pinned_key
@@ -203,11 +259,13 @@ class SSHConnection:
         # check_sudo() decides it right after connect().
         self.sudo_mode: Optional[str] = None
         self.timings: list[CommandTiming] = []  # for benchmarks: where the time went
+        self._shared_lock: Optional[asyncio.Lock] = None
+        self._shared_failure: Optional[HostError] = None
 
     @property
     def name(self) -> str:
-        """How messages name this host."""
-        return str(self.address)
+        """How messages name this host ("bastion HOST" for the jump host)."""
+        return f"{self.label} {self.address}" if self.label else str(self.address)
 
     @property
     def connected(self) -> bool:
@@ -216,14 +274,43 @@ class SSHConnection:
 
     # --- connection --------------------------------------------------------------------------
 
+    async def connect_shared(self) -> None:
+        """connect() once for all that share this connection (the hosts behind a bastion): the
+        first caller connects, the others wait; a failure is raised again to each of them."""
+        if self._shared_lock is None:
+            self._shared_lock = asyncio.Lock()
+        async with self._shared_lock:
+            if self._conn is not None:
+                return
+            if self._shared_failure is not None:
+                raise self._shared_failure
+            try:
+                await self.connect()
+            except HostError as e:
+                self._shared_failure = e
+                raise
+
     async def connect(self) -> None:
         """Open the SSH connection; errors say whether it is the network, the login or the key.
 
-        Reaching the port must happen within `connect_timeout`; the SSH handshake and login then
-        get `login_timeout` (a refused password can take seconds: PAM delays failures).
+        Reaching the port (directly, or from the bastion) must happen within `connect_timeout`;
+        the SSH handshake and login then get `login_timeout` (a refused password can take seconds:
+        PAM delays failures).
         """
         pinned = self._pinned()
-        sock = await self._tcp_connect()
+        reach: dict[str, Any]
+        sock: Optional[socket.socket] = None
+        if self.tunnel is not None:
+            await self.tunnel.connect_shared()
+            self._log(
+                "connect",
+                f"ssh {self.credentials.user}@{self.address.key} via the {self.tunnel.name}",
+            )
+            self.ip = self.address.host
+            reach = {"tunnel": _Tunnel(self, self.tunnel)}
+        else:
+            sock = await self._tcp_connect()
+            reach = {"sock": sock}
         creds = self.credentials
         listed: list[Any] = []
         ca_keys: list[Any] = []
@@ -254,10 +341,12 @@ class SSHConnection:
             self._conn = await asyncssh.connect(
                 self.address.host,
                 self.address.port,
-                sock=sock,
                 client_factory=lambda: client,
+                **reach,
                 **options,
             )
+        except HostError:
+            raise  # the bastion could not reach this host (_Tunnel)
         except asyncssh.HostKeyNotVerifiable as e:
             raise self._host_key_error(client, str(e)) from None
         except asyncssh.PermissionDenied:
@@ -274,8 +363,10 @@ class SSHConnection:
                 self.name, f"SSH failed ({_reason(e)}); check sshd there.", kind="ssh"
             ) from None
         finally:
-            if self._conn is None:
+            if self._conn is None and sock is not None:
                 sock.close()
+        if self.tunnel is not None and not self.address.is_ip:
+            self.ip = await self._address_seen_by_host()
         key = self._conn.get_server_host_key()
         self.host_key = key.export_public_key("openssh").decode().strip() if key else None
         self.new_host_key = client.accepted is not None
@@ -338,6 +429,18 @@ class SSHConnection:
                 self.name, f"cannot connect ({reason}); check the address.", kind="unreachable"
             ) from None
 
+    async def _address_seen_by_host(self) -> str:
+        """The host's own address of this SSH session (a name given behind a bastion is resolved
+        there, not here): the third field of $SSH_CONNECTION; the name when it is not there."""
+        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError, TimeoutError):
+            done = await self._need().run(
+                'printf %s "$SSH_CONNECTION"', timeout=30, check=False, stdin=asyncssh.DEVNULL
+            )
+            fields = _text(done.stdout).split()
+            if len(fields) == 4:
+                return fields[2]
+        return self.address.host
+
     def _pinned(self) -> Optional[asyncssh.SSHKey]:
         """The key sealos pinned for this host; a pin that is not a key is the user's to fix."""
         if not self.pinned_key:
@@ -391,6 +494,11 @@ class SSHConnection:
 
     def _auth_advice(self) -> str:
         user = self.credentials.user
+        if self.credentials.password is not None and self.label:
+            return (
+                f"the password for {user!r} was refused; set {BASTION_PASSWORD_ENV} to the "
+                f"bastion's password (else --passwd or {PASSWORD_ENV} is used there too)."
+            )
         if self.credentials.password is not None:
             return f"the password for {user!r} was refused; check --passwd (or {PASSWORD_ENV})."
         if self.credentials.key_path is not None:
@@ -479,13 +587,10 @@ class SSHConnection:
 
     def as_root(self, command: str, input: Optional[str]) -> tuple[str, Optional[str]]:
         """The command line and stdin that run `command` as root: unchanged when logged in as
-        root; through sudo otherwise, the sudo password (if any) as stdin's first line, before
+        root (or before check_sudo(), which the Connect phase calls: as the login user); through
+        sudo otherwise, the sudo password (if any) as stdin's first line, before
         the command's own input. The password is never part of the command line."""
-        if self.sudo_mode is None:
-            if self.credentials.sudo and self._conn is not None:
-                raise HostError(
-                    self.name, "internal error: sudo was not checked (check_sudo() first)."
-                )
+        if self.sudo_mode is None:  # root, or check_sudo() not called: as the login user
             return command, input
         wrapped = f"bash -c {q(command)}"
         if self.sudo_mode == SUDO_NOPASSWD:

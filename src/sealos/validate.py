@@ -15,7 +15,7 @@ from typing import Optional
 
 import yaml
 
-from sealos import kubeadm, members, preconditions
+from sealos import kubeadm, lvscare_node, members, preconditions
 from sealos.addresses import HostAddress, find_duplicates
 from sealos.context import ClusterHost, Context
 from sealos.etc_hosts import resolves_to
@@ -457,6 +457,27 @@ def unreachable(ctx: Context) -> list[str]:
 def facts_problems(ctx: Context) -> list[str]:
     """What the host rules find in the facts of the hosts to install."""
     return host_problems(ctx.spec, _views(_installing(ctx)), ctx.package)
+
+
+def lvscare_image_problems(ctx: Context) -> list[str]:
+    """Static-pod lvscare is privileged: its image by tag must come with the package (the pod
+    never pulls it); a package whose manifest does not list it can't run it. A legacy package
+    without a manifest is taken at its word (its images.tar), as init.sh imports it."""
+    image, package = ctx.spec.lvscare_image, ctx.package
+    if ctx.spec.lvscare_mode != "static-pod" or lvscare_node.pinned_by_digest(image):
+        return []
+    if package is None or package.images is None:
+        return []
+    from sealos.packaging.images import normalize  # as the package lists, and containerd names
+
+    if normalize(image) in package.images:
+        return []
+    return [
+        f"--lvscare-image {image} is a tag that the package does not carry, and the privileged "
+        "lvscare pod is never pulled by a tag that can move; build the package with "
+        f"`sealos package build --lvscare-image {image}`, or pin the image by digest "
+        "(--lvscare-image NAME@sha256:DIGEST)."
+    ]
 
 
 def runtime_problems(ctx: Context) -> list[str]:

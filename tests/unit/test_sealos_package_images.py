@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fake_upstream import Upstream, oci_layout, write_tree
 
+from sealos import package
 from sealos.errors import SpecError
 from sealos.kubeversion import KubeVersion
 from sealos.package_versions import kubeadm_images
@@ -22,6 +23,7 @@ from sealos.packaging import build, images, manifest
 
 needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
 PAUSE = "registry.k8s.io/pause:3.9"
+LVSCARE = "docker.io/library/python:3.11-slim"
 CALICO = [
     "docker.io/calico/cni:v3.26.4",
     "docker.io/calico/node:v3.26.4",
@@ -131,7 +133,8 @@ def test_an_unreachable_registry_mirror_is_one_clear_error(tmp_path):
 
 @needs_skopeo
 def test_a_build_with_images_archives_lists_and_caches_them(tmp_path, monkeypatch):
-    wanted = kubeadm_images(KubeVersion.parse("v1.28.15")) + CALICO
+    # --lvscare-image: the static-pod lvscare's image rides along, listed after the others
+    wanted = kubeadm_images(KubeVersion.parse("v1.28.15")) + CALICO + [LVSCARE]
     oci_layout(tmp_path / "oci", wanted)
     # every image comes from the local layout instead of its registry
     monkeypatch.setattr(images, "source", lambda ref, mirrors: f"oci:{tmp_path / 'oci'}:{ref}")
@@ -146,17 +149,19 @@ def test_a_build_with_images_archives_lists_and_caches_them(tmp_path, monkeypatc
                 out=tmp_path / out,
                 mirrors=up.mirrors(),
                 cache=tmp_path / cache,
+                extra_images=[LVSCARE],
             )
 
         first = build.build(opts("a.tar.gz"), io.StringIO())
-        assert first.images == 10 and first.downloaded == 18 + 10
+        assert first.images == 11 and first.downloaded == 18 + 11
 
         found = manifest.inspect(first.path)
         assert found.problems == []
         assert found.manifest["images"] == wanted
+        assert package.inspect(first.path).images == wanted  # what init's check reads
         with tarfile.open(first.path) as tar:
             archives = sorted(n for n in tar.getnames() if n.startswith("kube/images/"))
-            assert len(archives) == 10
+            assert len(archives) == 11
             f = tar.extractfile("kube/images/registry.k8s.io_pause_3.9.tar")
             assert f is not None
             (tmp_path / "pause.tar").write_bytes(f.read())

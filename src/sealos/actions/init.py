@@ -64,6 +64,7 @@ class Init(runner.Action):
                     lambda _ctx: self.request_problems,
                     validate.unreachable,
                     validate.facts_problems,
+                    validate.lvscare_image_problems,
                     validate.another_cluster,
                     validate.foreign_kubernetes,
                     validate.cgroup_driver_problems,

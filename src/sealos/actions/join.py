@@ -78,6 +78,7 @@ def phases() -> list[Phase]:
                 validate.not_members,
                 validate.cluster_reachable,
                 validate.facts_problems,
+                validate.lvscare_image_problems,
                 validate.foreign_installs,
                 validate.foreign_kubernetes,
                 validate.cgroup_driver_problems,

@@ -15,8 +15,9 @@ Choices where the issue is silent:
   --out names, when it names one).
 - What goes where in the package, and on the node: layout.py.
 - Images: kubeadm's list for the exact version, then the CNI manifest's images (with --cni none,
-  kubeadm's only). `images=False` (no CLI flag) builds without images: the unit tests use it,
-  having no registry; the lab's integration test pulls from a real registry.
+  kubeadm's only), then `extra_images` (`--lvscare-image`: static-pod lvscare's, which the
+  privileged pod never pulls by tag). `images=False` (no CLI flag) builds without images: the
+  unit tests use it, having no registry; the lab's integration test pulls from a real registry.
 - Kubernetes before 1.24 is refused (package_versions: containerd serves 1.24 and later).
 - kubeadm, kubelet, kubectl and runc must be ELF binaries of --arch, or not ELF at all (the lab's
   stand-ins are scripts): a mirror serving the other architecture's file is caught here, not on
@@ -76,6 +77,7 @@ class BuildOptions:
     images: bool = True  # False: no images (tests without a registry; see the docstring)
     timeout: float = DEFAULT_TIMEOUT
     jobs: int = 4
+    extra_images: list[str] = field(default_factory=list)  # e.g. lvscare's (--lvscare-image)
 
 
 @dataclass
@@ -140,7 +142,7 @@ def build(opts: BuildOptions, out: Optional[TextIO] = None) -> BuildResult:
         refs = pv.kubeadm_images(version)
         if "calico.yaml" in fetched:
             refs += images.manifest_images(fetched["calico.yaml"].path.read_text())
-        refs = list(dict.fromkeys(refs))
+        refs = list(dict.fromkeys([*refs, *opts.extra_images]))
         _check_registry_mirrors(opts.registry_mirrors, refs)
         pulled: dict[str, Fetched] = {}
         if opts.images:

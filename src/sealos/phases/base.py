@@ -83,6 +83,7 @@ class Phase:
             await self.run_host(ctx, node)
 
     async def _guarded(self, ctx: Context, node: ClusterHost) -> HostError | None:
+        started = time.monotonic()
         try:
             note = await self.run_host(ctx, node)
         except HostError as e:
@@ -93,6 +94,7 @@ class Phase:
             err = HostError(node.name, str(e))
             ctx.ui.host_done(node.name, False, first_line(str(e)))
             return err
+        ctx.host_times.append((self.title, node.name, started, time.monotonic() - started))
         ctx.ui.host_done(node.name, True, note)
         if note:
             node.outcome.append(note)

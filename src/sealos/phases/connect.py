@@ -10,9 +10,10 @@ from sealos.phases.base import Phase
 
 
 class Connect(Phase):
-    """Open SSH to all hosts (host keys: known_hosts and sealos's pins; an unknown one is taken
-    and pinned unless --host-key-policy strict); a login user that is not root must be able to
-    use sudo (checked here, before any change)."""
+    """Open SSH to all hosts, through the bastion when there is one (host keys, the bastion's
+    too: known_hosts and sealos's pins; an unknown one is taken and pinned unless
+    --host-key-policy strict); a login user that is not root must be able to use sudo (checked
+    here, before any change)."""
 
     title = "Connect to the hosts"
     in_dry_run = True
@@ -21,6 +22,14 @@ class Connect(Phase):
         return list(ctx.nodes)
 
     async def run(self, ctx: Context, nodes: list[ClusterHost]) -> None:
+        if ctx.bastion is not None:
+            # First and once: a bastion that fails is one error (naming it), not one per host.
+            ctx.ui.step(ctx.bastion.name, "connecting")
+            await ctx.bastion.connect_shared()
+            new = ""
+            if ctx.bastion.new_host_key:
+                new = f", new host key {ctx.bastion.host_key_fingerprint} taken"
+            ctx.ui.host_done(ctx.bastion.name, True, f"connected ({ctx.bastion.ip}){new}")
         limit = asyncio.Semaphore(ctx.spec.concurrency)
 
         async def one(node: ClusterHost) -> None:
