@@ -166,3 +166,14 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
             assert left == [], (x.name, left)
         logs = "".join(p.read_text() for p in (home / "logs").glob("*.log"))
         assert PASSWORD not in logs and "sudo" in logs
+
+        # Passwordless sudo (NOPASSWD) is detected and gets no password: a wrong one, given,
+        # is never used (the dry run connects, checks sudo and gathers facts through it).
+        for x in h[:4]:
+            rule = f"{USER} ALL=(ALL:ALL) NOPASSWD: ALL"
+            host_sh(
+                lab, x.name, f"echo '{rule}' > /etc/sudoers.d/su && chmod 440 /etc/sudoers.d/su"
+            )
+        ok(sealos(lab, home, *init, "--dry-run", sudo_password="not-the-password"))
+        dry = max((home / "logs").glob("init-*.log"), key=lambda p: p.stat().st_mtime).read_text()
+        assert "passwordless sudo" in dry and "sudo -k -S" not in dry, dry[-2000:]
