@@ -49,7 +49,13 @@ _FILE_KEY = {
 def ssh_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The SSH login flags every command shares."""
     options = [
-        click.option("--user", default="root", show_default=True, help="SSH user (must be root)."),
+        click.option(
+            "--user",
+            default="root",
+            show_default=True,
+            help="SSH user; not root: commands run through its sudo (password: "
+            "SEALOS_SUDO_PASSWORD, else the SSH password).",
+        ),
         click.option(
             "--passwd",
             default=None,

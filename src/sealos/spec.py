@@ -28,6 +28,7 @@ DEFAULT_CONCURRENCY = 20
 LVSCARE_MODES = ("systemd", "static-pod")
 PASSWORD_ENV = "SEALOS_PASSWORD"  # noqa: S105 (a variable name)
 PK_PASSWORD_ENV = "SEALOS_PK_PASSWORD"  # noqa: S105 (a variable name)
+SUDO_PASSWORD_ENV = "SEALOS_SUDO_PASSWORD"  # noqa: S105 (a variable name)
 # The jump host's own password when it differs from the targets' (else theirs is used).
 BASTION_PASSWORD_ENV = "SEALOS_BASTION_PASSWORD"  # noqa: S105 (a variable name)
 ASK = "-"  # `--passwd -`: ask for it
@@ -74,10 +75,18 @@ class Credentials:
     key_passphrase: Optional[str] = field(default=None, repr=False)
     host_key_policy: str = HOST_KEY_POLICIES[0]
     bastion_password: Optional[str] = field(default=None, repr=False)  # SEALOS_BASTION_PASSWORD
+    # sudo's password for a user that is not root (SEALOS_SUDO_PASSWORD, else the SSH password)
+    sudo_password: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def sudo(self) -> bool:
+        """True when commands run as root through sudo (the login user is not root)."""
+        return self.user != "root"
 
     def secrets(self) -> list[str]:
         """The secret strings a log must never show."""
-        return [s for s in (self.password, self.key_passphrase, self.bastion_password) if s]
+        found = (self.password, self.key_passphrase, self.bastion_password, self.sudo_password)
+        return [s for s in found if s]
 
     def for_bastion(self, bastion: Bastion) -> Credentials:
         """How to log in to the jump host: its USER@ if given, else the targets' user; the
@@ -349,6 +358,7 @@ def credentials_from(
         key_passphrase=passphrase,
         host_key_policy=host_key_policy,
         bastion_password=os.environ.get(BASTION_PASSWORD_ENV) or None,
+        sudo_password=os.environ.get(SUDO_PASSWORD_ENV) or password,
     )
 
 

@@ -10,11 +10,20 @@ reads no known_hosts file (sealos's pins only).
 Jump host (--bastion): the bastion is one more `SSHConnection` (its key checked and pinned like
 any host's), opened once and shared; every other host's SSH session runs over a direct-tcpip
 channel of it (asyncssh's `tunnel=`), so the hosts need to accept SSH only from the bastion.
+
+Sudo (a login user that is not root): every command runs as root through `sudo -H -- bash -c`.
+Password sudo gets `-k -S -p ''`: the cached timestamp is ignored (so sudo always reads the
+password, never leaving it for the command), no prompt text lands in stderr, and the password is
+the first line of stdin (the command's own input follows it); never argv. Passwordless sudo
+(`sudo -n true` succeeds) gets `-n` and no password. SFTP runs as the login user: files go to a
+private staging folder in its home and are moved into place by a sudo'd command; reads go
+through `sudo base64`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import posixpath
 import socket
@@ -31,10 +40,20 @@ from sealos.errors import CommandError, HostError, SpecError
 from sealos.logfile import CommandLog
 from sealos.redaction import Redactor
 from sealos.remote_paths import PART, q
-from sealos.spec import BASTION_PASSWORD_ENV, PASSWORD_ENV, PK_PASSWORD_ENV, Credentials
+from sealos.spec import (
+    BASTION_PASSWORD_ENV,
+    PASSWORD_ENV,
+    PK_PASSWORD_ENV,
+    SUDO_PASSWORD_ENV,
+    Credentials,
+)
 
 DEFAULT_LOGIN_TIMEOUT = 30.0
 DEFAULT_COMMAND_TIMEOUT = 900.0  # kubeadm init may wait minutes for the control plane
+SUDO_CHECK_TIMEOUT = 60.0
+STAGING = ".sealos-staging"  # in the login user's home: uploads wait there for a sudo'd move
+SUDO_NOPASSWD = "nopasswd"
+SUDO_PASSWORD = "password"  # noqa: S105 (a mode's name)
 
 Progress = Callable[[int, int], None]
 _CIPHERS = [
@@ -234,6 +253,11 @@ class SSHConnection:
         self.ip: str = address.host  # the address actually connected to (resolved)
         self._conn: Optional[asyncssh.SSHClientConnection] = None
         self._sftp: Optional[asyncssh.SFTPClient] = None
+        self._staging: Optional[str] = None  # absolute path of the staging folder (sudo)
+        self._staged = 0
+        # How commands become root: None (logged in as root), SUDO_NOPASSWD or SUDO_PASSWORD;
+        # check_sudo() decides it right after connect().
+        self.sudo_mode: Optional[str] = None
         self.timings: list[CommandTiming] = []  # for benchmarks: where the time went
         self._shared_lock: Optional[asyncio.Lock] = None
         self._shared_failure: Optional[HostError] = None
@@ -484,6 +508,10 @@ class SSHConnection:
     async def close(self) -> None:
         """Close SFTP and SSH (idempotent)."""
         if self._sftp is not None:
+            if self._staging is not None:  # the staging folder, when nothing is left in it
+                with contextlib.suppress(asyncssh.Error, OSError):
+                    await self._sftp.rmdir(self._staging)
+                self._staging = None
             self._sftp.exit()
             self._sftp = None
         if self._conn is not None:
@@ -520,13 +548,14 @@ class SSHConnection:
         self._log("run", command)
         if input is not None:
             self._log("stdin", f"{len(input.encode())} bytes (not logged)")
+        sent, sent_input = self.as_root(command, input)
         started = time.monotonic()
         try:
             # Without input, stdin is closed: a command that reads it must not wait for the timeout.
             stdin: dict[str, Any] = (
-                {"input": input} if input is not None else {"stdin": asyncssh.DEVNULL}
+                {"input": sent_input} if sent_input is not None else {"stdin": asyncssh.DEVNULL}
             )
-            done = await conn.run(command, timeout=limit, check=False, errors="replace", **stdin)
+            done = await conn.run(sent, timeout=limit, check=False, errors="replace", **stdin)
         except asyncssh.TimeoutError as e:
             out, err = _text(e.stdout), _text(e.stderr)
             self._log_output(out, err, hide_output)
@@ -555,6 +584,91 @@ class SSHConnection:
                 self.redact(result.stdout),
             )
         return result
+
+    def as_root(self, command: str, input: Optional[str]) -> tuple[str, Optional[str]]:
+        """The command line and stdin that run `command` as root: unchanged when logged in as
+        root (or before check_sudo(), which the Connect phase calls: as the login user); through
+        sudo otherwise, the sudo password (if any) as stdin's first line, before
+        the command's own input. The password is never part of the command line."""
+        if self.sudo_mode is None:  # root, or check_sudo() not called: as the login user
+            return command, input
+        wrapped = f"bash -c {q(command)}"
+        if self.sudo_mode == SUDO_NOPASSWD:
+            return f"sudo -n -H -- {wrapped}", input
+        password = self.credentials.sudo_password or ""
+        return f"sudo -k -S -p '' -H -- {wrapped}", f"{password}\n{input or ''}"
+
+    async def check_sudo(self) -> None:
+        """For a login user that is not root: find how it becomes root (passwordless sudo, else
+        sudo with the password) and refuse, naming the fix, when it cannot. No change is made."""
+        if not self.credentials.sudo:
+            self.sudo_mode = None
+            return
+        user = self.credentials.user
+        fix_rights = (
+            f"give {user!r} sudo rights there (e.g. usermod -aG sudo {user}) or log in as root "
+            "(--user root)."
+        )
+        free = await self._as_login_user("sudo -n true")
+        if free.ok:
+            self.sudo_mode = SUDO_NOPASSWD
+            self._log("sudo", f"{user} runs commands as root with passwordless sudo")
+            return
+        if free.exit_status == 127 or "not found" in free.stderr:
+            raise HostError(
+                self.name,
+                f"sudo is not installed there, and {user!r} is not root; install sudo there or "
+                "log in as root (--user root).",
+                kind="auth",
+            )
+        if _not_allowed(free.stderr):
+            raise HostError(self.name, f"{user!r} may not use sudo; {fix_rights}", kind="auth")
+        password = self.credentials.sudo_password
+        if not password:
+            raise HostError(
+                self.name,
+                f"sudo asks {user!r} for a password and none was given; set "
+                f"{SUDO_PASSWORD_ENV} (or --passwd, {PASSWORD_ENV}), or allow {user!r} "
+                "passwordless sudo there.",
+                kind="auth",
+            )
+        if "\n" in password or "\r" in password:
+            raise SpecError(f"the sudo password holds a line break; check {SUDO_PASSWORD_ENV}.")
+        asked = await self._as_login_user("sudo -k -S -p '' -- true", input=f"{password}\n")
+        if asked.ok:
+            self.sudo_mode = SUDO_PASSWORD
+            self._log("sudo", f"{user} runs commands as root with sudo and its password")
+            return
+        if _not_allowed(asked.stderr):
+            raise HostError(self.name, f"{user!r} may not use sudo; {fix_rights}", kind="auth")
+        raise HostError(
+            self.name,
+            f"sudo refused the password for {user!r}; check {SUDO_PASSWORD_ENV} (it defaults to "
+            "the SSH password, --passwd).",
+            kind="auth",
+        )
+
+    async def _as_login_user(self, command: str, *, input: Optional[str] = None) -> CommandResult:
+        """Run a short command as the login user itself (no sudo); for the sudo check and the
+        staging folder. Output and stdin are not logged."""
+        conn = self._need()
+        self._log("run", f"{command} (as {self.credentials.user})")
+        stdin: dict[str, Any] = (
+            {"input": input} if input is not None else {"stdin": asyncssh.DEVNULL}
+        )
+        try:
+            done = await conn.run(
+                command, timeout=SUDO_CHECK_TIMEOUT, check=False, errors="replace", **stdin
+            )
+        except (asyncssh.Error, OSError) as e:
+            raise HostError(
+                self.name,
+                f"the SSH connection broke ({e}); run the same command again.",
+                kind="ssh",
+            ) from None
+        status = done.exit_status if done.exit_status is not None else -1
+        self._log("exit", str(status))
+        return CommandResult(status, _text(done.stdout), _text(done.stderr))
 
     def _log_output(self, stdout: str, stderr: str, hide: bool) -> None:
         if hide:
@@ -603,6 +717,14 @@ class SSHConnection:
                 progress(done, total)
 
         try:
+            if self.sudo_mode is not None:
+                staged = await self._stage_path(sftp)
+                try:
+                    await sftp.put(str(local), staged, progress_handler=handler)
+                    await self._install_staged(staged, remote, mode)
+                finally:
+                    await self._drop_staged(sftp, staged)
+                return
             await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
             # Block size left to asyncssh: it reads the server's limits (OpenSSH: 256 KiB).
             await sftp.put(str(local), tmp, progress_handler=handler)
@@ -647,6 +769,16 @@ class SSHConnection:
         tmp = f"{remote}{PART}"
         self._log("write", f"{remote} ({len(data)} bytes, mode {mode:o})")
         try:
+            if self.sudo_mode is not None:
+                staged = await self._stage_path(sftp)
+                try:
+                    private = asyncssh.SFTPAttrs(permissions=0o600)
+                    async with sftp.open(staged, "wb", attrs=private) as f:
+                        await f.write(data)
+                    await self._install_staged(staged, remote, mode)
+                finally:
+                    await self._drop_staged(sftp, staged)
+                return
             await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
             async with sftp.open(tmp, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as f:
                 await f.write(data)
@@ -657,6 +789,8 @@ class SSHConnection:
 
     async def read_bytes(self, remote: str) -> bytes:
         """Read a remote file whole (for small files such as manifests)."""
+        if self.sudo_mode is not None:
+            return await self._read_as_root(remote)
         sftp = await self._sftp_client()
         try:
             async with sftp.open(remote, "rb") as f:
@@ -667,6 +801,16 @@ class SSHConnection:
 
     async def download(self, remote: str, local: Path) -> None:
         """Copy a remote file to the operator's machine."""
+        if self.sudo_mode is not None:
+            self._log("download", f"{remote} -> {local}")
+            data = await self._read_as_root(remote, "downloading")
+            try:
+                local.write_bytes(data)
+            except OSError as e:
+                raise HostError(
+                    self.name, f"saving {remote} as {local} failed ({_reason(e)})."
+                ) from None
+            return
         sftp = await self._sftp_client()
         self._log("download", f"{remote} -> {local}")
         try:
@@ -674,11 +818,54 @@ class SSHConnection:
         except (asyncssh.SFTPError, OSError) as e:
             raise HostError(self.name, f"downloading {remote} failed ({_reason(e)}).") from None
 
+    async def _stage_path(self, sftp: asyncssh.SFTPClient) -> str:
+        """A new file name in the login user's private staging folder (made 0700 on first use)."""
+        if self._staging is None:
+            home = await sftp.realpath(".")
+            folder = posixpath.join(home, STAGING)
+            await sftp.makedirs(folder, exist_ok=True)
+            await sftp.chmod(folder, 0o700)
+            self._staging = folder
+        self._staged += 1
+        return posixpath.join(self._staging, f"{self._staged}-{time.time_ns()}{PART}")
+
+    async def _install_staged(self, staged: str, remote: str, mode: int) -> None:
+        """As root: move a staged file beside `remote` (its temp name), make it root's with
+        `mode`, rename it into place (never a half file in place)."""
+        tmp = f"{remote}{PART}"
+        await self.run(
+            f"mkdir -p -- {q(posixpath.dirname(remote) or '/')} && "
+            f"mv -f -- {q(staged)} {q(tmp)} && chown 0:0 -- {q(tmp)} && "
+            f"chmod {mode:o} -- {q(tmp)} && mv -f -- {q(tmp)} {q(remote)}",
+            label=f"install {remote}",
+        )
+
+    async def _drop_staged(self, sftp: asyncssh.SFTPClient, staged: str) -> None:
+        with contextlib.suppress(asyncssh.SFTPError, OSError):
+            await sftp.remove(staged)
+
+    async def _read_as_root(self, remote: str, verb: str = "reading") -> bytes:
+        """A root-only file's bytes, read through sudo (base64 on the wire, never logged)."""
+        result = await self.run(f"base64 -- {q(remote)}", check=False, hide_output=True)
+        if not result.ok:
+            why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
+            raise HostError(self.name, f"{verb} {remote} failed ({self.redact(why)}).")
+        try:
+            return base64.b64decode(result.stdout)
+        except ValueError:
+            raise HostError(self.name, f"{verb} {remote} gave unreadable output.") from None
+
     async def _rename(self, sftp: asyncssh.SFTPClient, src: str, dst: str) -> None:
         try:
             await sftp.posix_rename(src, dst)
         except (asyncssh.SFTPOpUnsupported, asyncssh.SFTPError):
             await self.run(f"mv -f -- {q(src)} {q(dst)}")
+
+
+def _not_allowed(stderr: str) -> bool:
+    """True when sudo said the user may not use it at all (not a wrong password)."""
+    text = stderr.lower()
+    return "not in the sudoers" in text or "not allowed to" in text or "may not run sudo" in text
 
 
 def _text(value: Any) -> str:

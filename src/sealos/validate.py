@@ -219,8 +219,8 @@ def host_problems(
         name = str(h.address)
         if f.uid != 0:
             problems.append(
-                f"{name}: user {spec.credentials.user!r} is not root (uid {f.uid}); "
-                "log in as root with --user root."
+                f"{name}: commands run as uid {f.uid}, not root; "
+                "log in as root (--user root) or as a user with sudo rights."
             )
         if vip in f.addresses:
             problems.append(

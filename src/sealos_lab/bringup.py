@@ -147,6 +147,7 @@ def _create_or_load(
                     memory_mb=spec.memory_mb,
                     cpus=spec.cpus,
                     cgroup_v1=spec.cgroup_v1,
+                    sudo=spec.sudo,
                 )
             )
         for h in lab.hosts:

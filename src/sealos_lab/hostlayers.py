@@ -5,6 +5,9 @@
 - "containerd": Debian's containerd and runc, the unit enabled, its config as Debian ships it
   (none: containerd's defaults, cgroupfs). Hosts of a lab with runtime "containerd" (the default)
   have it; runtime "none" leaves it out, for packages that bring their own containerd.
+- "sudo": Debian's sudo, for hosts where sealos logs in as a user that is not root (`HostSpec`
+  sudo=True; opt-in, on top of "containerd"). The user itself is made on the running host
+  (`sealos_lab.testing.make_sudo_user`).
 
 Each layer is built once into the lab cache: the rootfs (and the layers below) mounted as an
 overlay, Debian's packages (`apt-get download`) installed with dpkg chrooted into it, services
@@ -30,18 +33,23 @@ from sealos_lab.rootfs import ensure_rootfs
 LAYERS: dict[str, tuple[str, ...]] = {
     "tools": ("libnfnetlink0", "libnetfilter-conntrack3", "libip6tc2", "conntrack", "iptables"),
     "containerd": ("runc", "containerd"),
+    "sudo": ("sudo",),
 }
 # Layers in the order they stack (a layer is built on the ones before it).
-ORDER = ("tools", "containerd")
+ORDER = ("tools", "containerd", "sudo")
 RUNTIMES = ("containerd", "none")
 RECIPE = "1"
 
 
-def layers_for(runtime: str) -> list[str]:
-    """The layers a host with `runtime` ("containerd" or "none") boots with, lowest first."""
+def layers_for(runtime: str, sudo: bool = False) -> list[str]:
+    """The layers a host with `runtime` ("containerd" or "none") boots with, lowest first;
+    `sudo` adds Debian's sudo (built on the containerd layer, so only with that runtime)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
-    return ["tools", "containerd"] if runtime == "containerd" else ["tools"]
+    if sudo and runtime != "containerd":
+        raise ValueError("the sudo layer stacks on the containerd runtime")
+    names = ["tools", "containerd"] if runtime == "containerd" else ["tools"]
+    return [*names, "sudo"] if sudo else names
 
 
 def _root() -> Path:
@@ -60,11 +68,12 @@ def layer_path(name: str) -> Path:
     return _root() / f"{name}-{_stamp(name)}"
 
 
-def ensure_layers(runtime: str) -> list[Path]:
-    """The rootfs and the layers of `runtime`, lowest first, each built first if missing."""
+def ensure_layers(runtime: str, sudo: bool = False) -> list[Path]:
+    """The rootfs and the layers of `runtime` (and sudo), lowest first, each built first if
+    missing."""
     rootfs = ensure_rootfs(quiet=True)
     folders = [rootfs]
-    for name in layers_for(runtime):
+    for name in layers_for(runtime, sudo):
         folders.append(_ensure_layer(name, folders))
     return folders
 

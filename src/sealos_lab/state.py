@@ -56,6 +56,7 @@ class LabHost:
     memory_mb: Optional[int] = None
     cpus: Optional[int] = None
     cgroup_v1: bool = False
+    sudo: bool = False  # Debian's sudo installed (the "sudo" layer)
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,21 @@ class HostSpec:
     """How to make one host: runtime "containerd" (Debian's, running) or "none" (for packages
     that bring their own); for VM hosts, memory in MB (kubeadm's control plane wants MemTotal
     >= 1700 MB), CPUs (QEMU -smp; kubeadm wants 2) and booting cgroup v1
-    (systemd.unified_cgroup_hierarchy=0, for kubelets before 1.25)."""
+    (systemd.unified_cgroup_hierarchy=0, for kubelets before 1.25); sudo: Debian's sudo installed
+    (for logging in as a user that is not root; off by default)."""
 
     runtime: str = "containerd"
     memory_mb: Optional[int] = None
     cpus: Optional[int] = None
     cgroup_v1: bool = False
+    sudo: bool = False
 
     def problem(self, kind: str) -> Optional[str]:
         """Why this spec can't make a host of `kind`, or None."""
         if self.runtime not in ("containerd", "none"):
             return f"runtime {self.runtime!r}: choose containerd or none"
+        if self.sudo and self.runtime != "containerd":
+            return "sudo is installed on top of the containerd runtime: use runtime containerd"
         if kind != "vm" and (self.memory_mb or self.cpus or self.cgroup_v1):
             return "memory, CPUs and cgroup v1 are options of VM hosts (--vm)"
         if self.memory_mb is not None and self.memory_mb < 256:

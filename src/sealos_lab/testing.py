@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import shlex
 import shutil
 import subprocess
 import sys
@@ -187,3 +188,16 @@ def wait_until(check: Any, timeout: float, interval: float = 0.5) -> Any:
         time.sleep(interval)
         last = check()
     return last
+
+
+def make_sudo_user(lab: Lab, host: str, user: str, password: str) -> None:
+    """On a running host made with `HostSpec(sudo=True)`: add `user` with `password` (fed on
+    stdin, never argv) to Debian's sudo group (password sudo, as Debian's sudoers grants it) and
+    refuse root's SSH login (PermitRootLogin no, in a drop-in read before the lab's own)."""
+    script = (
+        f"set -e; useradd -m -s /bin/bash -G sudo {shlex.quote(user)}; chpasswd; "
+        "printf 'PermitRootLogin no\\n' > /etc/ssh/sshd_config.d/00-sealos-lab-no-root.conf; "
+        "systemctl reload ssh"
+    )
+    proc = lab.exec(host, ["sh", "-c", script], input=f"{user}:{password}\n", timeout=60)
+    assert proc.returncode == 0, f"{host}: making the sudo user failed: {proc.stderr}"

@@ -117,7 +117,7 @@ def test_all_host_problems_listed_at_once_each_naming_its_host(tmp_path):
         ),
         ("10.0.0.5: lvscare needs python3 3.9", "3.7.3"),
         ("10.0.0.5: only 10 MiB free", "free some space"),
-        ("10.0.0.5: user 'root' is not root", "--user root"),
+        ("10.0.0.5: commands run as uid", "--user root"),
         ("10.0.0.5: the VIP 10.103.97.2 is already an address", "choose a --vip"),
     ]
     for start, fix in expected:

@@ -12,7 +12,8 @@ from sealos.phases.base import Phase
 class Connect(Phase):
     """Open SSH to all hosts, through the bastion when there is one (host keys, the bastion's
     too: known_hosts and sealos's pins; an unknown one is taken and pinned unless
-    --host-key-policy strict)."""
+    --host-key-policy strict); a login user that is not root must be able to use sudo (checked
+    here, before any change)."""
 
     title = "Connect to the hosts"
     in_dry_run = True
@@ -36,6 +37,7 @@ class Connect(Phase):
                 ctx.ui.step(node.name, "connecting")
                 try:
                     await node.ssh.connect()
+                    await node.ssh.check_sudo()  # a user that is not root: sudo works, or why not
                 except HostError as e:
                     node.error = e
                     ctx.ui.host_done(node.name, False, str(e))

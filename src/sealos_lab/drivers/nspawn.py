@@ -38,7 +38,7 @@ class NspawnDriver(HostDriver):
 
     def boot(self, lab: Lab, h: LabHost) -> int:
         log = lab.host_dir(h) / "console.log"
-        lowers = hostlayers.ensure_layers(h.runtime)
+        lowers = hostlayers.ensure_layers(h.runtime, h.sudo)
         return nspawn.start(h.machine, lowers, self.files_dir(lab, h), h.netns, log)
 
     def exec_argv(self, lab: Lab, h: LabHost, argv: Sequence[str], tty: bool) -> list[str]:

@@ -74,7 +74,7 @@ class VMDriver(HostDriver):
             gateway=None,
             cpus=h.cpus or CPUS,
             cgroup_v1=h.cgroup_v1,
-            layers=hostlayers.ensure_layers(h.runtime)[1:],
+            layers=hostlayers.ensure_layers(h.runtime, h.sudo)[1:],
         )
         return pid
 
