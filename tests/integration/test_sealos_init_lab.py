@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sealos.remote_paths import MARK_JOIN
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session, wait_for_output, wait_until
+from sealos_lab.testing import lab_session, running, unfinished_at, wait_for_output, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -218,15 +219,30 @@ def test_killed_while_joining_nodes_then_rerun_completes(package, tmp_path):
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         seen = []
-        assert runner.stdout is not None
-        for line in runner.stdout:
-            seen.append(line)
-            if "kubeadm join 10.103.97.2:6443" in line:  # a node has started joining
-                time.sleep(0.3)
-                break
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait(10)
-        assert any("Join the nodes" in line for line in seen), "".join(seen)
+        joining: list[str] = []
+        try:
+            assert runner.stdout is not None
+            for line in runner.stdout:
+                seen.append(line)
+                if "kubeadm join 10.103.97.2:6443" in line:  # a node has started joining
+                    break
+            assert any("Join the nodes" in line for line in seen), "".join(seen)
+            # The kill point, from the nodes' /proc: a node's `kubeadm join` is running.
+            joining = wait_until(
+                lambda: [h.name for h in lab.hosts[1:] if running(lab, h.name, "kubeadm", "join")],
+                timeout=120,
+                interval=0.05,
+            )
+        finally:
+            killed_at = time.time()
+            os.kill(runner.pid, signal.SIGKILL)
+            runner.wait(10)
+        if not joining:
+            pytest.fail("kill point missed: no node's `kubeadm join` was seen running")
+        # ... and had not finished there: its join marker is absent or newer than the kill.
+        late = [why for n in joining if (why := unfinished_at(lab, n, MARK_JOIN, killed_at))]
+        if late:
+            pytest.fail(f"kill point missed, the join had finished: {late}")
         proc = sealos(lab, tmp_path, args)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
         assert "==> Init the first master: nothing to do" in proc.stdout
