@@ -296,19 +296,20 @@ def test_a_failed_master_join_then_rerun(story):
     story.sh(m1.name, f"mkdir -p {os.path.dirname(FAULT)} && printf '{drop_in}' > {FAULT}")
     try:
         failed = story.sealos("join", "--master", m1.ip)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stdout[-4000:]
+        assert f"error: {m1.ip}: " in failed.stdout, failed.stdout[-4000:]
+        assert "timeout waiting for etcd cluster to be available" in failed.stdout
+        # While the fault holds: kubeadm added the member before it gave up; it never started.
+        members = story.members(m3.name)
+        assert members == {m3.ip: "started", m4.ip: "started", m1.ip: "unstarted"}, members
+        for node in (h[1], h[4]):
+            assert story.balanced_over(node.name) == {m3.ip, m4.ip}, node.name
+        table = story.nodes(m3.name)
+        assert all_ready({k: v for k, v in table.items() if k != m1.hostname}), table
+        assert len(table) >= 4, table  # the members, m1's Node perhaps registered (kubelet-start)
+        assert "joining" in (story.home / "config.yaml").read_text()
     finally:
         story.sh(m1.name, f"rm -f {FAULT} && systemctl daemon-reload")
-    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stdout[-4000:]
-    assert f"error: {m1.ip}: " in failed.stdout, failed.stdout[-4000:]
-    assert "timeout waiting for etcd cluster to be available" in failed.stdout
-    # kubeadm added the member before it gave up; it never started
-    assert story.members(m3.name) == {m3.ip: "started", m4.ip: "started", m1.ip: "unstarted"}
-    for node in (h[1], h[4]):
-        assert story.balanced_over(node.name) == {m3.ip, m4.ip}, node.name
-    table = story.nodes(m3.name)
-    assert table.get(m1.hostname) != "Ready", table
-    assert all_ready({k: v for k, v in table.items() if k != m1.hostname}), table
-    assert "joining" in (story.home / "config.yaml").read_text()
 
     out = ok(story.sealos("join", "--master", m1.ip))
     assert f"{m1.ip}: kubeadm reset -f (an earlier join stopped halfway)" in out, out

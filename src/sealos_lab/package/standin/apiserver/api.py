@@ -419,7 +419,7 @@ class Apiserver(PodApi):
         learner = bool(body.get("learner", False))
         with self.store.lock:
             members = [m for m in self.members() if m["name"] != name]
-            refused = refuse_add(members, self.replicator.started(), learner)
+            refused = refuse_add(members, self.replicator.started(members), learner)
             if refused:
                 raise ApiserverError(500, "InternalError", refused)
             member = new_member(name, url, learner)
@@ -440,7 +440,8 @@ class Apiserver(PodApi):
     def list_members(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
         """`etcdctl member list` (alive: this member's view, as `endpoint health` would say)."""
         self._etcd_client(who, "list")
-        alive, started = self.replicator.alive(), self.replicator.started()
+        members = self.members()
+        alive, started = self.replicator.alive(), self.replicator.started(members)
         return {
             "members": [
                 {
@@ -449,7 +450,7 @@ class Apiserver(PodApi):
                     "alive": m["name"] in alive,
                     "started": m["name"] in started,
                 }
-                for m in self.members()
+                for m in members
             ],
             "self": self.settings.node_name,
         }
