@@ -107,10 +107,11 @@ class Apiserver(PodApi):
     # etcd quorum ----------------------------------------------------------------------------
 
     def members(self) -> list[dict[str, Any]]:
-        """The etcd members (peers objects; those from before this model read as voters)."""
+        """The etcd members (peers objects; those from before this model read as voters, added
+        before anything was seen)."""
         found = []
         for peer in self.store.items("peers", ""):
-            member = new_member(str(peer["name"]), str(peer["url"]), False)
+            member = {**new_member(str(peer["name"]), str(peer["url"]), False), "added": 0.0}
             member.update(peer)
             found.append(member)
         return sorted(found, key=lambda m: m["name"])
