@@ -309,7 +309,8 @@ def test_a_failed_master_join_then_rerun(story):
         assert len(table) >= 4, table  # the members, m1's Node perhaps registered (kubelet-start)
         assert "joining" in (story.home / "config.yaml").read_text()
     finally:
-        story.sh(m1.name, f"rm -f {FAULT} && systemctl daemon-reload")
+        fault_dir = os.path.dirname(FAULT)  # the test's, not the host's: it goes too
+        story.sh(m1.name, f"rm -f {FAULT} && rmdir {fault_dir} && systemctl daemon-reload")
 
     out = ok(story.sealos("join", "--master", m1.ip))
     assert f"{m1.ip}: kubeadm reset -f (an earlier join stopped halfway)" in out, out
