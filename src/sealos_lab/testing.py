@@ -201,3 +201,52 @@ def make_sudo_user(lab: Lab, host: str, user: str, password: str) -> None:
     )
     proc = lab.exec(host, ["sh", "-c", script], input=f"{user}:{password}\n", timeout=60)
     assert proc.returncode == 0, f"{host}: making the sudo user failed: {proc.stderr}"
+
+
+# What runs on a host, read from its /proc: a program (argv[0], or the script an interpreter runs
+# as argv[1]) whose next arguments are the given ones. A shell's `sh -c "... kubeadm init ..."`
+# or a `flock LOCK kubeadm init` still waiting for its lock is not the program running.
+_RUNNING = r"""
+import os, sys
+want = sys.argv[1:]
+for pid in os.listdir("/proc"):
+    if not pid.isdigit():
+        continue
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        continue
+    names = [os.path.basename(a) for a in argv[:2]]
+    starts = [0] + ([1] if names and names[0].startswith(("python", "sh")) else [])
+    for i in starts:
+        if names[i:i + 1] == want[:1] and argv[i + 1 : i + len(want)] == want[1:]:
+            print(pid)
+            break
+"""
+
+
+def running(lab: Lab, host: str, program: str, *args: str) -> list[int]:
+    """PIDs of the processes on `host` running `program` with `args` first (from its /proc)."""
+    proc = lab.exec(host, ["python3", "-c", _RUNNING, program, *args], timeout=60)
+    assert proc.returncode == 0, f"{host}: reading /proc: {proc.stderr}"
+    return [int(p) for p in proc.stdout.split()]
+
+
+def mtime(lab: Lab, host: str, path: str) -> Optional[float]:
+    """When `path` on `host` was last written (seconds since the epoch; the lab's hosts share
+    this machine's clock), or None when it does not exist."""
+    script = "import os,sys\ntry: print(repr(os.stat(sys.argv[1]).st_mtime))\nexcept OSError: pass"
+    proc = lab.exec(host, ["python3", "-c", script, path], timeout=60)
+    assert proc.returncode == 0, f"{host}: stat {path}: {proc.stderr}"
+    return float(proc.stdout) if proc.stdout.strip() else None
+
+
+def unfinished_at(lab: Lab, host: str, marker: str, killed_at: float) -> Optional[str]:
+    """None when the step that writes `marker` at its end had not finished on `host` at
+    `killed_at` (time.time()): the marker is absent, or written later by the step the kill left
+    running. Else why the kill came too late."""
+    written = mtime(lab, host, marker)
+    if written is None or written > killed_at:
+        return None
+    return f"{host}: {marker} was written {killed_at - written:.2f} s before the kill"

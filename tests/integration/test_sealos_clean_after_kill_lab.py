@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sealos import remote_paths as rp
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session
+from sealos_lab.testing import lab_session, mtime, running, unfinished_at, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -28,14 +29,34 @@ pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 VERSION = "v1.20.15"
 
-# (name, a line of init's plain output, seconds to let the step run before the kill)
+PACKAGE = "package"  # KillPoint.program for "the package file is on the host", not a process
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where init is killed, proven from the hosts: once `trigger` shows in init's output, wait
+    until the step runs on `hosts` (a process `program` in the host's /proc, or for PACKAGE the
+    package file in place), then SIGKILL; the step had not finished there at the kill: `marker`,
+    which the step's remote command writes at its end, is absent or newer than the kill."""
+
+    name: str
+    trigger: str
+    program: tuple[str, ...]
+    marker: str
+    hosts: tuple[int, ...] = ()  # lab host indexes; () = the host named on the trigger line
+
+
 KILL_POINTS = [
-    ("after-distribute", "==> Unpack the package and run init.sh", 0.0),
-    ("during-init-sh", ": running init.sh", 0.2),
-    ("during-kubeadm-init", ": kubeadm init (takes a while)", 1.5),
-    ("during-master-join", ": kubeadm join as a control plane", 1.0),
-    ("during-node-join", ": kubeadm join 10.103.97.2:6443", 0.3),
-]
+    KillPoint("after-distribute", "==> Unpack the package and run init.sh", (PACKAGE,),
+              rp.MARK_PACKAGE, (0, 1, 2)),
+    KillPoint("during-init-sh", ": running init.sh", ("sh", "init.sh"), rp.MARK_PACKAGE),
+    KillPoint("during-kubeadm-init", ": kubeadm init (takes a while)", ("kubeadm", "init"),
+              rp.MARK_INIT, (0,)),
+    KillPoint("during-master-join", ": kubeadm join as a control plane", ("kubeadm", "join"),
+              rp.MARK_JOIN, (1,)),
+    KillPoint("during-node-join", ": kubeadm join 10.103.97.2:6443", ("kubeadm", "join"),
+              rp.MARK_JOIN, (2,)),
+]  # fmt: skip
 
 
 @dataclass
@@ -61,8 +82,9 @@ def _env(lab: Lab, home: Path) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "SEALOS_HOME": str(home), "SEALOS_PASSWORD": lab.password}
 
 
-def init_killed_at(kill_lab: KillLab, home: Path, trigger: str, delay: float) -> list[str]:
-    """Start init on the lab (2 masters + 1 node), SIGKILL it once its output shows `trigger`."""
+def init_killed_at(kill_lab: KillLab, home: Path, point: KillPoint) -> list[str]:
+    """Start init on the lab (2 masters + 1 node), SIGKILL it at `point` (see KillPoint); fail
+    saying so when the point was missed."""
     lab, h = kill_lab.lab, kill_lab.lab.hosts
     args = ["--master", h[0].ip, "--master", h[1].ip, "--node", h[2].ip,
             "--version", VERSION, "--pkg", str(kill_lab.package)]  # fmt: skip
@@ -73,20 +95,48 @@ def init_killed_at(kill_lab: KillLab, home: Path, trigger: str, delay: float) ->
         stderr=subprocess.STDOUT,
         text=True,
     )
-    seen = []
+    seen: list[str] = []
+    started: list[str] = []
     try:
         assert runner.stdout is not None
         for line in runner.stdout:
             seen.append(line)
-            if trigger in line:
-                time.sleep(delay)
+            if point.trigger in line:
                 break
+        assert any(point.trigger in line for line in seen), "".join(seen)
+        by_ip = {x.ip: x.name for x in h}
+        named = seen[-1].split(":")[0].strip()
+        hosts = [h[i].name for i in point.hosts] or [by_ip[named]]
+        started = wait_until(lambda: step_started(kill_lab, hosts, point, runner), 120, 0.05)
     finally:
+        killed_at = time.time()
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(10)
-    assert any(trigger in line for line in seen), "".join(seen)
+    if not started:
+        pytest.fail(f"kill point {point.name} missed: {point.program} never seen on {hosts}")
+    late = [why for x in hosts if (why := unfinished_at(lab, x, point.marker, killed_at))]
+    if late:
+        pytest.fail(f"kill point {point.name} missed, the step had finished: {late}")
     assert (home / "config.yaml").exists(), "init saves the state before changing hosts"
     return seen
+
+
+def step_started(kill_lab: KillLab, hosts: list[str], point: KillPoint, runner) -> list[str]:
+    """What shows the step running on every host of `hosts` (empty while one has not started)."""
+    assert runner.poll() is None, f"init ended (rc {runner.returncode}) before {point.name}"
+    lab, found = kill_lab.lab, []
+    for x in hosts:
+        if point.program == (PACKAGE,):
+            # distribute renames the file into place once it is whole
+            if mtime(lab, x, rp.package_file(kill_lab.package.name)) is None:
+                return []
+            found.append(f"{x}: {rp.package_file(kill_lab.package.name)}")
+        else:
+            pids = running(lab, x, *point.program)
+            if not pids:
+                return []
+            found.append(f"{x}: pid {pids[0]} {' '.join(point.program)}")
+    return found
 
 
 def clean_all(kill_lab: KillLab, home: Path) -> str:
@@ -97,13 +147,11 @@ def clean_all(kill_lab: KillLab, home: Path) -> str:
     return proc.stdout
 
 
-@pytest.mark.parametrize(
-    ("point", "trigger", "delay"), KILL_POINTS, ids=[p[0] for p in KILL_POINTS]
-)
-def test_clean_after_init_killed(kill_lab, tmp_path, point, trigger, delay):
+@pytest.mark.parametrize("point", KILL_POINTS, ids=[p.name for p in KILL_POINTS])
+def test_clean_after_init_killed(kill_lab, tmp_path, point):
     h = kill_lab.lab.hosts
     home = tmp_path / "home"
-    init_killed_at(kill_lab, home, trigger, delay)
+    init_killed_at(kill_lab, home, point)
     time.sleep(1.0)  # the operator notices; remote commands see their session gone
     left = {x.name: kill_lab.scans[x.name].leftovers() for x in h}
     assert any(left.values()), f"the kill at {point} left nothing to clean: a test of nothing"
@@ -119,7 +167,7 @@ def test_clean_stops_what_an_interrupted_run_left_running(kill_lab, tmp_path):
     running (no lock) is stopped with its whole command at once."""
     lab, h = kill_lab.lab, kill_lab.lab.hosts
     home = tmp_path / "home"
-    init_killed_at(kill_lab, home, "==> Unpack the package and run init.sh", 0.0)
+    init_killed_at(kill_lab, home, KILL_POINTS[0])
     lock = "/var/lib/sealos/kubeadm.lock"
     detached = "</dev/null >/dev/null 2>&1 &"
     hold = f"mkdir -p /var/lib/sealos && (flock {lock} sleep 600 {detached})"

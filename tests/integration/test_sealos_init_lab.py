@@ -19,8 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sealos.remote_paths import MARK_JOIN
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session, wait_for_output, wait_until
+from sealos_lab.testing import lab_session, running, unfinished_at, wait_for_output, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sealos_scan import Scan
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -202,15 +206,27 @@ def all_ready(table: dict[str, str], count: int) -> bool:
     return len(table) == count and set(table.values()) == {"Ready"}
 
 
+# The kill lab's cluster also runs what no other test does end to end: settings from a
+# cluster.yaml (-f), a VIP and an apiserver name other than the defaults, upper-case hostnames.
+KILL_VIP = "10.103.97.9"
+KILL_NAME = "api.kill-lab.internal"
+KILL_HOSTNAMES = {"h1": "Kill-Master", "h2": "Kill-Node1", "h3": "KILL-NODE2", "h4": "kill-Node3"}
+
+
 def test_killed_while_joining_nodes_then_rerun_completes(package, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("lab hosts need root")
-    with lab_session("slkill", hosts=4) as lab:
+    with lab_session("slkill", hosts=4, hostnames=KILL_HOSTNAMES) as lab:
         ips = [h.ip for h in lab.hosts]
-        args = init_args(ips[:1], ips[1:], package)
+        spec = {"masters": ips[:1], "nodes": ips[1:], "version": VERSION, "pkg": str(package),
+                "vip": KILL_VIP, "apiserver": KILL_NAME}  # fmt: skip
+        cluster_yaml = tmp_path / "cluster.yaml"
+        cluster_yaml.write_text(yaml.safe_dump(spec))
+        args = ["-f", str(cluster_yaml)]
+        home = tmp_path / "home"
         env = {
             "PATH": os.environ["PATH"],
-            "SEALOS_HOME": str(tmp_path),
+            "SEALOS_HOME": str(home),
             "SEALOS_PASSWORD": lab.password,
         }
         argv = lab.run_argv([sys.executable, "-m", "sealos", "init", *args])
@@ -218,31 +234,60 @@ def test_killed_while_joining_nodes_then_rerun_completes(package, tmp_path):
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         seen = []
-        assert runner.stdout is not None
-        for line in runner.stdout:
-            seen.append(line)
-            if "kubeadm join 10.103.97.2:6443" in line:  # a node has started joining
-                time.sleep(0.3)
-                break
-        os.kill(runner.pid, signal.SIGKILL)
-        runner.wait(10)
-        assert any("Join the nodes" in line for line in seen), "".join(seen)
-        proc = sealos(lab, tmp_path, args)
+        joining: list[str] = []
+        try:
+            assert runner.stdout is not None
+            for line in runner.stdout:
+                seen.append(line)
+                if f"kubeadm join {KILL_VIP}:6443" in line:  # a node has started joining
+                    break
+            assert any("Join the nodes" in line for line in seen), "".join(seen)
+            # The kill point, from the nodes' /proc: a node's `kubeadm join` is running.
+            joining = wait_until(
+                lambda: [h.name for h in lab.hosts[1:] if running(lab, h.name, "kubeadm", "join")],
+                timeout=120,
+                interval=0.05,
+            )
+        finally:
+            killed_at = time.time()
+            os.kill(runner.pid, signal.SIGKILL)
+            runner.wait(10)
+        if not joining:
+            pytest.fail("kill point missed: no node's `kubeadm join` was seen running")
+        # ... and had not finished there: its join marker is absent or newer than the kill.
+        late = [why for n in joining if (why := unfinished_at(lab, n, MARK_JOIN, killed_at))]
+        if late:
+            pytest.fail(f"kill point missed, the join had finished: {late}")
+        proc = sealos(lab, home, args)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
         assert "==> Init the first master: nothing to do" in proc.stdout
+        m0 = lab.hosts[0]
         table = wait_until(
             lambda: (
-                (t := node_table(lab, lab.hosts[0].name))
+                (t := node_table(lab, m0.name))
                 and len(t) == 4
                 and set(t.values()) == {"Ready"}
                 and t
             ),
             timeout=30,
         )
-        assert table, node_table(lab, lab.hosts[0].name)
+        assert table, node_table(lab, m0.name)
+        # Kubernetes names a node by its hostname in lower case (as the kubelet does).
+        assert sorted(table) == sorted(n.lower() for n in KILL_HOSTNAMES.values()), table
+        entry = [x for x in sh(lab, m0.name, "cat /etc/hosts").splitlines() if KILL_NAME in x]
+        assert entry == [f"{m0.ip} {KILL_NAME} {MARKER}"], entry
+        san = sh(lab, m0.name, "openssl x509 -noout -ext subjectAltName "
+                 "-in /etc/kubernetes/pki/apiserver.crt")  # fmt: skip
+        assert f"DNS:{KILL_NAME}" in san and f"IP Address:{KILL_VIP}" in san, san
         for h in lab.hosts[1:]:
-            assert hosts_entries(lab, h.name) == [f"{VIP} {NAME} {MARKER}"]
+            entry = [x for x in sh(lab, h.name, "cat /etc/hosts").splitlines() if KILL_NAME in x]
+            assert entry == [f"{KILL_VIP} {KILL_NAME} {MARKER}"], (h.name, entry)
+            assert NAME not in sh(lab, h.name, "cat /etc/hosts")  # the default name is not used
             assert sh(lab, h.name, "systemctl is-active lvscare.service").strip() == "active"
+            ruleset = sh(lab, h.name, "nft list table ip lvscare")
+            assert KILL_VIP in ruleset and m0.ip in ruleset and VIP not in ruleset, ruleset
+            kubelet = sh(lab, h.name, "cat /etc/kubernetes/kubelet.conf")
+            assert f"server: https://{KILL_NAME}:6443" in kubelet, kubelet
             assert sh(lab, h.name, "cat /var/lib/sealos/join.done").strip() == "done"
 
 
@@ -316,6 +361,18 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
         )  # fmt: skip
         try:
             wait_for_output(server, "Serving HTTP on")  # printed once it listens
+            # A URL that answers 404: one sentence per host naming it, exit 1, no host changed.
+            scans = {h.name: Scan.take(lab, h.name) for h in lab.hosts}
+            missing = f"http://{lab.operator_ip}:{port}/gone/{package.name}"
+            bad = sealos(lab, tmp_path / "home404", [
+                "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", missing,
+                "--pkg-sha256", digest,
+            ])  # fmt: skip
+            assert bad.returncode == 1 and "Traceback" not in bad.stdout + bad.stderr, bad.stdout
+            for h in lab.hosts:
+                said = [x for x in bad.stdout.splitlines() if f"could not download {missing}" in x]
+                assert any(h.ip in x and "404" in x and "check the URL" in x for x in said), said
+                assert scans[h.name].changes() == [], h.name
             url = f"http://{lab.operator_ip}:{port}/{package.name}"
             args = [
                 "--master", m0.ip, "--node", n1.ip, "--version", VERSION, "--pkg-url", url,
@@ -343,6 +400,10 @@ def test_pkg_url_static_pod_mode_and_a_given_kubeadm_config(package, tmp_path):
                 "cgroupDriver": "cgroupfs",
             }
         ], written
+        # the config's certSANs reached the apiserver's certificate
+        san = sh(lab, m0.name, "openssl x509 -noout -ext subjectAltName "
+                 "-in /etc/kubernetes/pki/apiserver.crt")  # fmt: skip
+        assert "DNS:given.example.com" in san, san
         manifest = sh(lab, n1.name, "cat /etc/kubernetes/manifests/kube-sealyun-lvscare.yaml")
         assert "hostNetwork: true" in manifest and f"{m0.ip}:6443" in manifest
         assert (

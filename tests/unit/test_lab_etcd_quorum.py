@@ -12,6 +12,7 @@ from sealos_lab.package.standin.apiserver.membership import (
     new_member,
     peer_url,
     refuse_add,
+    started_members,
 )
 from sealos_lab.package.standin.versions import joins_etcd_as_learner, parse_kube_version
 
@@ -76,3 +77,14 @@ def test_members_are_named_by_their_peer_url_and_found_by_id_or_name():
 
 def test_the_first_member_is_init_bootstrapping_the_cluster():
     assert refuse_add([], set(), learner=False) is None
+
+
+def test_a_member_added_again_under_its_old_name_is_unstarted_until_it_answers():
+    """A cleaned master joining back: its name answered in its first life, but the member
+    `member add` made now has not run yet (etcd: unstarted, no name), as after a failed join."""
+    m1, m2 = members(("m1", False), ("m2", False))
+    added = m2["added"]
+    assert started_members([m1, m2], "m1", {"m2": added - 60}) == {"m1"}  # seen before the add
+    assert started_members([m1, m2], "m1", {}) == {"m1"}  # never seen
+    assert started_members([m1, m2], "m1", {"m2": added + 1}) == {"m1", "m2"}  # ran since
+    assert started_members([m1, m2], "m2", {}) == {"m2"}  # an apiserver's own member runs

@@ -107,10 +107,11 @@ class Apiserver(PodApi):
     # etcd quorum ----------------------------------------------------------------------------
 
     def members(self) -> list[dict[str, Any]]:
-        """The etcd members (peers objects; those from before this model read as voters)."""
+        """The etcd members (peers objects; those from before this model read as voters, added
+        before anything was seen)."""
         found = []
         for peer in self.store.items("peers", ""):
-            member = new_member(str(peer["name"]), str(peer["url"]), False)
+            member = {**new_member(str(peer["name"]), str(peer["url"]), False), "added": 0.0}
             member.update(peer)
             found.append(member)
         return sorted(found, key=lambda m: m["name"])
@@ -419,7 +420,7 @@ class Apiserver(PodApi):
         learner = bool(body.get("learner", False))
         with self.store.lock:
             members = [m for m in self.members() if m["name"] != name]
-            refused = refuse_add(members, self.replicator.started(), learner)
+            refused = refuse_add(members, self.replicator.started(members), learner)
             if refused:
                 raise ApiserverError(500, "InternalError", refused)
             member = new_member(name, url, learner)
@@ -440,7 +441,8 @@ class Apiserver(PodApi):
     def list_members(self, who: Identity, body: Any, query: dict[str, list[str]]) -> Any:
         """`etcdctl member list` (alive: this member's view, as `endpoint health` would say)."""
         self._etcd_client(who, "list")
-        alive, started = self.replicator.alive(), self.replicator.started()
+        members = self.members()
+        alive, started = self.replicator.alive(), self.replicator.started(members)
         return {
             "members": [
                 {
@@ -449,7 +451,7 @@ class Apiserver(PodApi):
                     "alive": m["name"] in alive,
                     "started": m["name"] in started,
                 }
-                for m in self.members()
+                for m in members
             ],
             "self": self.settings.node_name,
         }

@@ -13,6 +13,7 @@ functioning"); `etcd --force-new-cluster` on the survivor is etcd's way out.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any, Optional
 
 TIMED_OUT = "etcdserver: request timed out"
@@ -42,6 +43,20 @@ def new_member(name: str, url: str, learner: bool) -> dict[str, Any]:
         "peerURL": peer_url(url),
         "id": member_id(name, url),
         "learner": learner,
+        "added": time.time(),  # when `member add` made it (wall clock, as peers compare it)
+    }
+
+
+def started_members(
+    members: list[dict[str, Any]], self_name: str, last_seen: dict[str, float]
+) -> set[str]:
+    """etcd's "started", per member: it answered since `member add` made it (`last_seen`: name
+    -> wall-clock time it last answered). A member removed and added again under the same name,
+    as a cleaned master joining back, is unstarted until it runs again."""
+    return {
+        m["name"]
+        for m in members
+        if m["name"] == self_name or last_seen.get(m["name"], -1.0) >= m.get("added", 0.0)
     }
 
 

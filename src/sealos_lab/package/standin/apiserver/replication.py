@@ -17,6 +17,7 @@ from typing import Any
 
 from ..apiclient import ApiClient, ApiError, ConnectError
 from ..hostenv import log
+from .membership import started_members
 from .settings import ApiserverSettings
 from .store import Store, object_key
 
@@ -37,12 +38,14 @@ class Replicator:
         self._sync_lock = threading.Lock()
         self._resynced = False
         self._seen: dict[str, float] = {}  # peer name -> monotonic time it last answered
+        self._seen_at: dict[str, float] = {}  # ... and its wall-clock time (see `started`)
         self._forced_manifest: str = ""
 
     # liveness of the peers' etcd members ------------------------------------------------------
 
     def _note_alive(self, name: str) -> None:
         self._seen[name] = time.monotonic()
+        self._seen_at[name] = time.time()
 
     def alive(self) -> set[str]:
         """This member and the peers that answered within ALIVE_WINDOW."""
@@ -50,9 +53,10 @@ class Replicator:
         recent = {n for n, t in self._seen.items() if now - t <= ALIVE_WINDOW}
         return {self.settings.node_name, *recent}
 
-    def started(self) -> set[str]:
-        """Members ever seen running (etcd's "started": it published itself once)."""
-        return {self.settings.node_name, *self._seen}
+    def started(self, members: list[dict[str, Any]]) -> set[str]:
+        """The names of `members` seen running since they were added (etcd's "started": the
+        member published itself once)."""
+        return started_members(members, self.settings.node_name, self._seen_at)
 
     def probe_now(self, members: list[dict[str, Any]]) -> set[str]:
         """Ask each silent member now (1 s each); the alive set afterwards."""
