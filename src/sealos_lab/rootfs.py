@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sealos_lab.kernel import cache_lock
 from sealos_lab.paths import CACHE
 
 SUITE = "bookworm"
@@ -38,6 +39,14 @@ def ensure_rootfs(quiet: bool = False) -> Path:
     if final.is_dir() and stamp.exists() and stamp.read_text().strip() == _stamp():
         return final
     CACHE.mkdir(parents=True, exist_ok=True)
+    # Labs come up at once (tests in parallel): one builds, the others wait and take its result.
+    with cache_lock("rootfs"):
+        if final.is_dir() and stamp.exists() and stamp.read_text().strip() == _stamp():
+            return final
+        return _build(final, stamp, quiet)
+
+
+def _build(final: Path, stamp: Path, quiet: bool) -> Path:
     tmp = CACHE / "rootfs.building"
     shutil.rmtree(tmp, ignore_errors=True)
     if not quiet:
