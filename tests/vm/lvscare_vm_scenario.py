@@ -545,8 +545,10 @@ def bench(trials: int, cpu_window: float) -> None:
         start_keepalive_server(name)
     wait(lambda: all(server_up(n) for n in RS), 30)
     care = lvscare(log="/tmp/lvscare-bench.log")
-    if wait(lambda: all_weight(3), 60) < 0:
-        raise RuntimeError("lvscare did not set up three real servers")
+    if wait(lambda: all_weight(3), 120) < 0:
+        with open("/tmp/lvscare-bench.log") as f:
+            log = f.read()[-3000:]
+        raise RuntimeError(f"lvscare did not set up three real servers:\n{ipvsadm()}\n{log}")
     settings = {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": RISE}
     print("BENCH " + json.dumps({"kind": "settings", **settings}), flush=True)
     used, t0 = cpu_seconds(care.pid), time.monotonic()
