@@ -22,7 +22,7 @@ def test_failover_benchmark_runs_and_prints_its_table():
     if os.geteuid() != 0:
         pytest.skip("the benchmark builds network namespaces")
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--trials", "2", "--cpu-seconds", "3"],
+        [sys.executable, str(SCRIPT), "--trials", "2", "--cpu-seconds", "3", "--backend", "nft"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr

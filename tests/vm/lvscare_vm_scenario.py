@@ -5,16 +5,23 @@ Builds three HTTP backends in namespaces on a bridge, runs the lvscare zipapp wi
 virtual service by hand, add a foreign real server, SIGTERM, --clean, then link mode. Each step
 prints one `STEP {json}` line (with `ipvsadm -Ln` output) for the pytest side to judge.
 Standard library only: the VM has python3 but not this project's packages.
+
+`python3 lvscare_vm_scenario.py bench TRIALS` runs benchmarks/failover's IPVS part instead (see
+`bench`): one `BENCH {json}` line per trial and for the CPU figures; benchmarks/failover prints
+the table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 SHARE = os.path.dirname(os.path.abspath(__file__))
@@ -366,5 +373,209 @@ def main() -> None:
     print("STEP " + json.dumps({"step": "log", "text": log, "ipvsadm": ""}), flush=True)
 
 
+# --- benchmarks/failover's IPVS part ------------------------------------------------------------
+
+# A keep-alive HTTP/1.1 server (as an apiserver keeps its clients' connections), quiet.
+KEEPALIVE_SERVER = r"""
+import functools, http.server, sys
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])),
+                                         functools.partial(Handler, directory=sys.argv[3]))
+server.serve_forever()
+"""
+ATTEMPT_PERIOD, ATTEMPT_TIMEOUT = 0.1, 3.0
+# What a failed new connection that reached the dead real server ends with, per case.
+REACHED = {"killed": ("ConnectionRefusedError", "ConnectionResetError"),
+           "black-holed": ("TimeoutError", "ConnectionAbortedError")}  # fmt: skip
+BENCH_BLACKHOLE = (
+    "table inet benchhole {\n\tchain input {\n\t\ttype filter hook input "
+    f"priority -300; policy accept;\n\t\ttcp dport {RS_PORT} drop\n\t}}\n}}\n"
+)
+
+
+def _hex_endpoint(ip: str, port: int) -> str:
+    return "".join(f"{int(x):02X}" for x in ip.split(".")) + f":{port:04X}"
+
+
+def proc_dests() -> dict[str, str]:
+    """The VIP's real servers from /proc/net/ip_vs (a file read: cheap enough to poll every
+    50 ms in a TCG guest, unlike ipvsadm): IP -> weight."""
+    vs, found, ours = _hex_endpoint(VIP, PORT), {}, False
+    with open("/proc/net/ip_vs") as f:
+        for line in f.readlines()[3:]:
+            parts = line.split()
+            if parts and parts[0] in ("TCP", "UDP", "FWM"):
+                ours = parts[1] == vs
+            elif ours and parts and parts[0] == "->":
+                addr = parts[1].split(":")[0]
+                ip = ".".join(str(int(addr[i : i + 2], 16)) for i in range(0, 8, 2))
+                found[ip] = parts[3]
+    return found
+
+
+def since_fast(start: float, cond, limit: float) -> float | None:
+    """Seconds from `start` until `cond` held (polled every 50 ms), or None after `limit`."""
+    while time.monotonic() - start < limit:
+        if cond():
+            return round(time.monotonic() - start, 3)
+        time.sleep(0.05)
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Client:
+    """A new connection through the VIP every ATTEMPT_PERIOD (in a thread with its own event
+    loop); each attempt is kept as (monotonic start, ok, backend or error class)."""
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[float, bool, str]] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+
+    async def _attempt(self) -> None:
+        start = time.monotonic()
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(VIP, PORT), ATTEMPT_TIMEOUT
+            )
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            data = await asyncio.wait_for(reader.read(), ATTEMPT_TIMEOUT)
+            writer.close()
+            result = (start, True, data.split(b"\r\n\r\n", 1)[-1].decode().strip() or "empty")
+        except Exception as exc:
+            result = (start, False, type(exc).__name__)
+        with self.lock:
+            self.attempts.append(result)
+
+    async def _main(self) -> None:
+        tasks: set = set()
+        while not self.stop.is_set():
+            task = asyncio.ensure_future(self._attempt())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(ATTEMPT_PERIOD)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=ATTEMPT_TIMEOUT + 5)
+
+
+def start_keepalive_server(name: str) -> None:
+    root = f"/tmp/www-{name}"
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "index.html"), "w") as f:
+        f.write(name + "\n")
+    servers[name] = subprocess.Popen(
+        ["ip", "netns", "exec", name, sys.executable, "-c", KEEPALIVE_SERVER, RS[name],
+         str(RS_PORT), root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def bench_trial(client: Client, kind: str, name: str) -> dict:
+    """Kill or black-hole `name` at a random phase against lvscare's ticks; the kernel's view
+    (weight 0, removed: /proc/net/ip_vs) and the client's (its last new connection that reached
+    the dead server; None when none did: missing, never 0)."""
+    time.sleep(random.uniform(0.0, INTERVAL))
+    ip = RS[name]
+    dead = time.monotonic()
+    if kind == "killed":
+        stop_server(name)
+    else:
+        subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"], input=BENCH_BLACKHOLE,
+                       text=True, check=True)  # fmt: skip
+    weight0 = since_fast(dead, lambda: proc_dests().get(ip, "0") == "0", 30)
+    removed = since_fast(dead, lambda: ip not in proc_dests(), 30)
+    time.sleep(ATTEMPT_TIMEOUT + 0.5)  # attempts still in flight resolve
+    with client.lock:
+        failed = [at for at, ok, detail in client.attempts
+                  if at >= dead and not ok and detail in REACHED[kind]]  # fmt: skip
+    if kind == "killed":
+        start_keepalive_server(name)
+    else:
+        sh("ip", "netns", "exec", name, "nft", "delete", "table", "inet", "benchhole")
+    back = wait(lambda: all_weight(3), 60)
+    return {"kind": kind, "name": name, "weight0": weight0, "removed": removed,
+            "vip": round(max(failed) - dead, 3) if failed else None, "back": back}  # fmt: skip
+
+
+def bench_pinned() -> dict:
+    """A kept-alive client (kubelet's watch): one HTTP/1.1 connection through the VIP, a request
+    every 0.1 s; its server is black-holed; seconds until the client's connection fails (lvscare
+    ends connections to a real server it removes; without that, TCP or the client gives up)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(VIP, PORT, timeout=60)
+    conn.request("GET", "/")
+    name = conn.getresponse().read().decode().strip()
+    subprocess.run(["ip", "netns", "exec", name, "nft", "-f", "-"], input=BENCH_BLACKHOLE,
+                   text=True, check=True)  # fmt: skip
+    dead = time.monotonic()
+    how, stuck = "no error", None
+    while time.monotonic() - dead < 60:
+        try:
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        except Exception as exc:
+            stuck, how = round(time.monotonic() - dead, 3), type(exc).__name__
+            break
+        time.sleep(0.1)
+    conn.close()
+    sh("ip", "netns", "exec", name, "nft", "delete", "table", "inet", "benchhole")
+    wait(lambda: all_weight(3), 60)
+    return {"kind": "pinned", "name": name, "stuck": stuck, "how": how}
+
+
+def bench(trials: int, cpu_window: float) -> None:
+    """benchmarks/failover's IPVS part: lvscare --backend ipvs with the scenario's settings,
+    3 keep-alive real servers; CPU idle, trials of each case with a client making a new
+    connection every ATTEMPT_PERIOD, kept-alive client trials, CPU over all of that."""
+    setup_network()
+    for name in RS:
+        start_keepalive_server(name)
+    wait(lambda: all(server_up(n) for n in RS), 30)
+    care = lvscare(log="/tmp/lvscare-bench.log")
+    if wait(lambda: all_weight(3), 120) < 0:
+        with open("/tmp/lvscare-bench.log") as f:
+            log = f.read()[-3000:]
+        raise RuntimeError(f"lvscare did not set up three real servers:\n{ipvsadm()}\n{log}")
+    settings = {"interval": INTERVAL, "timeout": TIMEOUT, "fall": FALL, "rise": RISE}
+    print("BENCH " + json.dumps({"kind": "settings", **settings}), flush=True)
+    used, t0 = cpu_seconds(care.pid), time.monotonic()
+    time.sleep(cpu_window)
+    print("BENCH " + json.dumps({"kind": "cpu", "what": "3 real servers, idle",
+                                 "used": cpu_seconds(care.pid) - used,
+                                 "span": time.monotonic() - t0}), flush=True)  # fmt: skip
+    client = Client()
+    used, t0 = cpu_seconds(care.pid), time.monotonic()
+    names = list(RS)
+    for kind in ("killed", "black-holed"):
+        for i in range(trials):
+            print("BENCH " + json.dumps(bench_trial(client, kind, names[i % 3])), flush=True)
+    client.close()
+    for _ in range(min(trials, 3)):
+        print("BENCH " + json.dumps(bench_pinned()), flush=True)
+    print("BENCH " + json.dumps({"kind": "cpu", "what": "3 real servers, client + failures",
+                                 "used": cpu_seconds(care.pid) - used,
+                                 "span": time.monotonic() - t0}), flush=True)  # fmt: skip
+    care.send_signal(signal.SIGTERM)
+    care.wait(timeout=30)
+    for name in list(servers):
+        stop_server(name)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["bench"]:
+        bench(int(sys.argv[2]), float(sys.argv[3]))
+    else:
+        main()
