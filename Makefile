@@ -13,7 +13,7 @@ demo-lvscare: setup
 	$(PY) -m sealos_lab.lvscare_demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	.venv/bin/ruff check src tests benchmarks
