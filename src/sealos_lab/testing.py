@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -250,3 +252,41 @@ def unfinished_at(lab: Lab, host: str, marker: str, killed_at: float) -> Optiona
     if written is None or written > killed_at:
         return None
     return f"{host}: {marker} was written {killed_at - written:.2f} s before the kill"
+
+
+class CmdlineWatch:
+    """Reads every process's argv on every host, over and over, while a run goes on: `leaks`
+    lists lines holding any of `secrets`; `seen` counts lines `witness` matches (the run's own
+    commands: without any, the watch proves nothing)."""
+
+    def __init__(self, lab: Lab, secrets: Sequence[str], witness: str) -> None:
+        self.lab = lab
+        self.secrets = list(secrets)
+        self.witness = re.compile(witness)
+        self.leaks: list[str] = []
+        self.seen = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch, args=(h.name,), daemon=True) for h in lab.hosts
+        ]
+
+    def __enter__(self) -> CmdlineWatch:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def _watch(self, host: str) -> None:
+        script = 'for f in /proc/[0-9]*/cmdline; do tr "\\000" " " < "$f"; echo; done'
+        while not self._stop.is_set():
+            proc = self.lab.exec(host, ["sh", "-c", script], timeout=30)
+            for line in proc.stdout.splitlines():
+                if any(secret in line for secret in self.secrets):
+                    self.leaks.append(f"{host}: {line}")
+                if self.witness.search(line):
+                    self.seen += 1
+            time.sleep(0.2)

@@ -13,15 +13,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from sealos_lab.lab import Lab
 from sealos_lab.state import HostSpec
-from sealos_lab.testing import host_sh, lab_session, make_sudo_user, wait_until
+from sealos_lab.testing import CmdlineWatch, host_sh, lab_session, make_sudo_user, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sealos_scan import Scan
@@ -47,40 +45,6 @@ def ok(proc) -> str:
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     return proc.stdout
-
-
-class CmdlineWatch:
-    """Reads every process's argv on every host, over and over, while a run goes on."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.leaks: list[str] = []
-        self.sudo_seen = 0  # argv of `sudo -k -S ...` seen: the watch saw sealos's commands
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._watch, args=(h.name,), daemon=True) for h in lab.hosts
-        ]
-
-    def __enter__(self) -> CmdlineWatch:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(30)
-
-    def _watch(self, host: str) -> None:
-        script = 'for f in /proc/[0-9]*/cmdline; do tr "\\000" " " < "$f"; echo; done'
-        while not self._stop.is_set():
-            proc = self.lab.exec(host, ["sh", "-c", script], timeout=30)
-            for line in proc.stdout.splitlines():
-                if PASSWORD in line:
-                    self.leaks.append(f"{host}: {line}")
-                if line.startswith("sudo -k -S "):
-                    self.sudo_seen += 1
-            time.sleep(0.2)
 
 
 def nodes(lab: Lab, master: str) -> dict[str, str]:
@@ -131,7 +95,7 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
         for x in h[:4]:
             assert outside_login_traces(scans[x.name].changes()) == [], x.name
 
-        with CmdlineWatch(lab) as watch:
+        with CmdlineWatch(lab, [PASSWORD], r"^sudo -k -S ") as watch:
             ok(sealos(lab, home, *init))
             state = (home / "config.yaml").read_text()
             assert PASSWORD not in state and f"user: {USER}" in state, state
@@ -159,7 +123,7 @@ def test_sudo_user_inits_joins_and_cleans_without_root_login(tmp_path):
             assert "kubelet" not in host_sh(lab, h[4].name, "ls /usr/bin")
 
             ok(sealos(lab, home, "clean", "--all", "-y"))
-        assert watch.sudo_seen > 0, "no sudo'd command was seen: the watch proves nothing"
+        assert watch.seen > 0, "no sudo'd command was seen: the watch proves nothing"
         assert watch.leaks == [], watch.leaks[:3]
         for x in h[:4]:
             left = outside_login_traces(scans[x.name].leftovers())

@@ -15,14 +15,12 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from sealos_lab.lab import Lab
-from sealos_lab.testing import lab_session, wait_for_output
+from sealos_lab.testing import CmdlineWatch, lab_session, wait_for_output
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -30,6 +28,7 @@ VERSION = "v1.20.15"
 USER = "fetcher"
 PASSWORD = "Pkg-pa55"
 SIGNATURE = "c2lnbmVkLXVybC1mb3ItdGhlLWxhYg"
+DOWNLOADS = r"^(curl|wget) .*(-K -|http)"  # argv of curl/wget downloading
 PORT = 18111
 HOLD_SECONDS = 3
 
@@ -82,40 +81,6 @@ def sealos(lab: Lab, home: Path, args: list[str], timeout: float = 600) -> subpr
     )  # fmt: skip
 
 
-class CmdlineWatch:
-    """Reads every process's argv on every host, over and over, while a run goes on."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.leaks: list[str] = []
-        self.downloads = 0  # argv of curl/wget downloading seen
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._watch, args=(h.name,), daemon=True) for h in lab.hosts
-        ]
-
-    def __enter__(self) -> CmdlineWatch:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(30)
-
-    def _watch(self, host: str) -> None:
-        script = 'for f in /proc/[0-9]*/cmdline; do tr "\\000" " " < "$f"; echo; done'
-        while not self._stop.is_set():
-            proc = self.lab.exec(host, ["sh", "-c", script], timeout=30)
-            for line in proc.stdout.splitlines():
-                if PASSWORD in line or SIGNATURE in line:
-                    self.leaks.append(f"{host}: {line}")
-                if re.match(r"^(curl|wget) ", line) and ("-K -" in line or "http" in line):
-                    self.downloads += 1
-            time.sleep(0.2)
-
-
 def kubeadm_tokens(lab: Lab, host: str) -> list[str]:
     proc = lab.exec(host, ["kubeadm", "token", "list"], timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -161,12 +126,12 @@ def test_url_credentials_stay_secret_and_no_join_token_is_left(tmp_path):
             assert f"download http://<redacted>@{lab.operator_ip}:{PORT}/" in out, out[-3000:]
             assert secret_free(out + err), "the dry run shows the URL's credentials"
 
-            with CmdlineWatch(lab) as watch:
+            with CmdlineWatch(lab, [PASSWORD, SIGNATURE], DOWNLOADS) as watch:
                 init = sealos(lab, home, args)
                 out, err = init.communicate(timeout=900)
             assert init.returncode == 0, out[-4000:] + err
             assert "package downloaded" in out
-            assert watch.downloads > 0, "no download was seen: the watch proves nothing"
+            assert watch.seen > 0, "no download was seen: the watch proves nothing"
             assert watch.leaks == [], watch.leaks[:3]
             assert secret_free(out + err)
             state = (home / "config.yaml").read_text()
@@ -181,11 +146,11 @@ def test_url_credentials_stay_secret_and_no_join_token_is_left(tmp_path):
             joined = sealos(lab, home, ["join", "--node", n2.ip])
             out, err = joined.communicate(timeout=600)
             assert joined.returncode == 1 and "give the URL again with --pkg-url" in err + out
-            with CmdlineWatch(lab) as watch:
+            with CmdlineWatch(lab, [PASSWORD, SIGNATURE], DOWNLOADS) as watch:
                 joined = sealos(lab, home, ["join", "--node", n2.ip, "--pkg-url", url])
                 out, err = joined.communicate(timeout=900)
             assert joined.returncode == 0, out[-4000:] + err
-            assert watch.downloads > 0 and watch.leaks == [], watch.leaks[:3]
+            assert watch.seen > 0 and watch.leaks == [], watch.leaks[:3]
             assert secret_free(out + err)
             assert secret_free((home / "config.yaml").read_text())
             assert all(secret_free(p.read_text()) for p in (home / "logs").glob("*.log"))
