@@ -28,7 +28,7 @@ import contextlib
 import posixpath
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -432,11 +432,11 @@ class SSHConnection:
     async def _address_seen_by_host(self) -> str:
         """The host's own address of this SSH session (a name given behind a bastion is resolved
         there, not here): the third field of $SSH_CONNECTION; the name when it is not there."""
-        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError, TimeoutError):
-            done = await self._need().run(
-                'printf %s "$SSH_CONNECTION"', timeout=30, check=False, stdin=asyncssh.DEVNULL
+        with contextlib.suppress(HostError):
+            done = await self.run(
+                'printf %s "$SSH_CONNECTION"', timeout=30, check=False, as_login_user=True
             )
-            fields = _text(done.stdout).split()
+            fields = done.stdout.split()
             if len(fields) == 4:
                 return fields[2]
         return self.address.host
@@ -536,8 +536,10 @@ class SSHConnection:
         check: bool = True,
         hide_output: bool = False,
         label: Optional[str] = None,
+        as_login_user: bool = False,
     ) -> CommandResult:
-        """Run `command` in the remote shell; stdin gets `input` (never logged).
+        """Run `command` in the remote shell, as root (through sudo for a login user that is not
+        root; `as_login_user` runs it as that user itself); stdin gets `input` (never logged).
 
         check=True raises CommandError (naming the host, command and stderr) on a non-zero exit;
         `label` names a long script in that message (the log always has the whole command).
@@ -545,10 +547,10 @@ class SSHConnection:
         shown = label or self.redact(command)
         conn = self._need()
         limit = self.command_timeout if timeout is None else timeout
-        self._log("run", command)
+        self._log("run", f"{command} (as {self.credentials.user})" if as_login_user else command)
         if input is not None:
             self._log("stdin", f"{len(input.encode())} bytes (not logged)")
-        sent, sent_input = self.as_root(command, input)
+        sent, sent_input = (command, input) if as_login_user else self.as_root(command, input)
         started = time.monotonic()
         try:
             # Without input, stdin is closed: a command that reads it must not wait for the timeout.
@@ -649,26 +651,16 @@ class SSHConnection:
         )
 
     async def _as_login_user(self, command: str, *, input: Optional[str] = None) -> CommandResult:
-        """Run a short command as the login user itself (no sudo); for the sudo check and the
-        staging folder. Output and stdin are not logged."""
-        conn = self._need()
-        self._log("run", f"{command} (as {self.credentials.user})")
-        stdin: dict[str, Any] = (
-            {"input": input} if input is not None else {"stdin": asyncssh.DEVNULL}
+        """Run a short command as the login user itself (no sudo); for the sudo check. Output
+        and stdin are not logged."""
+        return await self.run(
+            command,
+            input=input,
+            timeout=SUDO_CHECK_TIMEOUT,
+            check=False,
+            hide_output=True,
+            as_login_user=True,
         )
-        try:
-            done = await conn.run(
-                command, timeout=SUDO_CHECK_TIMEOUT, check=False, errors="replace", **stdin
-            )
-        except (asyncssh.Error, OSError) as e:
-            raise HostError(
-                self.name,
-                f"the SSH connection broke ({e}); run the same command again.",
-                kind="ssh",
-            ) from None
-        status = done.exit_status if done.exit_status is not None else -1
-        self._log("exit", str(status))
-        return CommandResult(status, _text(done.stdout), _text(done.stderr))
 
     def _log_output(self, stdout: str, stderr: str, hide: bool) -> None:
         if hide:
@@ -718,12 +710,11 @@ class SSHConnection:
 
         try:
             if self.sudo_mode is not None:
-                staged = await self._stage_path(sftp)
-                try:
+
+                async def put(staged: str) -> None:
                     await sftp.put(str(local), staged, progress_handler=handler)
-                    await self._install_staged(staged, remote, mode)
-                finally:
-                    await self._drop_staged(sftp, staged)
+
+                await self._write_staged(sftp, put, remote, mode)
                 return
             await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
             # Block size left to asyncssh: it reads the server's limits (OpenSSH: 256 KiB).
@@ -770,14 +761,13 @@ class SSHConnection:
         self._log("write", f"{remote} ({len(data)} bytes, mode {mode:o})")
         try:
             if self.sudo_mode is not None:
-                staged = await self._stage_path(sftp)
-                try:
+
+                async def write(staged: str) -> None:
                     private = asyncssh.SFTPAttrs(permissions=0o600)
                     async with sftp.open(staged, "wb", attrs=private) as f:
                         await f.write(data)
-                    await self._install_staged(staged, remote, mode)
-                finally:
-                    await self._drop_staged(sftp, staged)
+
+                await self._write_staged(sftp, write, remote, mode)
                 return
             await sftp.makedirs(posixpath.dirname(remote) or "/", exist_ok=True)
             async with sftp.open(tmp, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as f:
@@ -840,9 +830,22 @@ class SSHConnection:
             label=f"install {remote}",
         )
 
-    async def _drop_staged(self, sftp: asyncssh.SFTPClient, staged: str) -> None:
-        with contextlib.suppress(asyncssh.SFTPError, OSError):
-            await sftp.remove(staged)
+    async def _write_staged(
+        self,
+        sftp: asyncssh.SFTPClient,
+        write: Callable[[str], Awaitable[None]],
+        remote: str,
+        mode: int,
+    ) -> None:
+        """sudo: `write` the file into the staging folder as the login user, then install it as
+        root (_install_staged); the staged file never outlives the call."""
+        staged = await self._stage_path(sftp)
+        try:
+            await write(staged)
+            await self._install_staged(staged, remote, mode)
+        finally:
+            with contextlib.suppress(asyncssh.SFTPError, OSError):
+                await sftp.remove(staged)
 
     async def _read_as_root(self, remote: str, verb: str = "reading") -> bytes:
         """A root-only file's bytes, read through sudo (base64 on the wire, never logged)."""

@@ -7,6 +7,7 @@ import asyncio
 from sealos.context import ClusterHost, Context
 from sealos.errors import HostError
 from sealos.phases.base import Phase
+from sealos.ssh import SSHConnection
 
 
 class Connect(Phase):
@@ -26,10 +27,7 @@ class Connect(Phase):
             # First and once: a bastion that fails is one error (naming it), not one per host.
             ctx.ui.step(ctx.bastion.name, "connecting")
             await ctx.bastion.connect_shared()
-            new = ""
-            if ctx.bastion.new_host_key:
-                new = f", new host key {ctx.bastion.host_key_fingerprint} taken"
-            ctx.ui.host_done(ctx.bastion.name, True, f"connected ({ctx.bastion.ip}){new}")
+            ctx.ui.host_done(ctx.bastion.name, True, _connected(ctx.bastion, ctx.bastion.ip))
         limit = asyncio.Semaphore(ctx.spec.concurrency)
 
         async def one(node: ClusterHost) -> None:
@@ -42,9 +40,12 @@ class Connect(Phase):
                     node.error = e
                     ctx.ui.host_done(node.name, False, str(e))
                     return
-                new = ""
-                if node.ssh.new_host_key:
-                    new = f", new host key {node.ssh.host_key_fingerprint} taken"
-                ctx.ui.host_done(node.name, True, f"connected ({node.ip}){new}")
+                ctx.ui.host_done(node.name, True, _connected(node.ssh, node.ip))
 
         await asyncio.gather(*(one(n) for n in nodes))
+
+
+def _connected(ssh: SSHConnection, ip: str) -> str:
+    """The line a connected host (or the bastion) shows: its address, and a new key taken."""
+    new = f", new host key {ssh.host_key_fingerprint} taken" if ssh.new_host_key else ""
+    return f"connected ({ip}){new}"
