@@ -121,15 +121,19 @@ def step(name: str, **data) -> None:
     print("STEP " + json.dumps(data), flush=True)
 
 
-def start_server(name: str) -> None:
-    """An HTTP server in namespace `name` whose page is its own name."""
+def start_server(name: str, keepalive: bool = False) -> None:
+    """An HTTP server in namespace `name` whose page is its own name (`keepalive`: HTTP/1.1
+    keep-alive, KEEPALIVE_SERVER; else Python's http.server)."""
     root = f"/tmp/www-{name}"
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "index.html"), "w") as f:
         f.write(name + "\n")
+    if keepalive:
+        serve = ["-c", KEEPALIVE_SERVER, RS[name], str(RS_PORT), root]
+    else:
+        serve = ["-m", "http.server", "--bind", RS[name], "--directory", root, str(RS_PORT)]
     servers[name] = subprocess.Popen(
-        ["ip", "netns", "exec", name, sys.executable, "-m", "http.server", "--bind", RS[name],
-         "--directory", root, str(RS_PORT)],
+        ["ip", "netns", "exec", name, sys.executable, *serve],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -471,17 +475,6 @@ class Client:
         self.thread.join(timeout=ATTEMPT_TIMEOUT + 5)
 
 
-def start_keepalive_server(name: str) -> None:
-    root = f"/tmp/www-{name}"
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "index.html"), "w") as f:
-        f.write(name + "\n")
-    servers[name] = subprocess.Popen(
-        ["ip", "netns", "exec", name, sys.executable, "-c", KEEPALIVE_SERVER, RS[name],
-         str(RS_PORT), root], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def bench_trial(client: Client, kind: str, name: str) -> dict:
     """Kill or black-hole `name` at a random phase against lvscare's ticks; the kernel's view
     (weight 0, removed: /proc/net/ip_vs) and the client's (its last new connection that reached
@@ -501,7 +494,7 @@ def bench_trial(client: Client, kind: str, name: str) -> dict:
         failed = [at for at, ok, detail in client.attempts
                   if at >= dead and not ok and detail in REACHED[kind]]  # fmt: skip
     if kind == "killed":
-        start_keepalive_server(name)
+        start_server(name, keepalive=True)
     else:
         sh("ip", "netns", "exec", name, "nft", "delete", "table", "inet", "benchhole")
     back = wait(lambda: all_weight(3), 60)
@@ -542,7 +535,7 @@ def bench(trials: int, cpu_window: float) -> None:
     connection every ATTEMPT_PERIOD, kept-alive client trials, CPU over all of that."""
     setup_network()
     for name in RS:
-        start_keepalive_server(name)
+        start_server(name, keepalive=True)
     wait(lambda: all(server_up(n) for n in RS), 30)
     care = lvscare(log="/tmp/lvscare-bench.log")
     if wait(lambda: all_weight(3), 120) < 0:
