@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,65 +280,6 @@ def test_black_holed_master_leaves_the_node_rule_and_the_nodes_stay_ready(cluste
         f"{seen} looks at the nodes while it was gone, none NotReady"
     )
     assert time.monotonic() - freed < 200
-
-
-def test_master_reboot_nodes_stay_ready_and_it_rejoins_the_rules(cluster: Lab):
-    """`systemctl reboot` of a master: while it is down the node's IPVS rule drops it and the
-    other nodes stay Ready (their kubelets reach the others through the VIP); once back it is
-    Ready and in the node's rule again."""
-    lab = cluster
-    m1, m2, m3, n1 = lab.hosts
-    _wait_all_ready(lab)
-    _wait_in_rule(lab, n1.name, m3.ip, 120)
-    rebooted: dict[str, object] = {}
-
-    def do_reboot() -> None:
-        try:
-            rebooted["ssh"] = reboot(lab, m3.name, timeout=600)
-        except BaseException as exc:  # reported by the test below
-            rebooted["error"] = exc
-
-    started = time.monotonic()
-    thread = threading.Thread(target=do_reboot, daemon=True)
-    thread.start()
-    gone = back = ready = None
-    seen, not_ready, in_rule = 0, [], True
-    # Until it is Ready again from its new boot and back in the rule (or was never out of it).
-    while time.monotonic() - started < 900 and not (
-        ready is not None and (back is not None or (gone is None and in_rule))
-    ):
-        now = time.monotonic() - started
-        rule = _vip_real_servers(lab, n1.name)
-        if rule is not None:
-            in_rule = rule.get(m3.ip) == MASQ_1
-            if gone is None and m3.ip not in rule:
-                gone = now
-            if gone is not None and back is None and in_rule:
-                back = now
-        states = _node_states(lab)
-        if states:
-            seen += 1
-            not_ready += [(round(now), h.hostname, states.get(h.hostname)) for h in (m1, m2, n1)
-                          if states.get(h.hostname) != "Ready"]  # fmt: skip
-            if "ssh" in rebooted and ready is None and states.get(m3.hostname) == "Ready":
-                ready = time.monotonic() - started
-        if "error" in rebooted:
-            raise AssertionError(f"{m3.name}: {rebooted['error']}")
-        time.sleep(1)
-    thread.join(timeout=1)
-    assert "ssh" in rebooted, f"{m3.name} did not come back from its reboot"
-    assert gone is not None, f"{m3.ip} never left {n1.name}'s IPVS rule while it rebooted"
-    assert seen >= 3, f"kubectl on {m1.name} answered {seen} times during the reboot"
-    assert not not_ready, not_ready
-    assert ready is not None, f"{m3.hostname} not Ready after its reboot: {_node_states(lab)}"
-    assert back is not None, (
-        f"{m3.ip} not back in {n1.name}'s rule: {_vip_real_servers(lab, n1.name)}"
-    )
-    print(
-        f"master reboot: SSH back after {rebooted['ssh']:.1f} s, Ready after {ready:.1f} s; the "
-        f"node's IPVS rule went without it from {gone:.1f} s to {back:.1f} s "
-        f"({back - gone:.1f} s); {seen} looks at the nodes, none NotReady"
-    )
 
 
 def test_clean_removes_kube_proxys_ipvs_service_and_link(cluster: Lab):
