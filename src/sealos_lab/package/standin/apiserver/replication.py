@@ -1,10 +1,13 @@
 """Masters share their state as etcd members would.
 
-Every apiserver pushes its changes to its peers (the `peers` objects) once a second, and at once
-after an object write; a restarted apiserver first pulls a snapshot from a peer. Heartbeats
-(leases) travel only in the 1 s batches. Every round also tells which peers answer (their etcd
-members are alive, for the quorum: membership.py), and applies `--force-new-cluster` when the
-etcd static pod manifest gains it (as etcd restarted by the kubelet with that flag would).
+Every apiserver pushes its changes to each peer (the `peers` objects) over a link of its own, in
+its own thread, as an etcd member streams to each of the others: a peer that has gone away
+(stopped, or every packet dropped) delays only its own link, never the others, the health
+answers or the writes. A link pushes once a second, and at once after an object write; a
+restarted apiserver first pulls a snapshot from a peer. Heartbeats (leases) travel only in the
+1 s pushes. Every answer tells that the peer's etcd member is alive (for the quorum:
+membership.py). `--force-new-cluster` in the etcd static pod manifest is applied when it appears
+(as etcd restarted by the kubelet with that flag would).
 """
 
 from __future__ import annotations
@@ -13,44 +16,108 @@ import contextlib
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..apiclient import ApiClient, ApiError, ConnectError
 from ..hostenv import log
-from .membership import started_members
+from .membership import has_quorum, started_members
 from .settings import ApiserverSettings
 from .store import Store, object_key
 
 SYNC_INTERVAL = 1.0
 ALIVE_WINDOW = 3.0  # a peer that answered within this many seconds counts as alive
+PEER_TIMEOUT = 2.0  # one push or liveness ask to a peer
+PROBE_TIMEOUT = 1.0  # asking a silent member during a quorum check
+WRITE_WAIT = 5.0  # an object write waits at most this long for the live peers to have it
 API_GROUP = "sealos-lab.io"
 
 
+class _PeerLink:
+    """Replication to one peer, from a thread of its own."""
+
+    def __init__(self, replicator: Replicator, name: str, url: str) -> None:
+        self.replicator = replicator
+        self.name = name
+        self.url = url
+        self.sent = 0  # the store position this peer has
+        self.down = False  # its last attempt failed
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self._client: Optional[ApiClient] = None
+        self.thread = threading.Thread(target=self._run, name=f"peer-{name}", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.push()
+            except Exception as exc:  # the link must outlive any single bad round
+                log("apiserver", f"replication to {self.name} failed: {exc!r}")
+            self.wake.wait(SYNC_INTERVAL)
+        if self._client is not None:
+            self._client.close()
+
+    def push(self) -> None:
+        """Send what the peer lacks (or ask it is alive when there is nothing to send)."""
+        rep = self.replicator
+        if self._client is None:
+            self._client = rep.peer_client(self.url, PEER_TIMEOUT)
+        client = self._client
+        rep.resync_from(client)
+        changes = rep.store.changes_since(self.sent)
+        try:
+            if changes["objects"] or changes["leases"]:
+                client.call("POST", f"/apis/{API_GROUP}/v1/sync", changes)
+                self.sent = int(changes["upto"])
+            else:
+                client.call("GET", "/livez")
+        except ApiError:
+            if changes["objects"] or changes["leases"]:
+                self._went_down("it refused the changes")
+                return
+        except (ConnectError, OSError) as exc:
+            client.close()
+            self._went_down(str(exc))
+            return
+        rep.note_alive(self.name)
+        if self.down:
+            log("apiserver", f"peer {self.name} reachable again")
+            self.down = False
+        rep.pushed()
+
+    def _went_down(self, why: str) -> None:
+        # Logged when a peer goes away and when it comes back, not every second.
+        if not self.down:
+            log("apiserver", f"peer {self.name} unreachable, will retry: {why}")
+            self.down = True
+        self.replicator.pushed()
+
+
 class Replicator:
-    """Pushes one apiserver's changes to its peers, each from where it left off."""
+    """Keeps a link to each peer (`_PeerLink`), and this member's view of which peers are alive."""
 
     def __init__(self, settings: ApiserverSettings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self._peer_clients: dict[str, ApiClient] = {}
-        self._peer_sent: dict[str, int] = {}
-        self._peer_down: set[str] = set()
-        self._sync_lock = threading.Lock()
+        self._links: dict[tuple[str, str], _PeerLink] = {}
+        self._links_lock = threading.Lock()
+        self._resync_lock = threading.Lock()
         self._resynced = False
+        self._pushed = threading.Condition()
         self._seen: dict[str, float] = {}  # peer name -> monotonic time it last answered
         self._seen_at: dict[str, float] = {}  # ... and its wall-clock time (see `started`)
         self._forced_manifest: str = ""
 
     # liveness of the peers' etcd members ------------------------------------------------------
 
-    def _note_alive(self, name: str) -> None:
+    def note_alive(self, name: str) -> None:
         self._seen[name] = time.monotonic()
         self._seen_at[name] = time.time()
 
     def alive(self) -> set[str]:
         """This member and the peers that answered within ALIVE_WINDOW."""
         now = time.monotonic()
-        recent = {n for n, t in self._seen.items() if now - t <= ALIVE_WINDOW}
+        recent = {n for n, t in list(self._seen.items()) if now - t <= ALIVE_WINDOW}
         return {self.settings.node_name, *recent}
 
     def started(self, members: list[dict[str, Any]]) -> set[str]:
@@ -59,24 +126,37 @@ class Replicator:
         return started_members(members, self.settings.node_name, self._seen_at)
 
     def probe_now(self, members: list[dict[str, Any]]) -> set[str]:
-        """Ask each silent member now (1 s each); the alive set afterwards."""
+        """Ask the silent members now, all at once (PROBE_TIMEOUT each); the alive set as soon as
+        it holds a quorum, or once every answer is in. A member that is gone costs no more than
+        the wait for the others."""
         alive = self.alive()
-        for member in members:
-            if member["name"] in alive:
-                continue
-            client = self._fresh_client(str(member["url"]), 1.0)
-            try:
-                client.call("GET", "/livez")
-                self._note_alive(member["name"])
-            except ApiError:
-                self._note_alive(member["name"])  # it answered: the process is up
-            except (ConnectError, OSError):
-                pass
-            finally:
-                client.close()
+        probes = [
+            threading.Thread(target=self._probe, args=(m,), daemon=True)
+            for m in members
+            if m["name"] not in alive
+        ]
+        for probe in probes:
+            probe.start()
+        deadline = time.monotonic() + PROBE_TIMEOUT + 0.5
+        while any(p.is_alive() for p in probes) and time.monotonic() < deadline:
+            if has_quorum(members, self.alive()):
+                break
+            time.sleep(0.01)
         return self.alive()
 
-    def _fresh_client(self, url: str, timeout: float) -> ApiClient:
+    def _probe(self, member: dict[str, Any]) -> None:
+        client = self.peer_client(str(member["url"]), PROBE_TIMEOUT)
+        try:
+            client.call("GET", "/livez")
+            self.note_alive(member["name"])
+        except ApiError:
+            self.note_alive(member["name"])  # it answered: the process is up
+        except (ConnectError, OSError):
+            pass
+        finally:
+            client.close()
+
+    def peer_client(self, url: str, timeout: float) -> ApiClient:
         return ApiClient(
             url,
             ca_pem=Path(self.settings.client_ca_file).read_text(),
@@ -101,69 +181,70 @@ class Replicator:
 
     # replication ----------------------------------------------------------------------------
 
-    def _peer_client(self, url: str) -> ApiClient:
-        client = self._peer_clients.get(url)
-        if client is None:
-            client = ApiClient(
-                url,
-                ca_pem=Path(self.settings.client_ca_file).read_text(),
-                cert_pem=Path(self.settings.peer_cert_file).read_text(),
-                key_pem=Path(self.settings.peer_key_file).read_text(),
-                timeout=2.0,
-            )
-            self._peer_clients[url] = client
-        return client
-
     def peers(self) -> list[dict[str, Any]]:
         return [p for p in self.store.items("peers", "") if p["name"] != self.settings.node_name]
 
-    def replicate_once(self) -> None:
-        """Push local changes to every peer; pull a snapshot once after start."""
-        with self._sync_lock:
-            self._replicate_locked()
+    def resync_from(self, client: ApiClient) -> None:
+        """Once after start: merge a peer's snapshot (what was written while this one was down)."""
+        if self._resynced:
+            return
+        with self._resync_lock:
+            if self._resynced:
+                return
+            with contextlib.suppress(ApiError, ConnectError, OSError, ValueError):
+                self.store.merge(client.call("GET", f"/apis/{API_GROUP}/v1/snapshot"))
+                self._resynced = True
 
-    def _replicate_locked(self) -> None:
-        for peer in self.peers():
-            url = peer["url"]
-            client = self._peer_client(url)
-            if not self._resynced:
-                with contextlib.suppress(ApiError, ConnectError, OSError, ValueError):
-                    self.store.merge(client.call("GET", f"/apis/{API_GROUP}/v1/snapshot"))
-                    self._resynced = True
-            sent = self._peer_sent.get(url, 0)
-            changes = self.store.changes_since(sent)
-            if not changes["objects"] and not changes["leases"]:
-                try:
-                    client.call("GET", "/livez")  # nothing to send: is its member alive?
-                    self._note_alive(str(peer["name"]))
-                except ApiError:
-                    self._note_alive(str(peer["name"]))
-                except (ConnectError, OSError):
-                    client.close()
-                continue
-            try:
-                client.call("POST", f"/apis/{API_GROUP}/v1/sync", changes)
-            except (ApiError, ConnectError, OSError) as exc:
-                # Logged when a peer goes away and when it comes back, not every second.
-                if url not in self._peer_down:
-                    log("apiserver", f"peer {peer['name']} unreachable, will retry: {exc}")
-                    self._peer_down.add(url)
-                client.close()
-                continue
-            self._note_alive(str(peer["name"]))
-            if url in self._peer_down:
-                log("apiserver", f"peer {peer['name']} reachable again")
-                self._peer_down.discard(url)
-            self._peer_sent[url] = int(changes["upto"])
-        if not self.peers():
-            self._resynced = True
+    def pushed(self) -> None:
+        """A link finished an attempt (`replicate_once` waits on these)."""
+        with self._pushed:
+            self._pushed.notify_all()
+
+    def _reconcile_links(self) -> list[_PeerLink]:
+        """A link per peer now recorded: new peers get one, removed ones have theirs stopped."""
+        wanted = {(str(p["name"]), str(p["url"])) for p in self.peers()}
+        with self._links_lock:
+            for key in list(self._links):
+                if key not in wanted:
+                    self._links.pop(key).stop.set()
+            for name, url in wanted:
+                if (name, url) not in self._links:
+                    link = _PeerLink(self, name, url)
+                    self._links[(name, url)] = link
+                    link.thread.start()
+            if not wanted:
+                self._resynced = True
+            return list(self._links.values())
+
+    def replicate_once(self) -> None:
+        """After an object write: push now, and return once every peer that answers has it (a
+        peer that is down is not waited for, as etcd's quorum write does not wait for it)."""
+        upto = self.store.lseq
+        links = self._reconcile_links()
+        for link in links:
+            link.wake.set()
+        deadline = time.monotonic() + WRITE_WAIT
+        with self._pushed:
+            while not all(link.sent >= upto or link.down for link in links):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._pushed.wait(left)
         self.store.save_if_dirty()
 
+    def close(self) -> None:
+        with self._links_lock:
+            for link in self._links.values():
+                link.stop.set()
+                link.wake.set()
+
     def run(self, stopping: threading.Event) -> None:
-        """Replicate once a second until stopping is set."""
+        """Keep a link per peer, and apply --force-new-cluster, until stopping is set."""
         while not stopping.wait(SYNC_INTERVAL):
             try:
                 self.apply_force_new_cluster()
-                self.replicate_once()
+                self._reconcile_links()
+                self.store.save_if_dirty()
             except Exception as exc:  # the loop must outlive any single bad round
                 log("apiserver", f"replication round failed: {exc!r}")
+        self.close()

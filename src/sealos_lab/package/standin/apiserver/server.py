@@ -124,6 +124,8 @@ class _TLSServer(ThreadingHTTPServer):
         tls.settimeout(120)
         try:
             super().finish_request(tls, client_address)
+        except (ssl.SSLError, ConnectionError, TimeoutError):
+            pass  # the client went away mid-answer (a health probe that timed out): its loss
         finally:
             with contextlib.suppress(OSError):
                 tls.close()
