@@ -35,6 +35,7 @@ from .pki import PkiError, kubeconfig_document, load_kubeconfig, make_csr, new_k
 from .versions import container_runtime_version, parse_kube_version
 
 HEARTBEAT_INTERVAL = 1.0
+NODE_STATUS_UPDATE_RETRY = 5  # the kubelet's nodeStatusUpdateRetry
 _VALUE_FLAGS = {
     "kubeconfig",
     "bootstrap-kubeconfig",
@@ -202,14 +203,12 @@ class NodeAgent:
             log("kubelet", text)
             self._last_problem = text
 
-    def run(self) -> None:
-        config = load_kubeconfig(self.kubeconfig)
-        client = ApiClient.from_kubeconfig(config, timeout=3.0)
-        log(
-            "kubelet",
-            f"node {self.node}: reporting to {config.server} every {HEARTBEAT_INTERVAL:g}s",
-        )
-        while not self.stop.is_set():
+    def beat(self, client: ApiClient, server: str) -> bool:
+        """One status update, as the kubelet's updateNodeStatus: up to NODE_STATUS_UPDATE_RETRY
+        tries at once, the connection dropped after a failed try from the second on
+        (onRepeatedHeartbeatFailure closes the kubelet's connections), so a retry can land on
+        another apiserver behind the VIP. Whether it got through."""
+        for attempt in range(NODE_STATUS_UPDATE_RETRY):
             try:
                 client.ensure_connection()
                 if not self.registered:
@@ -221,9 +220,6 @@ class NodeAgent:
                     self.seq += 1
                     body = {"uid": self.uid, "seq": self.seq}
                     client.call("PUT", f"/api/v1/nodes/{self.node}/status", body)
-                if self._last_problem:
-                    log("kubelet", f"reporting to {config.server} again")
-                    self._last_problem = ""
             except ApiError as exc:
                 what = (
                     "Unable to register node"
@@ -231,11 +227,28 @@ class NodeAgent:
                     else "Error updating node status"
                 )
                 self._problem(f"{what} with API server, will retry: {exc}")
+                if attempt > 0:
+                    client.close()
+                continue
             except ConnectError as exc:
                 client.close()
-                self._problem(
-                    f'Error updating node status, will retry: Get "{config.server}": {exc}'
-                )
+                self._problem(f'Error updating node status, will retry: Get "{server}": {exc}')
+                continue
+            if self._last_problem:
+                log("kubelet", f"reporting to {server} again")
+                self._last_problem = ""
+            return True
+        return False
+
+    def run(self) -> None:
+        config = load_kubeconfig(self.kubeconfig)
+        client = ApiClient.from_kubeconfig(config, timeout=3.0)
+        log(
+            "kubelet",
+            f"node {self.node}: reporting to {config.server} every {HEARTBEAT_INTERVAL:g}s",
+        )
+        while not self.stop.is_set():
+            self.beat(client, config.server)
             self.stop.wait(HEARTBEAT_INTERVAL)
         client.close()
 
