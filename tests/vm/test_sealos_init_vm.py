@@ -225,7 +225,6 @@ def _story(lab: Lab, since: str) -> str:
             lines = lab.exec(host.name, argv, timeout=60).stdout.splitlines()
         except subprocess.TimeoutExpired:
             lines = ["(journalctl did not answer)"]
-        lines = [x for x in lines if "] " in x or "lvscare" in x or x.startswith("(")]
         parts.append(f"--- {host.name} {' '.join(units)}:\n" + "\n".join(lines[-60:]))
     return "\n".join(parts)
 

@@ -253,6 +253,17 @@ class ApiClient:
                 ip = self._ip or self.host
                 self.close()
                 raise self._os_error(ip, exc) from None
+            except http.client.HTTPException as exc:
+                # An answer cut short (an apiserver whose process ended mid-answer, as on a
+                # master's reboot): a broken connection, as Go's "unexpected EOF".
+                ip = self._ip or self.host
+                self.close()
+                raise ConnectError(
+                    "reset",
+                    self.host,
+                    self.port,
+                    f"read tcp {ip}:{self.port}: unexpected EOF ({type(exc).__name__})",
+                ) from None
             if response.getheader("Connection", "").lower() == "close":
                 self.close()
             return self._decode(response.status, response.getheader("Content-Type", ""), data)

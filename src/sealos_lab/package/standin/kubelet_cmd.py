@@ -234,6 +234,10 @@ class NodeAgent:
                 client.close()
                 self._problem(f'Error updating node status, will retry: Get "{server}": {exc}')
                 continue
+            except Exception as exc:  # a failed update never ends the kubelet
+                client.close()
+                self._problem(f"Error updating node status, will retry: {exc!r}")
+                continue
             if self._last_problem:
                 log("kubelet", f"reporting to {server} again")
                 self._last_problem = ""
