@@ -9,9 +9,11 @@ test_lab_package_cluster.py; services are tracked background processes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +96,25 @@ def control_plane(bed: NetnsTestbed, tmp_path: Path) -> None:
     assert {row[1] for row in listed} == {"started"} and {row[5] for row in listed} == {"false"}
 
 
-def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def control_plane_bed(prefix: str, count: int, tmp_path: Path) -> Iterator[NetnsTestbed]:
+    """`count` namespace hosts, the first kubeadm-inited and the others joined as control planes
+    (`control_plane`); torn down afterwards, also on failure."""
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
     package = build(VERSION, tmp_path / "kube.tar.gz")
-    bed = NetnsTestbed(f"q9eq{os.getpid() % 10000}", 2, tmp_path / "hosts", package, PYTHON)
+    bed = NetnsTestbed(f"{prefix}{os.getpid() % 10000}", count, tmp_path / "hosts", package, PYTHON)
     try:
         bed.up()
-        m1, m2 = bed.hosts
         control_plane(bed, tmp_path)
+        yield bed
+    finally:
+        bed.down()
+
+
+def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Path) -> None:
+    with control_plane_bed("q9eq", 2, tmp_path) as bed:
+        m1, m2 = bed.hosts
         assert bed.tool(m1, "kubeadm", "token", "create").returncode == 0
 
         bed.kill_service(m2, APISERVER)  # its etcd member is down: 1 of 2 voters left
@@ -130,8 +142,6 @@ def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Pat
         manifest.write_text(before)
         token = bed.tool(m1, "kubeadm", "token", "create")
         assert token.returncode == 0, token.stderr
-    finally:
-        bed.down()
 
 
 # Asks /healthz back to back on one kept-alive connection for SECONDS; prints how many answers,
@@ -173,14 +183,8 @@ def test_a_black_holed_member_slows_neither_health_nor_writes_of_the_others(
     quorum, and neither waits on it: every /healthz answer of the first stays under lvscare's
     1 s probe timeout (lvscare would otherwise take a live master out of the nodes' rules), and a
     write on the first reaches the third. Once its packets flow again it catches up."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
-    package = build(VERSION, tmp_path / "kube.tar.gz")
-    bed = NetnsTestbed(f"q9bh{os.getpid() % 10000}", 3, tmp_path / "hosts", package, PYTHON)
-    try:
-        bed.up()
+    with control_plane_bed("q9bh", 3, tmp_path) as bed:
         m1, m2, m3 = bed.hosts
-        control_plane(bed, tmp_path)
         for host in (m2, m3):  # kubeadm on each reads its own apiserver, as on sealos's masters
             bed.set_hosts(host, {"apiserver.cluster.local": host.address})
         holed = bed.run(m2, ["nft", "-f", "-"], stdin=BLACKHOLE)
@@ -204,5 +208,3 @@ def test_a_black_holed_member_slows_neither_health_nor_writes_of_the_others(
             bed.run(m2, ["nft", "delete", "table", "inet", "sealos_lab_blackhole"]).returncode == 0
         )
         assert wait_for(lambda: made in tokens(bed, m2), 20)
-    finally:
-        bed.down()
