@@ -16,11 +16,11 @@ import time
 
 from sealos_lab.lab import Lab, down, up
 from sealos_lab.package import build
+from sealos_lab.package.standin.hostenv import APISERVER_UNIT
 from sealos_lab.paths import lab_dir
 
 LAB = "demo"
 VIP = "10.103.97.2"
-APISERVER_UNIT = "sealos-lab-kube-apiserver"
 
 
 def say(text: str) -> None:

@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from sealos_lab.package import build
+from sealos_lab.package.standin.hostenv import APISERVER_UNIT
 from sealos_lab.package.testbed import NamespaceHost, NetnsTestbed
 
 pytestmark = pytest.mark.root
 VERSION = "v1.28.15"
 PYTHON = "/usr/bin/python3"
-APISERVER = "sealos-lab-kube-apiserver"
 
 
 def group(pattern: str, text: str) -> str:
@@ -117,7 +117,7 @@ def test_a_down_voting_member_stops_writes_until_force_new_cluster(tmp_path: Pat
         m1, m2 = bed.hosts
         assert bed.tool(m1, "kubeadm", "token", "create").returncode == 0
 
-        bed.kill_service(m2, APISERVER)  # its etcd member is down: 1 of 2 voters left
+        bed.kill_service(m2, APISERVER_UNIT)  # its etcd member is down: 1 of 2 voters left
         time.sleep(4)  # past the window in which m1 still counts it alive
         token = bed.tool(m1, "kubeadm", "token", "create")
         assert token.returncode == 1, token.stdout

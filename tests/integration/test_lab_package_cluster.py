@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from sealos_lab.package import build
+from sealos_lab.package.standin.hostenv import APISERVER_UNIT
 from sealos_lab.package.testbed import NamespaceHost, NetnsTestbed
 
 pytestmark = pytest.mark.root
@@ -306,7 +307,7 @@ def test_control_plane_and_worker_join(cluster: Any) -> None:
 def test_kubelets_follow_etc_hosts_and_go_not_ready_when_unheard(cluster: Any) -> None:
     bed, m1, m2, w1 = cluster["bed"], cluster["m1"], cluster["m2"], cluster["w1"]
     bed.set_hosts(w1, {"apiserver.cluster.local": m2.address})
-    bed.kill_service(m1, "sealos-lab-kube-apiserver")
+    bed.kill_service(m1, APISERVER_UNIT)
     try:
         # Past the 10 s window m1, whose kubelet reports to its own stopped apiserver, is NotReady
         # (waited for, not slept: a loaded machine stretches the window); w1, whose kubelet now
@@ -317,7 +318,7 @@ def test_kubelets_follow_etc_hosts_and_go_not_ready_when_unheard(cluster: Any) -
         assert table["m1"][1] == "NotReady"
         assert table["m2"][1] == "Ready"
     finally:
-        bed.start_service(m1, "sealos-lab-kube-apiserver")
+        bed.start_service(m1, APISERVER_UNIT)
     assert wait_for(lambda: kubectl(bed, m1, "get", "nodes").returncode == 0, 20)
     assert wait_for(lambda: node_table(bed, m2)["m1"][1] == "Ready", 20)
 
@@ -382,7 +383,7 @@ def test_node_deletion_and_apiserver_loss_keep_masters_in_agreement(cluster: Any
     assert wait_for(lambda: "w1" not in node_table(bed, m1), 5)
     time.sleep(2)  # the kubelet keeps posting; a deleted node stays deleted until it re-registers
     assert "w1" not in node_table(bed, m1) and "w1" not in node_table(bed, m2)
-    bed.kill_service(m1, "sealos-lab-kube-apiserver")
+    bed.kill_service(m1, APISERVER_UNIT)
     down = kubectl(bed, m1, "get", "nodes")
     assert down.returncode == 1
     assert (
@@ -391,7 +392,7 @@ def test_node_deletion_and_apiserver_loss_keep_masters_in_agreement(cluster: Any
     )
     assert set(node_table(bed, m2)) == {"m1", "m2"}
     assert node_table(bed, m2)["m2"][1] == "Ready"
-    bed.start_service(m1, "sealos-lab-kube-apiserver")
+    bed.start_service(m1, APISERVER_UNIT)
     assert wait_for(lambda: kubectl(bed, m1, "get", "nodes").returncode == 0, 20)
     assert wait_for(
         lambda: (t := node_table(bed, m1)) and set(t) == {"m1", "m2"} and t["m1"][1] == "Ready", 20

@@ -21,6 +21,7 @@ import yaml
 
 from sealos.remote_paths import MARK_JOIN
 from sealos_lab.lab import Lab
+from sealos_lab.package.standin.hostenv import APISERVER_UNIT
 from sealos_lab.testing import lab_session, running, unfinished_at, wait_for_output, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,7 +33,6 @@ VERSION = "v1.20.15"
 VIP = "10.103.97.2"
 NAME = "apiserver.cluster.local"
 MARKER = "# managed by sealos"
-APISERVER_UNIT = "sealos-lab-kube-apiserver"
 
 
 def build_package(version: str, folder: Path) -> Path:

@@ -29,6 +29,7 @@ from typing import Optional
 import pytest
 
 from sealos_lab.lab import Lab
+from sealos_lab.package.standin.hostenv import APISERVER_UNIT
 from sealos_lab.state import HostSpec
 from sealos_lab.testing import lab_session, reboot, run_sealos, wait_until
 
@@ -38,7 +39,6 @@ VERSION = "v1.20.15"
 VIP = "10.103.97.2"
 SERVICE = "TCP  10.96.0.1:443 rr"  # the kubernetes Service, as kube-proxy puts it in IPVS
 HOME: dict[str, Path] = {}  # the cluster's SEALOS_HOME, for the last test's clean
-APISERVER = "sealos-lab-kube-apiserver"  # the stand-in apiserver's unit
 KUBECTL: list[str] = []  # the package's kubectl on the operator, with the admin kubeconfig
 
 
@@ -217,7 +217,11 @@ def _story(lab: Lab, since: str) -> str:
     guest time `since` (epoch seconds): a failure's explanation, not a judgement."""
     m1, m2, _m3, n1 = lab.hosts
     parts = []
-    for host, units in ((n1, ["kubelet", "lvscare"]), (m1, [APISERVER]), (m2, [APISERVER])):
+    for host, units in (
+        (n1, ["kubelet", "lvscare"]),
+        (m1, [APISERVER_UNIT]),
+        (m2, [APISERVER_UNIT]),
+    ):
         argv = ["journalctl", "--no-pager", "-o", "short-precise", "--since", f"@{since}"]
         for unit in units:
             argv += ["-u", unit]

@@ -65,14 +65,15 @@ class _PeerLink:
         client = self._client
         rep.resync_from(client)
         changes = rep.store.changes_since(self.sent)
+        pending = bool(changes["objects"] or changes["leases"])
         try:
-            if changes["objects"] or changes["leases"]:
+            if pending:
                 client.call("POST", f"/apis/{API_GROUP}/v1/sync", changes)
                 self.sent = int(changes["upto"])
             else:
-                client.call("GET", "/livez")
+                client.call("GET", "/livez")  # nothing to send: is its member alive?
         except ApiError:
-            if changes["objects"] or changes["leases"]:
+            if pending:
                 self._went_down("it refused the changes")
                 return
         except (ConnectError, OSError) as exc:
